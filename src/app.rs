@@ -1,0 +1,226 @@
+//! Wiring: the database, connectors, the feed scheduler and the workers; run until stopped, or once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, watch};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::connectors::Registry;
+use crate::db;
+use crate::feed::{self, PollOutcome};
+use crate::worker::{DrainSummary, Workers};
+
+/// A built daemon: everything opened, nothing running yet.
+pub struct App {
+    /// The database pool.
+    pub pool: SqlitePool,
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// The connectors.
+    pub registry: Arc<Registry>,
+    /// The clock.
+    pub clock: Clock,
+    /// The HTTP client for feeds.
+    pub http: reqwest::Client,
+}
+
+/// What `run --once` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct OnceSummary {
+    /// The feed poll, if a feed is configured.
+    pub poll: Option<PollSummary>,
+    /// The drain of due removals.
+    pub drain: DrainSummary,
+    /// Removals still pending (not yet due, or waiting for a retry).
+    pub pending: i64,
+    /// Removals held for approval.
+    pub held: i64,
+}
+
+/// A poll's result in `run --once` output.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PollSummary {
+    /// Ingested.
+    Ingested(crate::feed::intake::BatchSummary),
+    /// Could not be read.
+    Failed {
+        /// Batch id.
+        batch_id: i64,
+        /// Why.
+        error: String,
+    },
+}
+
+impl From<PollOutcome> for PollSummary {
+    fn from(p: PollOutcome) -> Self {
+        match p {
+            PollOutcome::Ingested(s) => Self::Ingested(s),
+            PollOutcome::Failed { batch_id, error } => Self::Failed { batch_id, error },
+        }
+    }
+}
+
+impl App {
+    /// Opens the database (applying migrations) and builds the connectors.
+    pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        let pool = db::open(
+            &config.database.path,
+            config.database.max_connections,
+            config.database.busy_timeout,
+        )
+        .await?;
+        let registry = Arc::new(Registry::build(&config)?);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("offboard/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+            registry,
+            clock,
+            http,
+        })
+    }
+
+    /// The worker pool of this app.
+    pub fn workers(&self) -> Workers {
+        Workers::new(
+            self.pool.clone(),
+            self.config.clone(),
+            self.registry.clone(),
+            self.clock.clone(),
+        )
+    }
+
+    /// Polls the feed once (if configured), then processes everything due.
+    pub async fn run_once(&self) -> anyhow::Result<OnceSummary> {
+        let poll = match &self.config.feed {
+            Some(_) => Some(
+                feed::poll_once(&self.pool, &self.config, &self.http, self.clock.now())
+                    .await?
+                    .into(),
+            ),
+            None => None,
+        };
+        let drain = self.workers().drain().await?;
+        let (pending, held): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'held'), 0) FROM removals",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OnceSummary {
+            poll,
+            drain,
+            pending,
+            held,
+        })
+    }
+
+    /// Runs the daemon until `shutdown` turns true: a feed poll at start and on the schedule (never
+    /// two at once), and the workers.
+    pub async fn run_until_stopped(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let workers = self.workers();
+        let waker = workers.waker();
+        let worker_task = tokio::spawn(workers.run_until_stopped(shutdown.clone()));
+
+        let mut scheduler = None;
+        let mut poller = None;
+        if let Some(feed) = &self.config.feed {
+            // Ticks go through a one-slot channel to a single poller task: a slow poll is never
+            // overlapped, and ticks that arrive meanwhile collapse into one.
+            let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
+            let _ = tick_tx.try_send(());
+            let sched = JobScheduler::new()
+                .await
+                .context("cannot start the scheduler")?;
+            let job_tx = tick_tx.clone();
+            let job = Job::new_async(feed.schedule.as_str(), move |_id, _lock| {
+                let tx = job_tx.clone();
+                Box::pin(async move {
+                    if tx.try_send(()).is_err() {
+                        tracing::debug!(
+                            "A feed poll is still running; this tick is folded into the next poll."
+                        );
+                    }
+                })
+            })
+            .with_context(|| format!("invalid feed.schedule {:?}", feed.schedule))?;
+            sched
+                .add(job)
+                .await
+                .context("cannot schedule the feed poll")?;
+            sched.start().await.context("cannot start the scheduler")?;
+            scheduler = Some(sched);
+            let pool = self.pool.clone();
+            let config = self.config.clone();
+            let http = self.http.clone();
+            let clock = self.clock.clone();
+            let mut stop = shutdown.clone();
+            poller = Some(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        tick = tick_rx.recv() => if tick.is_none() { break },
+                        _ = stop.changed() => break,
+                    }
+                    if *stop.borrow() {
+                        break;
+                    }
+                    match feed::poll_once(&pool, &config, &http, clock.now()).await {
+                        Ok(PollOutcome::Ingested(s)) => {
+                            tracing::info!(
+                                batch_id = s.batch_id,
+                                rows = s.rows,
+                                rejected = s.rejected,
+                                new_terminations = s.new_terminations,
+                                rescinded = s.rescinded,
+                                "Feed polled."
+                            );
+                            waker.notify_one();
+                        }
+                        Ok(PollOutcome::Failed { batch_id, error }) => {
+                            tracing::warn!(batch_id, error = %error, "Feed poll failed; nothing changed. Retrying at the next tick.");
+                        }
+                        Err(e) => tracing::warn!(error = %format!("{e:#}"), "Feed poll failed."),
+                    }
+                }
+                drop(tick_tx);
+            }));
+        }
+
+        let result = worker_task.await.context("the worker task panicked")?;
+        if let Some(mut sched) = scheduler {
+            let _ = sched.shutdown().await;
+        }
+        if let Some(poller) = poller {
+            // A poll commits in one transaction; give it a moment, then leave it (nothing half-written).
+            let _ = tokio::time::timeout(Duration::from_secs(10), poller).await;
+        }
+        self.pool.close().await;
+        result
+    }
+}
+
+/// A watch that turns true on SIGTERM or SIGINT.
+pub fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping."),
+            _ = int.recv() => tracing::info!("SIGINT: stopping."),
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}

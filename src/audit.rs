@@ -1,0 +1,307 @@
+//! The append-only, hash-chained audit log: append in the caller's transaction, verify, read.
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{FromRow, SqlitePool};
+
+use crate::db::{Tx, parse_ts, ts};
+
+/// The actor recorded for the daemon's own actions.
+pub const DAEMON: &str = "offboard";
+
+/// The hash that stands before the first row.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit entry to append. Holds ids and outcomes, never secrets, and no personal data beyond
+/// the employee id.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    /// Who acted: [`DAEMON`] or an operator's name.
+    pub actor: String,
+    /// What happened, e.g. `removal_done`.
+    pub event: &'static str,
+    /// Whose access it concerns.
+    pub employee_id: Option<String>,
+    /// Which connector.
+    pub connector: Option<String>,
+    /// Which removal.
+    pub removal_id: Option<i64>,
+    /// Which batch.
+    pub batch_id: Option<i64>,
+    /// Which attempt of the removal.
+    pub attempt: Option<i64>,
+    /// The outcome, for attempts and completions.
+    pub outcome: Option<String>,
+    /// HTTP status of a vendor call.
+    pub http_status: Option<i64>,
+    /// Duration of a vendor call in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// Anything else, as JSON.
+    pub detail: serde_json::Value,
+}
+
+impl Entry {
+    /// A daemon entry for `event`.
+    pub fn daemon(event: &'static str) -> Self {
+        Self::by(DAEMON, event)
+    }
+
+    /// An entry for `event` by `actor`.
+    pub fn by(actor: &str, event: &'static str) -> Self {
+        Self {
+            actor: actor.to_string(),
+            event,
+            detail: serde_json::Value::Object(Default::default()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the employee.
+    pub fn employee(mut self, id: impl Into<String>) -> Self {
+        self.employee_id = Some(id.into());
+        self
+    }
+
+    /// Sets the connector.
+    pub fn connector(mut self, name: impl Into<String>) -> Self {
+        self.connector = Some(name.into());
+        self
+    }
+
+    /// Sets the removal.
+    pub fn removal(mut self, id: i64) -> Self {
+        self.removal_id = Some(id);
+        self
+    }
+
+    /// Sets the batch.
+    pub fn batch(mut self, id: i64) -> Self {
+        self.batch_id = Some(id);
+        self
+    }
+
+    /// Sets the attempt number.
+    pub fn attempt(mut self, n: i64) -> Self {
+        self.attempt = Some(n);
+        self
+    }
+
+    /// Sets the outcome.
+    pub fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.outcome = Some(outcome.into());
+        self
+    }
+
+    /// Sets the detail JSON.
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// A stored audit row.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct AuditRow {
+    /// Position in the chain, from 1 without gaps.
+    pub seq: i64,
+    /// When (UTC).
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub event: String,
+    /// Whose access.
+    pub employee_id: Option<String>,
+    /// Which connector.
+    pub connector: Option<String>,
+    /// Which removal.
+    pub removal_id: Option<i64>,
+    /// Which batch.
+    pub batch_id: Option<i64>,
+    /// Which attempt.
+    pub attempt: Option<i64>,
+    /// Outcome.
+    pub outcome: Option<String>,
+    /// HTTP status of a vendor call.
+    pub http_status: Option<i64>,
+    /// Duration of a vendor call in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// Detail JSON text.
+    pub detail: String,
+    /// Hash of the previous row.
+    pub prev_hash: String,
+    /// SHA-256 over this row's content and `prev_hash`.
+    pub hash: String,
+}
+
+/// The hash of a row: SHA-256 over a JSON array of every column but `hash`, in column order.
+fn row_hash(row: &AuditRow) -> String {
+    let canonical = serde_json::json!([
+        row.seq,
+        row.at,
+        row.actor,
+        row.event,
+        row.employee_id,
+        row.connector,
+        row.removal_id,
+        row.batch_id,
+        row.attempt,
+        row.outcome,
+        row.http_status,
+        row.duration_ms,
+        row.detail,
+        row.prev_hash,
+    ]);
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    hex(&digest)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Appends `entry` in the caller's write transaction and returns its sequence number.
+pub async fn append(tx: &mut Tx, at: DateTime<Utc>, entry: Entry) -> Result<i64, sqlx::Error> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+    let mut row = AuditRow {
+        seq: prev_seq + 1,
+        at: ts(at),
+        actor: entry.actor,
+        event: entry.event.to_string(),
+        employee_id: entry.employee_id,
+        connector: entry.connector,
+        removal_id: entry.removal_id,
+        batch_id: entry.batch_id,
+        attempt: entry.attempt,
+        outcome: entry.outcome,
+        http_status: entry.http_status,
+        duration_ms: entry.duration_ms,
+        detail: entry.detail.to_string(),
+        prev_hash,
+        hash: String::new(),
+    };
+    row.hash = row_hash(&row);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.seq)
+    .bind(&row.at)
+    .bind(&row.actor)
+    .bind(&row.event)
+    .bind(&row.employee_id)
+    .bind(&row.connector)
+    .bind(row.removal_id)
+    .bind(row.batch_id)
+    .bind(row.attempt)
+    .bind(&row.outcome)
+    .bind(row.http_status)
+    .bind(row.duration_ms)
+    .bind(&row.detail)
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(row.seq)
+}
+
+/// The result of checking the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Verification {
+    /// Every row is intact.
+    Ok {
+        /// Rows checked.
+        rows: i64,
+        /// Hash of the last row (keep it elsewhere to detect a cut tail).
+        head: String,
+    },
+    /// The first row that does not fit the chain.
+    Broken {
+        /// Its sequence number (or the number missing).
+        seq: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Walks the whole chain in order and reports the first row that was altered, inserted or removed.
+pub async fn verify(pool: &SqlitePool) -> anyhow::Result<Verification> {
+    let mut rows =
+        sqlx::query_as::<_, AuditRow>("SELECT * FROM audit_log ORDER BY seq").fetch(pool);
+    let mut expected_seq = 1;
+    let mut prev_hash = GENESIS_HASH.to_string();
+    let mut count = 0;
+    while let Some(row) = rows.try_next().await? {
+        if row.seq != expected_seq {
+            return Ok(Verification::Broken {
+                seq: expected_seq,
+                reason: format!(
+                    "row {expected_seq} is missing (the next row is {})",
+                    row.seq
+                ),
+            });
+        }
+        if row.prev_hash != prev_hash {
+            return Ok(Verification::Broken {
+                seq: row.seq,
+                reason: "prev_hash does not match the previous row's hash (a row before it was changed or removed)".into(),
+            });
+        }
+        if row_hash(&row) != row.hash {
+            return Ok(Verification::Broken {
+                seq: row.seq,
+                reason: "the row's content does not match its hash (it was changed)".into(),
+            });
+        }
+        prev_hash = row.hash;
+        expected_seq += 1;
+        count += 1;
+    }
+    Ok(Verification::Ok {
+        rows: count,
+        head: prev_hash,
+    })
+}
+
+/// Which audit rows to read.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this employee's rows.
+    pub employee_id: Option<String>,
+    /// Only rows at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only this connector's rows.
+    pub connector: Option<String>,
+}
+
+/// Reads audit rows in chain order.
+pub async fn list(pool: &SqlitePool, filter: &Filter) -> anyhow::Result<Vec<AuditRow>> {
+    let rows = sqlx::query_as::<_, AuditRow>(
+        "SELECT * FROM audit_log \
+         WHERE (?1 IS NULL OR employee_id = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR connector = ?3) \
+         ORDER BY seq",
+    )
+    .bind(&filter.employee_id)
+    .bind(filter.since.map(ts))
+    .bind(&filter.connector)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// When an audit row was written.
+pub fn row_time(row: &AuditRow) -> anyhow::Result<DateTime<Utc>> {
+    parse_ts(&row.at)
+}

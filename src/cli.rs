@@ -1,0 +1,676 @@
+//! The command line: commands, their arguments, and their table, JSON and CSV output.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::SqlitePool;
+
+use crate::app::App;
+use crate::audit::{self, Verification};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::connectors::Registry;
+use crate::domain::{RemovalState, StatusValues};
+use crate::feed::intake::{self, Batch, BatchSource, Record};
+use crate::feed::rows::{self, RawRow, RawValue, RowRules};
+use crate::queue::{self, RemovalFilter, RetrySelection};
+
+/// offboard: removes a leaver's access to every SaaS app on the day HR says they leave, and proves it.
+#[derive(Debug, Parser)]
+#[command(name = "offboard", version, about)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "OFFBOARD_CONFIG",
+        default_value = "/etc/offboard/offboard.toml"
+    )]
+    pub config: PathBuf,
+    /// Who runs an operator command (recorded in the audit log); default $SUDO_USER, else $USER.
+    #[arg(long, global = true)]
+    pub actor: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// A readable table.
+    #[default]
+    Table,
+    /// JSON, for scripts.
+    Json,
+    /// CSV (cells that a spreadsheet would run as formulas are neutralised).
+    Csv,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the daemon: polls the feed on its schedule and works the queue until SIGTERM.
+    Run {
+        /// Poll once, process everything due, print a summary and exit (non-zero if anything failed).
+        #[arg(long)]
+        once: bool,
+        /// Summary format for --once.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Checks the config: prints "ok" or every problem (exit 1).
+    CheckConfig {
+        /// Also run each connector's probe (a cheap authenticated read).
+        #[arg(long)]
+        probe: bool,
+    },
+    /// Applies database migrations.
+    Migrate,
+    /// The queue by state and connector, the oldest due removal, failures, rehires after removal.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Lists removals.
+    Removals {
+        /// Only this state.
+        #[arg(long)]
+        state: Option<RemovalState>,
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only this employee.
+        #[arg(long)]
+        employee: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Puts a failed (or planned) removal, or every failed one, back in the queue.
+    Retry {
+        /// The removal id.
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<i64>,
+        /// Every failed removal.
+        #[arg(long)]
+        failed: bool,
+        /// With --failed: only this connector.
+        #[arg(long, requires = "failed")]
+        connector: Option<String>,
+    },
+    /// Cancels a pending, held, failed or planned removal.
+    Cancel {
+        /// The removal id.
+        id: i64,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enqueues a termination by hand (same validation as the feed).
+    Enqueue {
+        /// The HR employee id.
+        #[arg(long)]
+        employee_id: String,
+        /// Work email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Username.
+        #[arg(long)]
+        username: Option<String>,
+        /// UPN.
+        #[arg(long)]
+        upn: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Effective time (YYYY-MM-DD or RFC 3339); default now.
+        #[arg(long)]
+        effective: Option<String>,
+    },
+    /// One-time bulk removal of the accounts listed in a column of a vendor's user export (one batch).
+    Import {
+        /// The CSV export.
+        file: PathBuf,
+        /// The connector to remove them from.
+        #[arg(long)]
+        connector: String,
+        /// The column that holds the account key.
+        #[arg(long)]
+        column: String,
+    },
+    /// Reads the audit log, or verifies its hash chain.
+    Audit {
+        /// verify: checks the hash chain.
+        #[command(subcommand)]
+        action: Option<AuditAction>,
+        /// Only this employee.
+        #[arg(long)]
+        employee: Option<String>,
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only rows at or after this time (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// Audit subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Checks that no audit row was changed, inserted or removed.
+    Verify,
+}
+
+/// The operator's name: `--actor`, else `$SUDO_USER`, else `$USER`, else "unknown".
+pub fn actor(explicit: Option<&str>) -> String {
+    explicit
+        .map(str::to_string)
+        .or_else(|| std::env::var("SUDO_USER").ok().filter(|s| !s.is_empty()))
+        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
+    let actor = actor(cli.actor.as_deref());
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::CheckConfig { probe } => check_config(&config, probe, &mut out).await,
+        Command::Run { once: false, .. } => {
+            let shutdown = crate::app::shutdown_on_signals()?;
+            let app = App::build(config, Clock::system()).await?;
+            tracing::info!(
+                connectors = app.config.connectors.len(),
+                feed = app.config.feed.is_some(),
+                "offboard started."
+            );
+            app.run_until_stopped(shutdown).await?;
+            tracing::info!("offboard stopped.");
+            Ok(0)
+        }
+        Command::Run { once: true, format } => {
+            let app = App::build(config, Clock::system()).await?;
+            let summary = app.run_once().await?;
+            let failed = failed_count(&app.pool).await?;
+            match format {
+                Format::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"summary": summary, "failed_total": failed})
+                    )?
+                )?,
+                _ => print_once_summary(&mut out, &summary, failed)?,
+            }
+            Ok(if summary.drain.failed > 0 || failed > 0 {
+                1
+            } else {
+                0
+            })
+        }
+        Command::Migrate => {
+            let pool = open(&config).await?;
+            let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_one(&pool)
+                .await?;
+            writeln!(out, "ok: {applied} migrations applied")?;
+            Ok(0)
+        }
+        Command::Status { format } => {
+            let pool = open(&config).await?;
+            let status = crate::status::gather(&pool, Utc::now()).await?;
+            crate::status::print(&mut out, &status, format)?;
+            Ok(0)
+        }
+        Command::Removals {
+            state,
+            connector,
+            employee,
+            format,
+        } => {
+            let pool = open(&config).await?;
+            let rows = queue::list(
+                &pool,
+                &RemovalFilter {
+                    state,
+                    connector,
+                    employee_id: employee,
+                },
+            )
+            .await?;
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        r.employee_id.clone(),
+                        r.connector.clone(),
+                        r.account.clone().unwrap_or_default(),
+                        r.state.clone(),
+                        r.due_at.clone(),
+                        r.attempts.to_string(),
+                        r.outcome.clone().unwrap_or_default(),
+                        r.last_error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            emit(
+                &mut out,
+                format,
+                &[
+                    "id",
+                    "employee",
+                    "connector",
+                    "account",
+                    "state",
+                    "due_at",
+                    "attempts",
+                    "outcome",
+                    "last_error",
+                ],
+                &table,
+                &rows,
+            )?;
+            Ok(0)
+        }
+        Command::Retry {
+            id,
+            failed: _,
+            connector,
+        } => {
+            let pool = open(&config).await?;
+            let selection = match id {
+                Some(id) => RetrySelection::One(id),
+                None => RetrySelection::Failed { connector },
+            };
+            let ids = queue::retry(&pool, &selection, &actor, Utc::now()).await?;
+            writeln!(out, "retried {} removal(s){}", ids.len(), list_ids(&ids))?;
+            Ok(0)
+        }
+        Command::Cancel { id, reason } => {
+            let pool = open(&config).await?;
+            queue::cancel(&pool, id, &reason, &actor, Utc::now()).await?;
+            writeln!(out, "cancelled removal {id}")?;
+            Ok(0)
+        }
+        Command::Enqueue {
+            employee_id,
+            email,
+            username,
+            upn,
+            display_name,
+            effective,
+        } => {
+            let pool = open(&config).await?;
+            let now = Utc::now();
+            let effective =
+                effective.unwrap_or_else(|| now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            let statuses = StatusValues::default();
+            let raw = RawRow {
+                employee_id: RawValue::Str(&employee_id).into(),
+                email: opt(&email).into(),
+                username: opt(&username).into(),
+                upn: opt(&upn).into(),
+                display_name: opt(&display_name).into(),
+                effective_date: RawValue::Str(&effective).into(),
+                status: RawValue::Str("terminated").into(),
+            };
+            let rules = RowRules {
+                statuses: &statuses,
+                timezone: config.feed.as_ref().map_or(chrono_tz::UTC, |f| f.timezone),
+                now,
+            };
+            let row = rows::check_row(&raw, &rules).map_err(|faults| {
+                anyhow::anyhow!(
+                    "the termination is not valid: {}",
+                    faults
+                        .iter()
+                        .map(|f| format!(
+                            "--{}: {}",
+                            f.field.as_deref().unwrap_or("row").replace('_', "-"),
+                            f.reason.as_str()
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let summary = intake::ingest(
+                &pool,
+                &config.connectors,
+                Batch {
+                    source: BatchSource::Cli,
+                    source_ref: None,
+                    actor: actor.clone(),
+                    content_sha256: None,
+                    records: vec![Record {
+                        row: 1,
+                        line: None,
+                        result: Ok(row),
+                    }],
+                },
+                now,
+            )
+            .await?;
+            writeln!(
+                out,
+                "batch {}: {} new termination(s), {} removal(s) planned",
+                summary.batch_id, summary.new_terminations, summary.removals_planned
+            )?;
+            Ok(0)
+        }
+        Command::Import {
+            file,
+            connector,
+            column,
+        } => {
+            let pool = open(&config).await?;
+            let connector_config = config.connector(&connector).with_context(|| {
+                format!(
+                    "no connector named {connector:?} in {}",
+                    config.path.display()
+                )
+            })?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let summary = intake::import_accounts(
+                &pool,
+                connector_config,
+                &bytes,
+                &column,
+                &file.display().to_string(),
+                &actor,
+                Utc::now(),
+            )
+            .await?;
+            writeln!(
+                out,
+                "batch {}: {} row(s), {} account(s) queued for removal from {}, {} rejected",
+                summary.batch_id,
+                summary.rows,
+                summary.removals_planned,
+                connector,
+                summary.rejected
+            )?;
+            Ok(0)
+        }
+        Command::Audit {
+            action: Some(AuditAction::Verify),
+            ..
+        } => {
+            let pool = open(&config).await?;
+            match audit::verify(&pool).await? {
+                Verification::Ok { rows, head } => {
+                    writeln!(out, "ok: {rows} rows, chain head {head}")?;
+                    Ok(0)
+                }
+                Verification::Broken { seq, reason } => {
+                    writeln!(out, "broken at row {seq}: {reason}")?;
+                    Ok(1)
+                }
+            }
+        }
+        Command::Audit {
+            action: None,
+            employee,
+            connector,
+            since,
+            format,
+        } => {
+            let pool = open(&config).await?;
+            let since = since
+                .map(|s| {
+                    parse_time_arg(&s)
+                        .with_context(|| format!("--since {s:?}: expected YYYY-MM-DD or RFC 3339"))
+                })
+                .transpose()?;
+            let rows = audit::list(
+                &pool,
+                &audit::Filter {
+                    employee_id: employee,
+                    since,
+                    connector,
+                },
+            )
+            .await?;
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.seq.to_string(),
+                        r.at.clone(),
+                        r.actor.clone(),
+                        r.event.clone(),
+                        r.employee_id.clone().unwrap_or_default(),
+                        r.connector.clone().unwrap_or_default(),
+                        r.removal_id.map(|v| v.to_string()).unwrap_or_default(),
+                        r.attempt.map(|v| v.to_string()).unwrap_or_default(),
+                        r.outcome.clone().unwrap_or_default(),
+                        r.http_status.map(|v| v.to_string()).unwrap_or_default(),
+                        r.detail.clone(),
+                    ]
+                })
+                .collect();
+            emit(
+                &mut out,
+                format,
+                &[
+                    "seq",
+                    "at",
+                    "actor",
+                    "event",
+                    "employee",
+                    "connector",
+                    "removal",
+                    "attempt",
+                    "outcome",
+                    "http",
+                    "detail",
+                ],
+                &table,
+                &rows,
+            )?;
+            Ok(0)
+        }
+    }
+}
+
+fn opt(v: &Option<String>) -> RawValue<'_> {
+    v.as_deref().map_or(RawValue::Absent, RawValue::Str)
+}
+
+fn list_ids(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ": {}",
+            ids.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// Parses a time argument: YYYY-MM-DD (UTC midnight) or RFC 3339.
+pub fn parse_time_arg(s: &str) -> Option<DateTime<Utc>> {
+    rows::parse_effective_date(s, chrono_tz::UTC)
+}
+
+async fn open(config: &Config) -> anyhow::Result<SqlitePool> {
+    crate::db::open(
+        &config.database.path,
+        config.database.max_connections,
+        config.database.busy_timeout,
+    )
+    .await
+}
+
+async fn failed_count(pool: &SqlitePool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM removals WHERE state = 'failed'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+async fn check_config(config: &Config, probe: bool, out: &mut impl Write) -> anyhow::Result<i32> {
+    for warning in &config.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    if !probe {
+        writeln!(out, "ok")?;
+        return Ok(0);
+    }
+    let registry = Registry::build(config)?;
+    let mut failures = 0;
+    for c in &config.connectors {
+        let Some(connector) = registry.get(&c.name) else {
+            continue;
+        };
+        match connector.probe().await {
+            Ok(msg) => writeln!(out, "connector {}: ok ({msg})", c.name)?,
+            Err(e) => {
+                failures += 1;
+                writeln!(out, "connector {}: {}", c.name, e.reason)?;
+            }
+        }
+    }
+    if failures == 0 {
+        writeln!(out, "ok")?;
+        Ok(0)
+    } else {
+        Ok(1)
+    }
+}
+
+fn print_once_summary(
+    out: &mut impl Write,
+    summary: &crate::app::OnceSummary,
+    failed_total: i64,
+) -> anyhow::Result<()> {
+    use crate::app::PollSummary;
+    match &summary.poll {
+        Some(PollSummary::Ingested(b)) => writeln!(
+            out,
+            "feed: batch {}: {} rows, {} accepted, {} rejected; {} new terminations, {} rescinded, {} moved; {} removals planned, {} cancelled",
+            b.batch_id,
+            b.rows,
+            b.accepted,
+            b.rejected,
+            b.new_terminations,
+            b.rescinded,
+            b.moved,
+            b.removals_planned,
+            b.removals_cancelled
+        )?,
+        Some(PollSummary::Failed { batch_id, error }) => {
+            writeln!(out, "feed: batch {batch_id} FAILED: {error}")?
+        }
+        None => writeln!(out, "feed: none configured")?,
+    }
+    let d = &summary.drain;
+    writeln!(
+        out,
+        "removals: {} attempts; {} done, {} planned (dry-run), {} to retry, {} failed, {} cancelled",
+        d.attempts, d.done, d.planned, d.retried, d.failed, d.cancelled
+    )?;
+    writeln!(
+        out,
+        "queue: {} pending (not yet due or waiting to retry), {} held, {} failed in total",
+        summary.pending, summary.held, failed_total
+    )?;
+    Ok(())
+}
+
+/// Writes rows as a table, CSV, or the serialisable items as JSON.
+pub fn emit<T: Serialize>(
+    out: &mut impl Write,
+    format: Format,
+    headers: &[&str],
+    rows: &[Vec<String>],
+    items: &[T],
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(items)?)?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(headers)?;
+            for row in rows {
+                w.write_record(row.iter().map(|c| rows::csv_safe_cell(c).into_owned()))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => write_table(out, headers, rows)?,
+    }
+    Ok(())
+}
+
+/// Writes an aligned text table; long cells are cut so one row stays one line.
+pub fn write_table(
+    out: &mut impl Write,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    const MAX: usize = 60;
+    let clean = |s: &str| -> String {
+        let s: String = s
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if s.chars().count() > MAX {
+            let mut cut: String = s.chars().take(MAX - 1).collect();
+            cut.push('…');
+            cut
+        } else {
+            s
+        }
+    };
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &cells {
+        for (i, c) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |out: &mut dyn Write, items: &[String]| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, item) in items.iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            if i + 1 == items.len() {
+                s.push_str(item);
+            } else {
+                s.push_str(item);
+                s.push_str(&" ".repeat(w.saturating_sub(item.chars().count()) + 2));
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(
+        out,
+        &headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>(),
+    )?;
+    for row in &cells {
+        line(out, row)?;
+    }
+    if cells.is_empty() {
+        writeln!(out, "(none)")?;
+    }
+    Ok(())
+}

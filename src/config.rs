@@ -1,0 +1,2746 @@
+//! Configuration: reads `offboard.toml` into validated, typed settings, resolving secrets, paths, durations and cron.
+//!
+//! Parsing happens in two layers. The raw layer is plain serde structs with `deny_unknown_fields`, deserialized
+//! section by section from toml's spanned document so that every type error and unknown key is reported with its
+//! dotted key and its line. The validated layer ([`Config`] and friends) is built from the raw layer while
+//! collecting every problem, so `check-config` can list them all at once.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::domain::{FieldNames, PERSON_FIELDS, StatusValues, Template};
+
+/// Default `database.url`: a file next to the config file.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://offboard.db";
+/// Default `database.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+/// Default `database.busy_timeout`.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `feed.timeout`.
+pub const DEFAULT_FEED_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `connector.concurrency`.
+pub const DEFAULT_CONNECTOR_CONCURRENCY: usize = 2;
+/// Default `connector.account` template.
+pub const DEFAULT_ACCOUNT_TEMPLATE: &str = "{email}";
+/// Default exec `timeout`.
+pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default exec `exit_already_absent` codes.
+pub const DEFAULT_EXIT_ALREADY_ABSENT: &[i32] = &[3];
+/// Default exec `exit_permanent` codes.
+pub const DEFAULT_EXIT_PERMANENT: &[i32] = &[2];
+/// The example cron expression used in messages and docs.
+pub const EXAMPLE_SCHEDULE: &str = "0 */5 * * * *";
+
+/// Upper bound for every concurrency setting.
+const MAX_CONCURRENCY: i64 = 256;
+/// Shortest accepted `workers.lease`.
+const MIN_LEASE: Duration = Duration::from_secs(10);
+/// Shortest accepted `workers.idle_poll`.
+const MIN_IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Top-level tables, in the order they are documented.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "database",
+    "feed",
+    "workers",
+    "retry",
+    "safety",
+    "log",
+    "connector",
+];
+
+/// Keys every `[[connector]]` accepts whatever its kind (besides `kind` itself, which picks the variant).
+const CONNECTOR_COMMON_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "account",
+    "grace",
+    "dry_run",
+    "concurrency",
+    "retry",
+];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validated configuration
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The whole validated configuration of one offboard instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the configuration came from (made absolute).
+    pub path: PathBuf,
+    /// Where the queue and audit log live.
+    pub database: DatabaseConfig,
+    /// The HR feed to poll; `None` for installs fed only by push or the CLI.
+    pub feed: Option<FeedConfig>,
+    /// The worker pool that drains the removal queue.
+    pub workers: WorkersConfig,
+    /// Global retry defaults; each connector's [`ConnectorConfig::retry`] starts from these.
+    pub retry: RetryPolicy,
+    /// Global safety switches.
+    pub safety: SafetyConfig,
+    /// Log output.
+    pub log: LogConfig,
+    /// The `[[connector]]` entries, in file order.
+    pub connectors: Vec<ConnectorConfig>,
+    /// Non-fatal notes for `check-config` (never contain secret values).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`, resolving every secret it references.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let path = absolute(path);
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    return Err(ConfigError::single(
+                        &path,
+                        "",
+                        "the file is not valid UTF-8",
+                    ));
+                }
+            },
+            Err(e) => {
+                return Err(ConfigError::single(
+                    &path,
+                    "",
+                    format!("cannot read the config file: {}", io_message(&e)),
+                ));
+            }
+        };
+        let mut config = Self::from_toml_str(&text, &path)?;
+        if is_world_writable(&path) {
+            config.warnings.push(format!(
+                "{} is writable by every user; anyone on this host can change what gets removed (chmod o-w)",
+                path.display()
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Validates config text as if it had been read from `path`: relative paths resolve against `path`'s
+    /// directory, and secrets are resolved from files and the process environment.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        build(text, path, &|name| std::env::var_os(name))
+    }
+
+    /// The connector with this name, if configured.
+    pub fn connector(&self, name: &str) -> Option<&ConnectorConfig> {
+        self.connectors.iter().find(|c| c.name == name)
+    }
+}
+
+/// Everything wrong with a config file; `Display` prints one `"{path}: {key}: {message}"` line per problem.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    /// The config file.
+    pub path: PathBuf,
+    /// Every problem found, in the order they were found.
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    fn single(path: &Path, key: &str, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            problems: vec![Problem {
+                key: key.to_string(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            if problem.key.is_empty() {
+                write!(f, "{}: {}", self.path.display(), problem.message)?;
+            } else {
+                write!(
+                    f,
+                    "{}: {}: {}",
+                    self.path.display(),
+                    problem.key,
+                    problem.message
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One thing wrong with the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `feed.schedule` or `connector.ldap_cleanup.timeout`; a connector whose name is missing or
+    /// invalid is addressed by its 0-based position, e.g. `connector[1].timeout`. Empty for whole-file problems
+    /// (unreadable file, TOML syntax error).
+    pub key: String,
+    /// What is wrong, with the bad value where that is not a secret.
+    pub message: String,
+}
+
+/// `[database]`: the SQLite file holding the queue and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// The SQLite database file (absolute once the config is loaded).
+    pub path: PathBuf,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+    /// How long a connection waits for a lock held by another before failing.
+    pub busy_timeout: Duration,
+}
+
+/// `[feed]`: the HR feed polled on a schedule.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    /// Where the feed is read from.
+    pub source: FeedSource,
+    /// Six-field cron expression, seconds first, evaluated in UTC (validated with the scheduler's parser).
+    pub schedule: String,
+    /// Which column carries which person field.
+    pub columns: FieldNames,
+    /// Which status values mean terminated and active.
+    pub statuses: StatusValues,
+    /// Zone for dates without an offset (`YYYY-MM-DD` means the start of that day here).
+    pub timezone: chrono_tz::Tz,
+    /// Limit for one whole fetch (HTTP request or file read).
+    pub timeout: Duration,
+}
+
+/// Where a feed comes from.
+#[derive(Debug, Clone)]
+pub enum FeedSource {
+    /// A local file, re-read on every poll (absolute path).
+    File(PathBuf),
+    /// An HTTP(S) URL fetched with GET on every poll.
+    Http {
+        /// `http://` or `https://` URL.
+        url: String,
+        /// Credentials sent with the request, if any.
+        auth: Option<HttpAuth>,
+    },
+}
+
+/// Credentials for an HTTP feed.
+#[derive(Debug, Clone)]
+pub enum HttpAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// `Authorization: Basic …`.
+    Basic {
+        /// The user name (not secret).
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+}
+
+/// A secret value (token, password). `Debug` and `Display` print `<redacted>`; only [`Secret::expose`] gives the
+/// value. It deliberately has no `PartialEq`: compare tokens with a constant-time comparison.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret value itself; keep it out of logs, errors and metrics.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `[workers]`: the pool that claims due removals and calls connectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkersConfig {
+    /// Removals processed at the same time across all connectors (1..=256).
+    pub concurrency: usize,
+    /// How long a claim stays valid before another worker may reclaim the removal (at least 10s).
+    pub lease: Duration,
+    /// Longest idle sleep between queue checks (at least 1s).
+    pub idle_poll: Duration,
+    /// On shutdown, how long in-flight calls may run before they are abandoned.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            lease: Duration::from_secs(5 * 60),
+            idle_poll: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter for retryable failures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Delay cap before the first retry (never more than `max`).
+    pub initial: Duration,
+    /// Largest delay between two attempts.
+    pub max: Duration,
+    /// Growth of the delay cap per attempt (at least 1.0).
+    pub factor: f64,
+    /// Attempts in total, the first included, before the removal is dead-lettered (at least 1).
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(30),
+            max: Duration::from_secs(6 * 3600),
+            factor: 2.0,
+            max_attempts: 12,
+        }
+    }
+}
+
+/// `[safety]`: global switches that limit what the daemon may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SafetyConfig {
+    /// When true every connector only resolves accounts and ends removals in `planned`.
+    pub dry_run: bool,
+}
+
+/// `[log]`: log output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Line format.
+    pub format: LogFormat,
+    /// A tracing filter directive such as `info` or `info,offboard=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Text on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// One `[[connector]]`: a SaaS app (or local command) whose accounts are removed.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    /// Unique name: 1-64 characters of `[a-z0-9_-]`, starting with a letter.
+    pub name: String,
+    /// How the vendor's account key is built from the person, e.g. `{email}`.
+    pub account: Template,
+    /// Delay after the effective time before removing.
+    pub grace: Duration,
+    /// Effective dry-run: the connector's own `dry_run` or `safety.dry_run`.
+    pub dry_run: bool,
+    /// Removals of this connector running at the same time (1..=256).
+    pub concurrency: usize,
+    /// The global `[retry]` with this connector's overrides applied.
+    pub retry: RetryPolicy,
+    /// The kind-specific settings.
+    pub kind: ConnectorKind,
+}
+
+/// The kind-specific part of a connector, selected by its `kind` key.
+#[derive(Debug, Clone)]
+pub enum ConnectorKind {
+    /// `kind = "exec"`: runs a local program.
+    Exec(ExecConfig),
+}
+
+impl ConnectorKind {
+    /// The `kind` value as written in the config.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConnectorKind::Exec(_) => "exec",
+        }
+    }
+}
+
+/// `kind = "exec"`: runs a local program per removal; its exit code is the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecConfig {
+    /// The program (absolute; checked to exist and be executable).
+    pub program: PathBuf,
+    /// Arguments: templates over the person fields plus `{account}`.
+    pub args: Vec<Template>,
+    /// The program is killed and the attempt retried after this long.
+    pub timeout: Duration,
+    /// Exit codes meaning "no such account" (success: `already_absent`).
+    pub exit_already_absent: Vec<i32>,
+    /// Exit codes meaning a permanent failure (dead letter, no retry).
+    pub exit_permanent: Vec<i32>,
+}
+
+/// Parses a duration written as an integer and a unit: `250ms`, `30s`, `5m`, `6h`, `14d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!(
+            "invalid duration {s:?}: expected a number and a unit (ms, s, m, h, d), e.g. \"30s\""
+        )
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    if number.is_empty() {
+        return Err(invalid());
+    }
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(invalid()),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(millis_per_unit))
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("invalid duration {s:?}: too large"))
+}
+
+/// Checks a schedule the way the scheduler will read it: exactly six fields, seconds first, evaluated in UTC.
+pub fn validate_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 6 {
+        let found = if fields == 5 {
+            "has five fields (minutes first)".to_string()
+        } else {
+            format!("has {fields} field(s)")
+        };
+        return Err(format!(
+            "cron expression {expr:?} {found}; offboard needs six fields, seconds first, in UTC, e.g. \"{EXAMPLE_SCHEDULE}\""
+        ));
+    }
+    // The same parser settings tokio-cron-scheduler 0.15 uses for its jobs.
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Raw layer: what serde reads. Every field is optional so that defaults and "missing" messages are ours.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawDatabase {
+    url: Option<String>,
+    max_connections: Option<i64>,
+    busy_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawFeed {
+    kind: Option<String>,
+    path: Option<String>,
+    url: Option<String>,
+    auth: Option<RawAuth>,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    timeout: Option<String>,
+    columns: Option<RawColumns>,
+    status: Option<RawStatus>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawAuth {
+    kind: Option<String>,
+    token_file: Option<String>,
+    token_env: Option<String>,
+    username: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawColumns {
+    employee_id: Option<String>,
+    email: Option<String>,
+    username: Option<String>,
+    upn: Option<String>,
+    display_name: Option<String>,
+    effective_date: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawStatus {
+    terminated: Option<Vec<String>>,
+    active: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawWorkers {
+    concurrency: Option<i64>,
+    lease: Option<String>,
+    idle_poll: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawRetry {
+    initial: Option<String>,
+    max: Option<String>,
+    factor: Option<f64>,
+    max_attempts: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawSafety {
+    dry_run: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawLog {
+    format: Option<RawLogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawLogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+/// The keys of a `[[connector]]` shared by every kind (`kind` itself is read separately).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawConnectorCommon {
+    /// Only type-checked here: the name is read from the table before deserializing, to key every problem.
+    #[serde(rename = "name")]
+    _name: Option<String>,
+    account: Option<String>,
+    grace: Option<String>,
+    dry_run: Option<bool>,
+    concurrency: Option<i64>,
+    retry: Option<RawRetry>,
+}
+
+/// The kind-specific keys of a `[[connector]]`. It is read from a synthetic one-entry table
+/// `{ <kind> = { <the connector's other keys> } }`, so serde picks the variant from `kind` and refuses unknown
+/// kinds and, per kind, unknown keys. Adding a kind is adding a variant here and in [`ConnectorKind`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawConnectorKind {
+    Exec(RawExec),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawExec {
+    program: Option<String>,
+    args: Option<Vec<String>>,
+    timeout: Option<String>,
+    exit_already_absent: Option<Vec<i64>>,
+    exit_permanent: Option<Vec<i64>>,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Building: raw → validated, collecting problems
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Looks up an environment variable; injectable so tests need not touch the process environment.
+type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+    let path = absolute(path);
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let document = match DeTable::parse(text) {
+        Ok(document) => document,
+        Err(e) => {
+            let message = match e.span() {
+                Some(span) => {
+                    let (line, column) = line_col(text, span.start);
+                    format!("{} (line {line}, column {column})", e.message())
+                }
+                None => e.message().to_string(),
+            };
+            return Err(ConfigError::single(&path, "", message));
+        }
+    };
+
+    let mut cx = Builder {
+        text,
+        dir,
+        env,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        parse_failed: HashSet::new(),
+    };
+
+    let mut sections: HashMap<String, Spanned<DeValue<'_>>> = HashMap::new();
+    for (key, value) in document.into_inner() {
+        let name = key.get_ref().to_string();
+        if TOP_LEVEL_KEYS.contains(&name.as_str()) {
+            sections.insert(name, value);
+        } else {
+            let (line, column) = line_col(text, key.span().start);
+            cx.problem(
+                &name,
+                format!(
+                    "unknown key `{name}`, expected one of {} (line {line}, column {column})",
+                    backticked(TOP_LEVEL_KEYS)
+                ),
+            );
+        }
+    }
+
+    let raw_database: RawDatabase = cx.section("database", sections.remove("database"));
+    let database = cx.database(raw_database);
+
+    let feed = match sections.remove("feed") {
+        None => {
+            cx.warnings.push(
+                "no [feed] table: terminations arrive only through push or `offboard enqueue`/`import`".to_string(),
+            );
+            None
+        }
+        // A feed that did not even deserialize is not validated further: its "missing" keys would be noise.
+        Some(value) => cx
+            .deserialize::<RawFeed>("feed", value)
+            .and_then(|raw| cx.feed(raw)),
+    };
+
+    let raw_workers: RawWorkers = cx.section("workers", sections.remove("workers"));
+    let workers = cx.workers(raw_workers);
+
+    let raw_retry: RawRetry = cx.section("retry", sections.remove("retry"));
+    let retry = cx.retry("retry", &raw_retry, &RetryPolicy::default(), true);
+
+    let raw_safety: RawSafety = cx.section("safety", sections.remove("safety"));
+    let safety = SafetyConfig {
+        dry_run: raw_safety.dry_run.unwrap_or(false),
+    };
+    if safety.dry_run {
+        cx.warnings.push(
+            "safety.dry_run is on: every connector only resolves accounts and nothing is removed"
+                .to_string(),
+        );
+    }
+
+    let raw_log: RawLog = cx.section("log", sections.remove("log"));
+    let log = cx.log(raw_log);
+
+    let connectors = match sections.remove("connector") {
+        Some(value) => cx.connectors(value, &retry, &safety, &workers),
+        None => Vec::new(),
+    };
+    if connectors.is_empty() && cx.problems.is_empty() {
+        cx.warnings.push(
+            "no [[connector]] configured: terminations are recorded but no access is removed"
+                .to_string(),
+        );
+    }
+
+    if !cx.problems.is_empty() {
+        return Err(ConfigError {
+            path,
+            problems: cx.problems,
+        });
+    }
+    Ok(Config {
+        path,
+        database,
+        feed,
+        workers,
+        retry,
+        safety,
+        log,
+        connectors,
+        warnings: cx.warnings,
+    })
+}
+
+/// State while turning the raw layer into the validated one.
+struct Builder<'a> {
+    text: &'a str,
+    dir: PathBuf,
+    env: EnvLookup<'a>,
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+    /// Keys whose value deserializing refused.
+    parse_failed: HashSet<String>,
+}
+
+impl Builder<'_> {
+    /// Records a validation problem, unless deserializing already reported this key (its value was dropped, so a
+    /// "missing" here would be noise).
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        if self.parse_failed(key) {
+            return;
+        }
+        self.problems.push(Problem {
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes an optional top-level table; a missing or broken one yields the defaults.
+    fn section<T: DeserializeOwned + Default>(
+        &mut self,
+        key: &str,
+        value: Option<Spanned<DeValue<'_>>>,
+    ) -> T {
+        value
+            .and_then(|value| self.deserialize(key, value))
+            .unwrap_or_default()
+    }
+
+    /// Deserializes `value`; on failure records a problem keyed `prefix` plus the key the error points at.
+    fn deserialize<T: DeserializeOwned>(
+        &mut self,
+        prefix: &str,
+        value: Spanned<DeValue<'_>>,
+    ) -> Option<T> {
+        let original = value.clone();
+        self.deserialize_within(prefix, &original, value, 0)
+    }
+
+    /// Like [`Builder::deserialize`], but names error keys as found in `original` (which `value` was cut from).
+    ///
+    /// serde stops at the first error, so each offending entry is reported, dropped, and the rest deserialized
+    /// again: every unknown key and wrong type in the table is reported, and the remaining keys still get
+    /// validated. Entries at depth `keep_depth` or less are never dropped (the variant key of a connector kind).
+    fn deserialize_within<T: DeserializeOwned>(
+        &mut self,
+        prefix: &str,
+        original: &Spanned<DeValue<'_>>,
+        mut value: Spanned<DeValue<'_>>,
+        keep_depth: usize,
+    ) -> Option<T> {
+        loop {
+            let e = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(raw) => return Some(raw),
+                Err(e) => e,
+            };
+            let Some(span) = e.span() else {
+                self.parse_problem(prefix.to_string(), e.message().to_string());
+                return None;
+            };
+            let mut named = Vec::new();
+            let key = if locate(original, span.start, &mut named) {
+                join_key(prefix, &named)
+            } else {
+                prefix.to_string()
+            };
+            let (line, column) = line_col(self.text, span.start);
+            let message = redact_strings(e.message());
+            self.parse_problem(key, format!("{message} (line {line}, column {column})"));
+
+            let mut segments = Vec::new();
+            let found = locate(&value, span.start, &mut segments);
+            // Array elements are not removed one by one: the whole key holding the array goes.
+            let depth = segments.iter().take_while(|s| !s.starts_with('[')).count();
+            if !found || depth <= keep_depth || !remove_entry(value.get_mut(), &segments[..depth]) {
+                return None;
+            }
+        }
+    }
+
+    /// Records a problem found while deserializing; validation later stays silent about the same key.
+    fn parse_problem(&mut self, key: String, message: String) {
+        self.parse_failed.insert(key.clone());
+        self.problems.push(Problem { key, message });
+    }
+
+    /// Whether deserializing already reported (and dropped) this key.
+    fn parse_failed(&self, key: &str) -> bool {
+        self.parse_failed.contains(key)
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
+        match raw {
+            None => default,
+            Some(s) => match parse_duration(s) {
+                Ok(d) => d,
+                Err(message) => {
+                    self.problem(key, message);
+                    default
+                }
+            },
+        }
+    }
+
+    /// A duration that must be at least `min`.
+    fn duration_at_least(
+        &mut self,
+        key: &str,
+        raw: Option<&str>,
+        default: Duration,
+        min: Duration,
+    ) -> Duration {
+        let value = self.duration(key, raw, default);
+        if value < min {
+            self.problem(
+                key,
+                format!(
+                    "{:?} is too short: must be at least {}",
+                    raw.unwrap_or_default(),
+                    format_duration(min)
+                ),
+            );
+            return default;
+        }
+        value
+    }
+
+    fn integer_in(&mut self, key: &str, raw: Option<i64>, default: i64, min: i64, max: i64) -> i64 {
+        match raw {
+            None => default,
+            Some(n) if (min..=max).contains(&n) => n,
+            Some(n) => {
+                self.problem(key, format!("{n} is out of range: must be {min} to {max}"));
+                default
+            }
+        }
+    }
+
+    fn database(&mut self, raw: RawDatabase) -> DatabaseConfig {
+        let url = raw.url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
+        let path = match sqlite_path(url, &self.dir) {
+            Ok(path) => path,
+            Err(message) => {
+                self.problem("database.url", message);
+                PathBuf::new()
+            }
+        };
+        let max_connections = self.integer_in(
+            "database.max_connections",
+            raw.max_connections,
+            i64::from(DEFAULT_MAX_CONNECTIONS),
+            1,
+            MAX_CONCURRENCY,
+        );
+        DatabaseConfig {
+            path,
+            max_connections: u32::try_from(max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            busy_timeout: self.duration(
+                "database.busy_timeout",
+                raw.busy_timeout.as_deref(),
+                DEFAULT_BUSY_TIMEOUT,
+            ),
+        }
+    }
+
+    fn feed(&mut self, raw: RawFeed) -> Option<FeedConfig> {
+        let problems_before = self.problems.len();
+        match raw.kind.as_deref() {
+            Some("csv") => {}
+            Some("json") => self.problem(
+                "feed.kind",
+                "kind \"json\" is not supported yet; use \"csv\"",
+            ),
+            Some(other) => self.problem(
+                "feed.kind",
+                format!("unknown feed kind {other:?}; expected \"csv\""),
+            ),
+            None => self.problem("feed.kind", "missing; set kind = \"csv\""),
+        }
+
+        let source = match (raw.path, raw.url) {
+            (Some(_), Some(_)) => {
+                self.problem("feed", "set either path or url, not both");
+                None
+            }
+            (None, None) if self.parse_failed("feed.path") || self.parse_failed("feed.url") => None,
+            (None, None) => {
+                self.problem(
+                    "feed",
+                    "missing a source: set path (a local file) or url (http:// or https://)",
+                );
+                None
+            }
+            (Some(path), None) => {
+                if raw.auth.is_some() {
+                    self.problem("feed.auth", "auth only applies to a feed read from url");
+                }
+                if path.is_empty() {
+                    self.problem("feed.path", "is empty");
+                    None
+                } else {
+                    Some(FeedSource::File(self.dir.join(path)))
+                }
+            }
+            (None, Some(url)) => {
+                let url_ok = self.feed_url(&url);
+                let auth = raw.auth.and_then(|auth| self.http_auth(auth));
+                url_ok.then_some(FeedSource::Http { url, auth })
+            }
+        };
+
+        let schedule = match raw.schedule {
+            Some(schedule) => {
+                if let Err(message) = validate_cron(&schedule) {
+                    self.problem("feed.schedule", message);
+                }
+                schedule
+            }
+            None => {
+                self.problem(
+                    "feed.schedule",
+                    format!("missing; set a six-field cron expression, seconds first, in UTC, e.g. \"{EXAMPLE_SCHEDULE}\""),
+                );
+                String::new()
+            }
+        };
+
+        let timezone = match raw.timezone.as_deref() {
+            None => chrono_tz::Tz::UTC,
+            Some(name) => match name.parse::<chrono_tz::Tz>() {
+                Ok(tz) => tz,
+                Err(_) => {
+                    self.problem(
+                        "feed.timezone",
+                        format!("unknown time zone {name:?}: expected an IANA name such as \"Europe/Amsterdam\" or \"UTC\""),
+                    );
+                    chrono_tz::Tz::UTC
+                }
+            },
+        };
+        let timeout = self.duration("feed.timeout", raw.timeout.as_deref(), DEFAULT_FEED_TIMEOUT);
+        if timeout.is_zero() {
+            self.problem("feed.timeout", "must be longer than 0s");
+        }
+        let columns = self.columns(raw.columns.unwrap_or_default());
+        let statuses = self.statuses(raw.status.unwrap_or_default());
+
+        if self.problems.len() > problems_before {
+            return None;
+        }
+        Some(FeedConfig {
+            source: source?,
+            schedule,
+            columns,
+            statuses,
+            timezone,
+            timeout,
+        })
+    }
+
+    /// Checks a feed URL; returns whether it is usable. Never echoes the URL: it may carry a token.
+    fn feed_url(&mut self, url: &str) -> bool {
+        let lower = url.to_ascii_lowercase();
+        let rest = if let Some(rest) = lower.strip_prefix("https://") {
+            rest
+        } else if let Some(rest) = lower.strip_prefix("http://") {
+            self.warnings.push(
+                "feed.url uses plain http: personal data and credentials cross the network unencrypted".to_string(),
+            );
+            rest
+        } else {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            self.problem(
+                "feed.url",
+                format!("must start with http:// or https:// (found scheme {scheme:?})"),
+            );
+            return false;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || url.chars().any(char::is_whitespace) {
+            self.problem(
+                "feed.url",
+                "is not a valid URL: it needs a host and no spaces",
+            );
+            return false;
+        }
+        if authority.contains('@') {
+            self.problem(
+                "feed.url",
+                "must not contain credentials (user:password@); use feed.auth with a _file or _env secret",
+            );
+            return false;
+        }
+        true
+    }
+
+    fn http_auth(&mut self, raw: RawAuth) -> Option<HttpAuth> {
+        let RawAuth {
+            kind,
+            token_file,
+            token_env,
+            username,
+            password_file,
+            password_env,
+        } = raw;
+        match kind.as_deref() {
+            Some("bearer") => {
+                for (key, set) in [
+                    ("username", username.is_some()),
+                    ("password_file", password_file.is_some()),
+                    ("password_env", password_env.is_some()),
+                ] {
+                    if set {
+                        self.problem(
+                            &format!("feed.auth.{key}"),
+                            "is not used with kind = \"bearer\"",
+                        );
+                    }
+                }
+                let token = self.secret("feed.auth", "token", token_file, token_env)?;
+                Some(HttpAuth::Bearer { token })
+            }
+            Some("basic") => {
+                for (key, set) in [
+                    ("token_file", token_file.is_some()),
+                    ("token_env", token_env.is_some()),
+                ] {
+                    if set {
+                        self.problem(
+                            &format!("feed.auth.{key}"),
+                            "is not used with kind = \"basic\"",
+                        );
+                    }
+                }
+                let username = match username {
+                    Some(name) if !name.is_empty() => Some(name),
+                    Some(_) => {
+                        self.problem("feed.auth.username", "is empty");
+                        None
+                    }
+                    None => {
+                        self.problem("feed.auth.username", "missing; basic auth needs a username");
+                        None
+                    }
+                };
+                let password = self.secret("feed.auth", "password", password_file, password_env);
+                Some(HttpAuth::Basic {
+                    username: username?,
+                    password: password?,
+                })
+            }
+            Some(other) => {
+                self.problem(
+                    "feed.auth.kind",
+                    format!("unknown auth kind {other:?}; expected \"bearer\" or \"basic\""),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    "feed.auth.kind",
+                    "missing; set kind = \"bearer\" or kind = \"basic\"",
+                );
+                None
+            }
+        }
+    }
+
+    /// Resolves the secret `<table>.<name>` from exactly one of `<name>_file` and `<name>_env`.
+    fn secret(
+        &mut self,
+        table: &str,
+        name: &str,
+        file: Option<String>,
+        env: Option<String>,
+    ) -> Option<Secret> {
+        let file_key = format!("{table}.{name}_file");
+        let env_key = format!("{table}.{name}_env");
+        match (file, env) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    &file_key,
+                    format!("set either {name}_file or {name}_env, not both"),
+                );
+                None
+            }
+            (None, None) => {
+                self.problem(
+                    &file_key,
+                    format!("missing; set {name}_file (a file holding the secret) or {name}_env (an environment variable)"),
+                );
+                None
+            }
+            (Some(file), None) => self.secret_from_file(&file_key, &file),
+            (None, Some(var)) => self.secret_from_env(&env_key, &var),
+        }
+    }
+
+    fn secret_from_file(&mut self, key: &str, raw: &str) -> Option<Secret> {
+        if raw.is_empty() {
+            self.problem(key, "is empty; give the path of a file holding the secret");
+            return None;
+        }
+        let given = Path::new(raw);
+        let path = if given.is_absolute() {
+            given.to_path_buf()
+        } else {
+            // systemd's LoadCredential= puts credentials in $CREDENTIALS_DIRECTORY.
+            match (self.env)("CREDENTIALS_DIRECTORY") {
+                Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(given),
+                _ => self.dir.join(given),
+            }
+        };
+        let shown = path.display().to_string();
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                self.problem(key, format!("cannot read {shown}: {}", io_message(&e)));
+                return None;
+            }
+        };
+        if !metadata.is_file() {
+            self.problem(key, format!("{shown} is not a regular file"));
+            return None;
+        }
+        if is_world_readable(&metadata) {
+            self.problem(key, format!("{shown} is world-readable; chmod 600"));
+            return None;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.problem(key, format!("cannot read {shown}: {}", io_message(&e)));
+                return None;
+            }
+        };
+        let Ok(mut value) = String::from_utf8(bytes) else {
+            self.problem(key, format!("{shown} is not UTF-8 text"));
+            return None;
+        };
+        let kept = value.trim_end_matches(['\n', '\r']).len();
+        value.truncate(kept);
+        if value.is_empty() {
+            self.problem(key, format!("{shown} is empty"));
+            return None;
+        }
+        Some(Secret(value))
+    }
+
+    fn secret_from_env(&mut self, key: &str, var: &str) -> Option<Secret> {
+        if var.is_empty() {
+            self.problem(key, "is empty; give the name of an environment variable");
+            return None;
+        }
+        match (self.env)(var) {
+            None => {
+                self.problem(key, format!("environment variable {var} is not set"));
+                None
+            }
+            Some(value) if value.is_empty() => {
+                self.problem(key, format!("environment variable {var} is empty"));
+                None
+            }
+            Some(value) => match value.into_string() {
+                Ok(value) => Some(Secret(value)),
+                Err(_) => {
+                    self.problem(
+                        key,
+                        format!("environment variable {var} is not valid UTF-8"),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn columns(&mut self, raw: RawColumns) -> FieldNames {
+        let defaults = FieldNames::default();
+        let mut required = |key: &str, value: Option<String>, default: String| match value {
+            None => default,
+            Some(v) if v.trim().is_empty() => {
+                self.problem(
+                    &format!("feed.columns.{key}"),
+                    "is required and cannot be switched off with \"\"",
+                );
+                default
+            }
+            Some(v) => v.trim().to_string(),
+        };
+        let employee_id = required("employee_id", raw.employee_id, defaults.employee_id);
+        let effective_date = required(
+            "effective_date",
+            raw.effective_date,
+            defaults.effective_date,
+        );
+        let status = required("status", raw.status, defaults.status);
+        // An optional column set to "" is not mapped at all.
+        let optional = |value: Option<String>, default: Option<String>| match value {
+            None => default,
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(v.trim().to_string()),
+        };
+        FieldNames {
+            employee_id,
+            email: optional(raw.email, defaults.email),
+            username: optional(raw.username, defaults.username),
+            upn: optional(raw.upn, defaults.upn),
+            display_name: optional(raw.display_name, defaults.display_name),
+            effective_date,
+            status,
+        }
+    }
+
+    fn statuses(&mut self, raw: RawStatus) -> StatusValues {
+        let defaults = StatusValues::default();
+        let mut list = |key: &str, value: Option<Vec<String>>, default: Vec<String>| {
+            let Some(values) = value else {
+                return default;
+            };
+            let values: Vec<String> = values.iter().map(|v| v.trim().to_string()).collect();
+            if values.is_empty() {
+                self.problem(
+                    &format!("feed.status.{key}"),
+                    "must list at least one value",
+                );
+            }
+            if values.iter().any(String::is_empty) {
+                self.problem(&format!("feed.status.{key}"), "contains an empty value");
+            }
+            values
+        };
+        let terminated = list("terminated", raw.terminated, defaults.terminated);
+        let active = list("active", raw.active, defaults.active);
+        // Feed values are compared ASCII case-insensitively, so overlaps are too.
+        for value in &active {
+            if terminated.iter().any(|t| t.eq_ignore_ascii_case(value)) {
+                self.problem(
+                    "feed.status.active",
+                    format!("{value:?} is also listed in feed.status.terminated"),
+                );
+            }
+        }
+        StatusValues { terminated, active }
+    }
+
+    fn workers(&mut self, raw: RawWorkers) -> WorkersConfig {
+        let defaults = WorkersConfig::default();
+        let concurrency = self.integer_in(
+            "workers.concurrency",
+            raw.concurrency,
+            i64::try_from(defaults.concurrency).unwrap_or(4),
+            1,
+            MAX_CONCURRENCY,
+        );
+        WorkersConfig {
+            concurrency: usize::try_from(concurrency).unwrap_or(defaults.concurrency),
+            lease: self.duration_at_least(
+                "workers.lease",
+                raw.lease.as_deref(),
+                defaults.lease,
+                MIN_LEASE,
+            ),
+            idle_poll: self.duration_at_least(
+                "workers.idle_poll",
+                raw.idle_poll.as_deref(),
+                defaults.idle_poll,
+                MIN_IDLE_POLL,
+            ),
+            shutdown_grace: self.duration(
+                "workers.shutdown_grace",
+                raw.shutdown_grace.as_deref(),
+                defaults.shutdown_grace,
+            ),
+        }
+    }
+
+    /// Applies `raw` over `base`. `check_order` is false for a connector that overrides neither initial nor
+    /// max, whose order was already checked on the global table.
+    fn retry(
+        &mut self,
+        prefix: &str,
+        raw: &RawRetry,
+        base: &RetryPolicy,
+        check_order: bool,
+    ) -> RetryPolicy {
+        let initial = self.duration(
+            &format!("{prefix}.initial"),
+            raw.initial.as_deref(),
+            base.initial,
+        );
+        let max = self.duration(&format!("{prefix}.max"), raw.max.as_deref(), base.max);
+        let factor = match raw.factor {
+            None => base.factor,
+            Some(f) if f.is_finite() && f >= 1.0 => f,
+            Some(f) => {
+                self.problem(
+                    &format!("{prefix}.factor"),
+                    format!("{f} is too small: must be at least 1.0"),
+                );
+                base.factor
+            }
+        };
+        let max_attempts = match raw.max_attempts {
+            None => base.max_attempts,
+            Some(n) => match u32::try_from(n) {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    self.problem(
+                        &format!("{prefix}.max_attempts"),
+                        format!("{n} is out of range: must be 1 to {}", u32::MAX),
+                    );
+                    base.max_attempts
+                }
+            },
+        };
+        if check_order && initial > max {
+            let key = if raw.initial.is_some() {
+                "initial"
+            } else {
+                "max"
+            };
+            self.problem(
+                &format!("{prefix}.{key}"),
+                format!(
+                    "initial ({}) is longer than max ({})",
+                    format_duration(initial),
+                    format_duration(max)
+                ),
+            );
+        }
+        RetryPolicy {
+            initial,
+            max,
+            factor,
+            max_attempts,
+        }
+    }
+
+    fn log(&mut self, raw: RawLog) -> LogConfig {
+        let format = match raw.format {
+            None | Some(RawLogFormat::Auto) => LogFormat::Auto,
+            Some(RawLogFormat::Json) => LogFormat::Json,
+            Some(RawLogFormat::Text) => LogFormat::Text,
+        };
+        let level = match raw.level {
+            None => LogConfig::default().level,
+            Some(level) if level.trim().is_empty() => {
+                self.problem("log.level", "is empty; use e.g. \"info\"");
+                LogConfig::default().level
+            }
+            Some(level) => level.trim().to_string(),
+        };
+        LogConfig { format, level }
+    }
+
+    fn connectors(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        retry: &RetryPolicy,
+        safety: &SafetyConfig,
+        workers: &WorkersConfig,
+    ) -> Vec<ConnectorConfig> {
+        let DeValue::Array(items) = value.into_inner() else {
+            self.problem(
+                "connector",
+                "must be an array of tables: write each connector as [[connector]]",
+            );
+            return Vec::new();
+        };
+        let mut connectors = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (index, item) in items.into_iter().enumerate() {
+            if let Some(connector) = self.connector(index, item, &mut seen, retry, safety, workers)
+            {
+                connectors.push(connector);
+            }
+        }
+        connectors
+    }
+
+    fn connector(
+        &mut self,
+        index: usize,
+        item: Spanned<DeValue<'_>>,
+        seen: &mut HashMap<String, usize>,
+        global_retry: &RetryPolicy,
+        safety: &SafetyConfig,
+        workers: &WorkersConfig,
+    ) -> Option<ConnectorConfig> {
+        let span = item.span();
+        let original = item.clone();
+        let DeValue::Table(table) = item.into_inner() else {
+            self.problem(&format!("connector[{index}]"), "must be a table");
+            return None;
+        };
+
+        // Split the flat table: common keys, the kind tag, and the kind-specific rest.
+        let mut common = DeTable::new();
+        let mut rest = DeTable::new();
+        let mut kind = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "kind" => kind = Some(value),
+                name if CONNECTOR_COMMON_KEYS.contains(&name) => {
+                    common.insert(key, value);
+                }
+                _ => {
+                    rest.insert(key, value);
+                }
+            }
+        }
+
+        let name_present = common.contains_key("name");
+        let raw_name = common
+            .get("name")
+            .and_then(|v| v.get_ref().as_str())
+            .map(str::to_string);
+        let name_problem = match &raw_name {
+            None => None,
+            Some(name) => check_connector_name(name).err(),
+        };
+        let indexed = format!("connector[{index}]");
+        let prefix = match (&raw_name, &name_problem) {
+            (Some(name), None) => format!("connector.{name}"),
+            _ => indexed.clone(),
+        };
+
+        let raw_common: Option<RawConnectorCommon> = self.deserialize_within(
+            &prefix,
+            &original,
+            Spanned::new(span.clone(), DeValue::Table(common)),
+            0,
+        );
+        let raw_kind: Option<RawConnectorKind> = match kind {
+            None => {
+                self.problem(
+                    &format!("{prefix}.kind"),
+                    format!("missing; set kind to one of {}", backticked(&["exec"])),
+                );
+                None
+            }
+            Some(kind) => match kind.get_ref().as_str() {
+                Some(tag) => {
+                    let mut tagged = DeTable::new();
+                    tagged.insert(
+                        Spanned::new(kind.span(), Cow::Owned(tag.to_string())),
+                        Spanned::new(span.clone(), DeValue::Table(rest)),
+                    );
+                    let before = self.problems.len();
+                    let parsed = self.deserialize_within(
+                        &prefix,
+                        &original,
+                        Spanned::new(span, DeValue::Table(tagged)),
+                        1,
+                    );
+                    // serde lists only the kind's own keys; point at the shared ones too.
+                    for problem in &mut self.problems[before..] {
+                        if problem.message.starts_with("unknown field") {
+                            problem.message.push_str(&format!(
+                                "; keys shared by all kinds: {}",
+                                backticked(CONNECTOR_COMMON_KEYS)
+                            ));
+                        }
+                    }
+                    parsed
+                }
+                None => {
+                    self.problem(
+                        &format!("{prefix}.kind"),
+                        "must be a string, e.g. kind = \"exec\"",
+                    );
+                    None
+                }
+            },
+        };
+
+        let name = match (raw_name, name_problem) {
+            // A name of the wrong type was already reported by serde.
+            (None, _) if name_present => None,
+            (None, _) => {
+                self.problem(
+                    &format!("{indexed}.name"),
+                    "missing; every connector needs a unique name",
+                );
+                None
+            }
+            (Some(_), Some(message)) => {
+                self.problem(&format!("{indexed}.name"), message);
+                None
+            }
+            (Some(name), None) => {
+                if let Some(first) = seen.get(&name) {
+                    self.problem(
+                        &format!("{indexed}.name"),
+                        format!("duplicate name {name:?}: connector[{first}] already uses it"),
+                    );
+                    None
+                } else {
+                    seen.insert(name.clone(), index);
+                    Some(name)
+                }
+            }
+        };
+
+        let raw_common = raw_common?;
+        let account_source = raw_common
+            .account
+            .as_deref()
+            .unwrap_or(DEFAULT_ACCOUNT_TEMPLATE);
+        let account = match Template::parse(account_source, PERSON_FIELDS) {
+            Ok(template) if template.fields().next().is_none() => {
+                self.problem(
+                    &format!("{prefix}.account"),
+                    format!(
+                        "template {account_source:?} uses no person field, so every leaver would map to the same account; use e.g. \"{DEFAULT_ACCOUNT_TEMPLATE}\""
+                    ),
+                );
+                None
+            }
+            Ok(template) => Some(template),
+            Err(message) => {
+                self.problem(&format!("{prefix}.account"), message);
+                None
+            }
+        };
+        let grace = self.duration(
+            &format!("{prefix}.grace"),
+            raw_common.grace.as_deref(),
+            Duration::ZERO,
+        );
+        let concurrency = self.integer_in(
+            &format!("{prefix}.concurrency"),
+            raw_common.concurrency,
+            i64::try_from(DEFAULT_CONNECTOR_CONCURRENCY).unwrap_or(2),
+            1,
+            MAX_CONCURRENCY,
+        );
+        let retry = match &raw_common.retry {
+            None => *global_retry,
+            Some(raw) => {
+                let overrides_order = raw.initial.is_some() || raw.max.is_some();
+                self.retry(
+                    &format!("{prefix}.retry"),
+                    raw,
+                    global_retry,
+                    overrides_order,
+                )
+            }
+        };
+        let own_dry_run = raw_common.dry_run.unwrap_or(false);
+        let kind = match raw_kind? {
+            RawConnectorKind::Exec(raw) => ConnectorKind::Exec(self.exec(&prefix, raw, workers)?),
+        };
+        let name = name?;
+        if own_dry_run && !safety.dry_run {
+            self.warnings.push(format!(
+                "connector {name} is in dry-run: it resolves accounts and removes nothing"
+            ));
+        }
+        Some(ConnectorConfig {
+            name,
+            account: account?,
+            grace,
+            dry_run: own_dry_run || safety.dry_run,
+            concurrency: usize::try_from(concurrency).unwrap_or(DEFAULT_CONNECTOR_CONCURRENCY),
+            retry,
+            kind,
+        })
+    }
+
+    fn exec(&mut self, prefix: &str, raw: RawExec, workers: &WorkersConfig) -> Option<ExecConfig> {
+        let before = self.problems.len();
+        let program = match raw.program.as_deref() {
+            None => {
+                self.problem(
+                    &format!("{prefix}.program"),
+                    "missing; set the path of the program to run",
+                );
+                None
+            }
+            Some("") => {
+                self.problem(&format!("{prefix}.program"), "is empty");
+                None
+            }
+            Some(program) => {
+                let path = self.dir.join(program);
+                match check_executable(&path) {
+                    Ok(()) => Some(path),
+                    Err(message) => {
+                        self.problem(&format!("{prefix}.program"), message);
+                        None
+                    }
+                }
+            }
+        };
+
+        let mut arg_fields: Vec<&str> = PERSON_FIELDS.to_vec();
+        arg_fields.push("account");
+        let mut args = Vec::new();
+        for (i, source) in raw.args.unwrap_or_default().iter().enumerate() {
+            match Template::parse(source, &arg_fields) {
+                Ok(template) => args.push(template),
+                Err(message) => self.problem(&format!("{prefix}.args[{i}]"), message),
+            }
+        }
+
+        let timeout_key = format!("{prefix}.timeout");
+        let timeout = self.duration(&timeout_key, raw.timeout.as_deref(), DEFAULT_EXEC_TIMEOUT);
+        if timeout.is_zero() {
+            self.problem(&timeout_key, "must be longer than 0s");
+        } else if timeout >= workers.lease {
+            self.warnings.push(format!(
+                "{timeout_key} ({}) is not shorter than workers.lease ({}): a slow call can outlive its lease and run twice",
+                format_duration(timeout),
+                format_duration(workers.lease)
+            ));
+        }
+
+        let exit_already_absent = self.exit_codes(
+            &format!("{prefix}.exit_already_absent"),
+            raw.exit_already_absent,
+            DEFAULT_EXIT_ALREADY_ABSENT,
+        );
+        let exit_permanent = self.exit_codes(
+            &format!("{prefix}.exit_permanent"),
+            raw.exit_permanent,
+            DEFAULT_EXIT_PERMANENT,
+        );
+        for code in &exit_permanent {
+            if exit_already_absent.contains(code) {
+                self.problem(
+                    &format!("{prefix}.exit_permanent"),
+                    format!("exit code {code} is also in exit_already_absent; a code can mean only one outcome"),
+                );
+            }
+        }
+
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(ExecConfig {
+            program: program?,
+            args,
+            timeout,
+            exit_already_absent,
+            exit_permanent,
+        })
+    }
+
+    fn exit_codes(&mut self, key: &str, raw: Option<Vec<i64>>, default: &[i32]) -> Vec<i32> {
+        let Some(raw) = raw else {
+            return default.to_vec();
+        };
+        let mut codes = Vec::new();
+        for code in raw {
+            match code {
+                0 => self.problem(key, "0 means success and cannot be listed"),
+                1..=255 => {
+                    let code = i32::try_from(code).unwrap_or_default();
+                    if !codes.contains(&code) {
+                        codes.push(code);
+                    }
+                }
+                _ => self.problem(
+                    key,
+                    format!("exit code {code} is out of range: must be 1 to 255"),
+                ),
+            }
+        }
+        codes
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+/// `Ok` when `name` is 1-64 characters of `[a-z0-9_-]` starting with a letter.
+fn check_connector_name(name: &str) -> Result<(), String> {
+    let starts_with_letter = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    let allowed = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if (1..=64).contains(&name.len()) && starts_with_letter && allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {name:?}: use 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter"
+        ))
+    }
+}
+
+/// Turns a `database.url` into the SQLite file path. Only the scheme of a foreign URL is echoed: it may hold a
+/// password.
+fn sqlite_path(url: &str, dir: &Path) -> Result<PathBuf, String> {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        return Err(match scheme.as_deref() {
+            Some("postgres" | "postgresql") => {
+                "PostgreSQL is not supported yet; use sqlite://PATH, e.g. \"sqlite:///var/lib/offboard/offboard.db\""
+                    .to_string()
+            }
+            Some(scheme) if !scheme.is_empty() && !scheme.contains(['/', '\\']) => format!(
+                "unsupported database scheme {scheme:?}: only SQLite is supported, e.g. \"sqlite:///var/lib/offboard/offboard.db\""
+            ),
+            _ => "must be a sqlite URL such as \"sqlite://offboard.db\" (relative to this file) or \"sqlite:///var/lib/offboard/offboard.db\"".to_string(),
+        });
+    };
+    let file = rest.strip_prefix("//").unwrap_or(rest);
+    if file.contains('?') {
+        return Err(
+            "URL parameters are not supported; use database.max_connections and database.busy_timeout".to_string(),
+        );
+    }
+    if file.is_empty() {
+        return Err("names no database file, e.g. \"sqlite://offboard.db\"".to_string());
+    }
+    if file.starts_with(":memory:") || file == "memory:" {
+        return Err(
+            "an in-memory database loses the queue on restart; give a file path".to_string(),
+        );
+    }
+    Ok(dir.join(file))
+}
+
+/// `Ok` when `path` is an executable regular file.
+fn check_executable(path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("cannot use {shown}: {}", io_message(&e)))?;
+    if !metadata.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    if !is_executable(&metadata) {
+        return Err(format!("{shown} is not executable (chmod +x)"));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_metadata: &std::fs::Metadata) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn is_world_readable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o004 != 0
+}
+
+#[cfg(not(unix))]
+fn is_world_readable(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn is_world_writable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o002 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_world_writable(_path: &Path) -> bool {
+    false
+}
+
+/// The path made absolute against the current directory when possible.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// An I/O error's text without the trailing "(os error N)".
+fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Finds the key path of the entry that contains byte `offset`. Header tables (`[feed]`) only span their header,
+/// so children are searched before the value's own span.
+fn locate(value: &Spanned<DeValue<'_>>, offset: usize, path: &mut Vec<String>) -> bool {
+    match value.get_ref() {
+        DeValue::Table(table) => {
+            for (key, child) in table.iter() {
+                path.push(key.get_ref().to_string());
+                if key.span().contains(&offset) || locate(child, offset, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        DeValue::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                path.push(format!("[{i}]"));
+                if locate(child, offset, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    let span = value.span();
+    span.contains(&offset) || span.start == offset
+}
+
+/// Drops quoted string values from a serde message (`invalid type: string "…", expected …`): a secret pasted
+/// into the wrong key must not reach a log. The key and line are reported anyway.
+fn redact_strings(message: &str) -> String {
+    const MARK: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        out.push_str("string");
+        let mut chars = rest[at + MARK.len()..].char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    end = Some(at + MARK.len() + i + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        match end {
+            Some(end) => rest = &rest[end..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Removes the table entry at `path` (table keys only); true when something was removed.
+fn remove_entry(value: &mut DeValue<'_>, path: &[String]) -> bool {
+    let DeValue::Table(table) = value else {
+        return false;
+    };
+    match path {
+        [] => false,
+        [key] => table.remove(key.as_str()).is_some(),
+        [key, rest @ ..] => table
+            .get_mut(key.as_str())
+            .is_some_and(|child| remove_entry(child.get_mut(), rest)),
+    }
+}
+
+/// Joins a prefix and located segments into a dotted key; `[i]` segments attach without a dot.
+fn join_key(prefix: &str, segments: &[String]) -> String {
+    let mut key = prefix.to_string();
+    for segment in segments {
+        if !segment.starts_with('[') && !key.is_empty() {
+            key.push('.');
+        }
+        key.push_str(segment);
+    }
+    key
+}
+
+fn backticked(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes a duration in the largest unit that divides it, as the config spells durations.
+fn format_duration(d: Duration) -> String {
+    let millis = d.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis != 0 && millis.is_multiple_of(size) {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds with a fixed environment instead of the process's.
+    fn parse_with(text: &str, dir: &Path, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        build(text, &dir.join("offboard.toml"), &|name| {
+            vars.get(name).map(OsString::from)
+        })
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        parse_with(text, Path::new("/etc/offboard"), &[])
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse(text) {
+            Ok(_) => panic!("expected the config to be refused"),
+            Err(e) => e.problems,
+        }
+    }
+
+    fn problem_for<'a>(problems: &'a [Problem], key: &str) -> &'a Problem {
+        problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem for key {key}: {problems:#?}"))
+    }
+
+    #[cfg(unix)]
+    fn write_file(path: &Path, content: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, content).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    const FEED_HEAD: &str = "[feed]\nkind = \"csv\"\nschedule = \"0 */5 * * * *\"\n";
+
+    #[test]
+    fn example_config_parses_with_its_documented_values() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(
+            &dir.path().join("scripts/remove-ldap-user"),
+            "#!/bin/sh\nexit 0\n",
+            0o755,
+        );
+        let path = dir.path().join("offboard.toml");
+        write_file(
+            &path,
+            include_str!("../config/offboard.example.toml"),
+            0o644,
+        );
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.database.path,
+            PathBuf::from("/var/lib/offboard/offboard.db")
+        );
+        let feed = config.feed.as_ref().unwrap();
+        assert!(matches!(&feed.source, FeedSource::File(p) if p.ends_with("hr/terminations.csv")));
+        assert_eq!(feed.timezone, chrono_tz::Europe::Amsterdam);
+        let connector = config.connector("ldap_cleanup").unwrap();
+        assert_eq!(connector.account.source(), "{username}");
+        let ConnectorKind::Exec(exec) = &connector.kind;
+        assert_eq!(exec.program, dir.path().join("scripts/remove-ldap-user"));
+        assert_eq!(connector.retry.max_attempts, 5);
+        assert_eq!(connector.retry.initial, config.retry.initial);
+        assert!(config.connector("nope").is_none());
+    }
+
+    #[test]
+    fn example_config_documents_every_key() {
+        let example = include_str!("../config/offboard.example.toml");
+        let keys = [
+            "url",
+            "max_connections",
+            "busy_timeout",
+            "kind",
+            "path",
+            "auth",
+            "token_file",
+            "token_env",
+            "username",
+            "password_file",
+            "password_env",
+            "schedule",
+            "timezone",
+            "timeout",
+            "employee_id",
+            "email",
+            "upn",
+            "display_name",
+            "effective_date",
+            "status",
+            "terminated",
+            "active",
+            "concurrency",
+            "lease",
+            "idle_poll",
+            "shutdown_grace",
+            "initial",
+            "max",
+            "factor",
+            "max_attempts",
+            "dry_run",
+            "format",
+            "level",
+            "name",
+            "account",
+            "grace",
+            "program",
+            "args",
+            "exit_already_absent",
+            "exit_permanent",
+        ];
+        for key in keys {
+            let documented = example.lines().any(|line| {
+                let line = line.trim_start_matches(['#', ' ']);
+                line.starts_with(&format!("{key} =")) || line.contains(&format!(" {key} ="))
+            });
+            assert!(documented, "key {key} is not shown in the example");
+        }
+        for table in [
+            "[database]",
+            "[feed]",
+            "[feed.columns]",
+            "[feed.status]",
+            "[workers]",
+            "[retry]",
+            "[safety]",
+            "[log]",
+            "[[connector]]",
+            "[connector.retry]",
+        ] {
+            assert!(
+                example.contains(table),
+                "table {table} is not shown in the example"
+            );
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_every_default() {
+        let config = parse("").unwrap();
+        assert_eq!(config.path, PathBuf::from("/etc/offboard/offboard.toml"));
+        assert_eq!(
+            config.database,
+            DatabaseConfig {
+                path: PathBuf::from("/etc/offboard/offboard.db"),
+                max_connections: 4,
+                busy_timeout: Duration::from_secs(5),
+            }
+        );
+        assert!(config.feed.is_none());
+        assert_eq!(
+            config.workers,
+            WorkersConfig {
+                concurrency: 4,
+                lease: Duration::from_secs(300),
+                idle_poll: Duration::from_secs(30),
+                shutdown_grace: Duration::from_secs(20),
+            }
+        );
+        assert_eq!(
+            config.retry,
+            RetryPolicy {
+                initial: Duration::from_secs(30),
+                max: Duration::from_secs(21_600),
+                factor: 2.0,
+                max_attempts: 12,
+            }
+        );
+        assert!(!config.safety.dry_run);
+        assert_eq!(
+            config.log,
+            LogConfig {
+                format: LogFormat::Auto,
+                level: "info".into()
+            }
+        );
+        assert!(config.connectors.is_empty());
+        assert!(
+            config.warnings.iter().any(|w| w.contains("no [feed]")),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn minimal_feed_and_connector_get_their_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(&dir.path().join("rm"), "#!/bin/sh\n", 0o700);
+        let text = format!(
+            "{FEED_HEAD}path = \"feed.csv\"\n[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"rm\"\n"
+        );
+        let config = parse_with(&text, dir.path(), &[]).unwrap();
+        let feed = config.feed.unwrap();
+        assert!(matches!(&feed.source, FeedSource::File(p) if *p == dir.path().join("feed.csv")));
+        assert_eq!(feed.columns, FieldNames::default());
+        assert_eq!(feed.statuses, StatusValues::default());
+        assert_eq!(feed.timezone, chrono_tz::Tz::UTC);
+        assert_eq!(feed.timeout, Duration::from_secs(60));
+        let c = &config.connectors[0];
+        assert_eq!(c.account.source(), "{email}");
+        assert_eq!(
+            (c.grace, c.dry_run, c.concurrency),
+            (Duration::ZERO, false, 2)
+        );
+        assert_eq!(c.retry, RetryPolicy::default());
+        let ConnectorKind::Exec(exec) = &c.kind;
+        assert_eq!(exec.args, Vec::<Template>::new());
+        assert_eq!(exec.timeout, Duration::from_secs(30));
+        assert_eq!(
+            (
+                exec.exit_already_absent.as_slice(),
+                exec.exit_permanent.as_slice()
+            ),
+            (&[3][..], &[2][..])
+        );
+    }
+
+    #[test]
+    fn database_urls_resolve_against_the_config_dir_and_only_sqlite_is_accepted() {
+        let db =
+            |url: &str| parse(&format!("[database]\nurl = \"{url}\"\n")).map(|c| c.database.path);
+        assert_eq!(
+            db("sqlite:///var/lib/x.db").unwrap(),
+            PathBuf::from("/var/lib/x.db")
+        );
+        assert_eq!(
+            db("sqlite:rel/x.db").unwrap(),
+            PathBuf::from("/etc/offboard/rel/x.db")
+        );
+        assert_eq!(
+            db("sqlite://x.db").unwrap(),
+            PathBuf::from("/etc/offboard/x.db")
+        );
+        let err = db("postgres://offboard:hunter2@db/offboard").unwrap_err();
+        assert_eq!(err.problems[0].key, "database.url");
+        assert!(
+            err.problems[0]
+                .message
+                .contains("PostgreSQL is not supported"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(db("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named_with_its_line() {
+        let found = problems("[database]\nurl = \"sqlite://x.db\"\n\n[databse]\nurl = 1\n");
+        let p = problem_for(&found, "databse");
+        assert!(
+            p.message.contains("unknown key `databse`") && p.message.contains("line 4"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_feed_is_named_with_its_line() {
+        let text = format!("{FEED_HEAD}path = \"f.csv\"\n[feed.columns]\nemial = \"mail\"\n");
+        let found = problems(&text);
+        let p = problem_for(&found, "feed.columns.emial");
+        assert!(
+            p.message.contains("unknown field `emial`") && p.message.contains("line 6"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_connector_is_named_by_connector_name() {
+        let text = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\ntimout = \"5s\"\n";
+        let found = problems(text);
+        let p = problem_for(&found, "connector.ldap.timout");
+        assert!(
+            p.message.contains("unknown field `timout`") && p.message.contains("line 5"),
+            "{p:?}"
+        );
+        assert!(
+            p.message.contains("`grace`"),
+            "shared keys should be listed: {p:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_connector_kind_and_wrong_types_are_refused() {
+        let text = "[[connector]]\nname = \"a\"\nkind = \"ldap\"\n[[connector]]\nname = \"b\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\ndry_run = \"yes\"\n[workers]\nconcurrency = \"8\"\n";
+        let found = problems(text);
+        assert!(
+            problem_for(&found, "connector.a.kind")
+                .message
+                .contains("unknown variant `ldap`"),
+            "{found:?}"
+        );
+        assert!(
+            problem_for(&found, "connector.b.dry_run")
+                .message
+                .contains("invalid type"),
+            "{found:?}"
+        );
+        assert!(
+            problem_for(&found, "workers.concurrency")
+                .message
+                .contains("line 10"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn missing_secret_file_is_named_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{FEED_HEAD}url = \"https://hr.example.org/feed.csv\"\nauth = {{ kind = \"bearer\", token_file = \"feed-token\" }}\n"
+        );
+        let err = parse_with(&text, dir.path(), &[]).unwrap_err();
+        let p = problem_for(&err.problems, "feed.auth.token_file");
+        let expected = format!(
+            "cannot read {}: No such file or directory",
+            dir.path().join("feed-token").display()
+        );
+        assert_eq!(p.message, expected);
+    }
+
+    #[test]
+    fn world_readable_secret_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(&dir.path().join("token"), "s3cr3t-token\n", 0o644);
+        let text = format!(
+            "{FEED_HEAD}url = \"https://hr.example.org/f.csv\"\nauth = {{ kind = \"bearer\", token_file = \"token\" }}\n"
+        );
+        let err = parse_with(&text, dir.path(), &[]).unwrap_err();
+        let p = problem_for(&err.problems, "feed.auth.token_file");
+        assert!(p.message.ends_with("is world-readable; chmod 600"), "{p:?}");
+        assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn secret_file_is_read_from_the_credentials_directory_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = tempfile::tempdir().unwrap();
+        write_file(&creds.path().join("token"), "s3cr3t-token\n", 0o600);
+        let text = format!(
+            "{FEED_HEAD}url = \"https://hr.example.org/f.csv\"\nauth = {{ kind = \"bearer\", token_file = \"token\" }}\n"
+        );
+        let creds_dir = creds.path().to_str().unwrap();
+        let config =
+            parse_with(&text, dir.path(), &[("CREDENTIALS_DIRECTORY", creds_dir)]).unwrap();
+        let Some(FeedSource::Http {
+            auth: Some(HttpAuth::Bearer { token }),
+            ..
+        }) = config.feed.map(|f| f.source)
+        else {
+            panic!("expected an http feed with bearer auth");
+        };
+        assert_eq!(token.expose(), "s3cr3t-token");
+    }
+
+    #[test]
+    fn empty_secret_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(&dir.path().join("token"), "\n", 0o600);
+        let text = format!(
+            "{FEED_HEAD}url = \"https://hr.example.org/f.csv\"\nauth = {{ kind = \"bearer\", token_file = \"token\" }}\n"
+        );
+        let err = parse_with(&text, dir.path(), &[]).unwrap_err();
+        assert!(
+            problem_for(&err.problems, "feed.auth.token_file")
+                .message
+                .ends_with("is empty")
+        );
+    }
+
+    #[test]
+    fn secret_from_env_is_resolved_and_a_missing_variable_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{FEED_HEAD}url = \"https://hr.example.org/f.csv\"\nauth = {{ kind = \"basic\", username = \"svc\", password_env = \"FEED_PASSWORD\" }}\n"
+        );
+        let config = parse_with(&text, dir.path(), &[("FEED_PASSWORD", "pa55word")]).unwrap();
+        let Some(FeedSource::Http {
+            auth: Some(HttpAuth::Basic { username, password }),
+            ..
+        }) = config.feed.map(|f| f.source)
+        else {
+            panic!("expected an http feed with basic auth");
+        };
+        assert_eq!((username.as_str(), password.expose()), ("svc", "pa55word"));
+
+        let err = parse_with(&text, dir.path(), &[]).unwrap_err();
+        assert_eq!(
+            problem_for(&err.problems, "feed.auth.password_env").message,
+            "environment variable FEED_PASSWORD is not set"
+        );
+        let err = parse_with(&text, dir.path(), &[("FEED_PASSWORD", "")]).unwrap_err();
+        assert!(
+            problem_for(&err.problems, "feed.auth.password_env")
+                .message
+                .ends_with("is empty")
+        );
+    }
+
+    #[test]
+    fn secret_needs_exactly_one_source() {
+        let both = format!(
+            "{FEED_HEAD}url = \"https://h.example.org/f\"\nauth = {{ kind = \"bearer\", token_file = \"/t\", token_env = \"T\" }}\n"
+        );
+        assert!(
+            problem_for(&problems(&both), "feed.auth.token_file")
+                .message
+                .contains("not both")
+        );
+        let neither = format!(
+            "{FEED_HEAD}url = \"https://h.example.org/f\"\nauth = {{ kind = \"bearer\" }}\n"
+        );
+        assert!(
+            problem_for(&problems(&neither), "feed.auth.token_file")
+                .message
+                .starts_with("missing")
+        );
+    }
+
+    #[test]
+    fn bad_duration_names_the_key_and_shows_the_value() {
+        let found = problems(
+            "[[connector]]\nname = \"ldap_cleanup\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\ntimeout = \"5 minutes\"\n",
+        );
+        assert_eq!(
+            problem_for(&found, "connector.ldap_cleanup.timeout").message,
+            "invalid duration \"5 minutes\": expected a number and a unit (ms, s, m, h, d), e.g. \"30s\""
+        );
+    }
+
+    #[test]
+    fn parse_duration_reads_every_unit_and_refuses_the_rest() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21_600)));
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        for bad in ["", "30", "s", "1.5h", "-1s", " 30s", "30 s", "3w"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(
+            parse_duration("99999999999999999999d")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn five_field_cron_asks_for_six_fields_seconds_first() {
+        let text = "[feed]\nkind = \"csv\"\npath = \"f.csv\"\nschedule = \"*/5 * * * *\"\n";
+        let p = problems(text);
+        let message = &problem_for(&p, "feed.schedule").message;
+        assert!(
+            message.contains("six fields, seconds first") && message.contains("\"0 */5 * * * *\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn garbage_cron_is_refused_by_the_scheduler_parser() {
+        let text = "[feed]\nkind = \"csv\"\npath = \"f.csv\"\nschedule = \"0 */5 * * * banana\"\n";
+        let p = problems(text);
+        assert!(
+            problem_for(&p, "feed.schedule")
+                .message
+                .starts_with("invalid cron expression"),
+            "{p:?}"
+        );
+        assert!(validate_cron("0 0 25 * * *").is_err());
+        assert!(validate_cron(EXAMPLE_SCHEDULE).is_ok());
+    }
+
+    #[test]
+    fn bad_timezone_is_named() {
+        let text = format!("{FEED_HEAD}path = \"f.csv\"\ntimezone = \"Europe/Amsterdm\"\n");
+        let p = problems(&text);
+        assert!(
+            problem_for(&p, "feed.timezone")
+                .message
+                .contains("\"Europe/Amsterdm\""),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn json_feed_kind_is_not_supported_yet() {
+        let p =
+            problems("[feed]\nkind = \"json\"\npath = \"f.json\"\nschedule = \"0 0 * * * *\"\n");
+        assert!(
+            problem_for(&p, "feed.kind")
+                .message
+                .contains("not supported yet")
+        );
+    }
+
+    #[test]
+    fn columns_can_be_switched_off_but_required_ones_cannot() {
+        let text = format!(
+            "{FEED_HEAD}path = \"f.csv\"\n[feed.columns]\nupn = \"\"\nemail = \"Work Email\"\n"
+        );
+        let feed = parse(&text).unwrap().feed.unwrap();
+        assert_eq!(feed.columns.upn, None);
+        assert_eq!(feed.columns.email.as_deref(), Some("Work Email"));
+        let text = format!("{FEED_HEAD}path = \"f.csv\"\n[feed.columns]\nstatus = \"\"\n");
+        assert!(
+            problem_for(&problems(&text), "feed.columns.status")
+                .message
+                .contains("required")
+        );
+    }
+
+    #[test]
+    fn status_values_must_not_overlap_or_be_empty() {
+        let text = format!(
+            "{FEED_HEAD}path = \"f.csv\"\n[feed.status]\nterminated = [\"Terminated\", \"Left\"]\nactive = [\"left\"]\n"
+        );
+        assert!(
+            problem_for(&problems(&text), "feed.status.active")
+                .message
+                .contains("\"left\"")
+        );
+        let text = format!("{FEED_HEAD}path = \"f.csv\"\n[feed.status]\nterminated = []\n");
+        assert!(
+            problem_for(&problems(&text), "feed.status.terminated")
+                .message
+                .contains("at least one")
+        );
+    }
+
+    #[test]
+    fn feed_url_must_be_http_and_carry_no_credentials() {
+        let ftp = format!("{FEED_HEAD}url = \"ftp://hr.example.org/f.csv\"\n");
+        assert!(
+            problem_for(&problems(&ftp), "feed.url")
+                .message
+                .contains("http:// or https://")
+        );
+        let creds = format!("{FEED_HEAD}url = \"https://u:hunter2@hr.example.org/f.csv\"\n");
+        let err = parse(&creds).unwrap_err();
+        assert!(
+            problem_for(&err.problems, "feed.url")
+                .message
+                .contains("credentials")
+        );
+        assert!(!err.to_string().contains("hunter2"));
+        let both = format!("{FEED_HEAD}url = \"https://hr.example.org/f.csv\"\npath = \"f.csv\"\n");
+        assert!(
+            problem_for(&problems(&both), "feed")
+                .message
+                .contains("not both")
+        );
+    }
+
+    #[test]
+    fn duplicate_connector_names_are_refused() {
+        let text = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n\n[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n";
+        let p = problems(text);
+        assert!(
+            problem_for(&p, "connector[1].name")
+                .message
+                .contains("duplicate name \"ldap\""),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_or_missing_connector_name_uses_the_position() {
+        let text = "[[connector]]\nname = \"LDAP\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n[[connector]]\nkind = \"exec\"\nprogram = \"/bin/sh\"\n";
+        let p = problems(text);
+        assert!(
+            problem_for(&p, "connector[0].name")
+                .message
+                .contains("invalid name \"LDAP\"")
+        );
+        assert!(
+            problem_for(&p, "connector[1].name")
+                .message
+                .starts_with("missing")
+        );
+    }
+
+    #[test]
+    fn account_template_with_unknown_field_is_refused() {
+        let text = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\naccount = \"{mail}\"\n";
+        let p = problems(text);
+        assert!(
+            problem_for(&p, "connector.ldap.account")
+                .message
+                .contains("unknown field {mail}"),
+            "{p:?}"
+        );
+        let constant = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\naccount = \"admin\"\n";
+        assert!(
+            problem_for(&problems(constant), "connector.ldap.account")
+                .message
+                .contains("no person field")
+        );
+    }
+
+    #[test]
+    fn exec_args_may_use_account_but_the_account_template_may_not() {
+        let text = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\nargs = [\"--user\", \"{account}\", \"{employee_id}\"]\n";
+        let config = parse(text).unwrap();
+        let ConnectorKind::Exec(exec) = &config.connectors[0].kind;
+        assert_eq!(exec.args[1].source(), "{account}");
+        let text = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\naccount = \"{account}\"\nargs = [\"{nope}\"]\n";
+        let p = problems(text);
+        problem_for(&p, "connector.ldap.account");
+        problem_for(&p, "connector.ldap.args[0]");
+    }
+
+    #[test]
+    fn exec_program_must_exist_and_be_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(&dir.path().join("not-exec"), "#!/bin/sh\n", 0o644);
+        let text = "[[connector]]\nname = \"a\"\nkind = \"exec\"\nprogram = \"missing.sh\"\n[[connector]]\nname = \"b\"\nkind = \"exec\"\nprogram = \"not-exec\"\n";
+        let err = parse_with(text, dir.path(), &[]).unwrap_err();
+        let missing = problem_for(&err.problems, "connector.a.program");
+        assert!(
+            missing
+                .message
+                .contains("missing.sh: No such file or directory"),
+            "{missing:?}"
+        );
+        let not_exec = problem_for(&err.problems, "connector.b.program");
+        assert!(
+            not_exec.message.contains("is not executable"),
+            "{not_exec:?}"
+        );
+    }
+
+    #[test]
+    fn exit_code_lists_refuse_zero_and_overlap() {
+        let text = "[[connector]]\nname = \"a\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\nexit_already_absent = [0, 3]\nexit_permanent = [3, 300]\n";
+        let p = problems(text);
+        assert!(
+            p.iter().any(|p| p.key == "connector.a.exit_already_absent"
+                && p.message.contains("0 means success"))
+        );
+        assert!(
+            p.iter().any(
+                |p| p.key == "connector.a.exit_permanent" && p.message.contains("out of range")
+            )
+        );
+        assert!(
+            p.iter().any(|p| p.key == "connector.a.exit_permanent"
+                && p.message.contains("exit code 3 is also"))
+        );
+    }
+
+    #[test]
+    fn connector_retry_overrides_the_global_defaults() {
+        let text = "[retry]\ninitial = \"1m\"\nfactor = 3\n[[connector]]\nname = \"a\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n[connector.retry]\nmax_attempts = 3\n";
+        let config = parse(text).unwrap();
+        let retry = config.connectors[0].retry;
+        assert_eq!(retry.initial, Duration::from_secs(60));
+        assert_eq!(retry.factor, 3.0);
+        assert_eq!(retry.max_attempts, 3);
+        assert_eq!(config.retry.max_attempts, 12);
+        let bad = "[[connector]]\nname = \"a\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n[connector.retry]\ninitial = \"7h\"\nfactor = 0.5\n";
+        let p = problems(bad);
+        assert!(
+            problem_for(&p, "connector.a.retry.initial")
+                .message
+                .contains("longer than max")
+        );
+        problem_for(&p, "connector.a.retry.factor");
+    }
+
+    #[test]
+    fn global_dry_run_makes_every_connector_dry() {
+        let text = "[safety]\ndry_run = true\n[[connector]]\nname = \"a\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n";
+        let config = parse(text).unwrap();
+        assert!(config.connectors[0].dry_run);
+        assert!(config.warnings.iter().any(|w| w.contains("safety.dry_run")));
+    }
+
+    #[test]
+    fn worker_limits_are_enforced() {
+        let p = problems("[workers]\nconcurrency = 0\nlease = \"5s\"\nidle_poll = \"500ms\"\n");
+        assert!(
+            problem_for(&p, "workers.concurrency")
+                .message
+                .contains("1 to 256")
+        );
+        assert!(
+            problem_for(&p, "workers.lease")
+                .message
+                .contains("at least 10s")
+        );
+        assert!(
+            problem_for(&p, "workers.idle_poll")
+                .message
+                .contains("at least 1s")
+        );
+    }
+
+    #[test]
+    fn several_problems_are_reported_together_one_line_each() {
+        let text = "bogus = 1\n[workers]\nlease = \"soon\"\n[retry]\nmax_attempts = 0\n[log]\nformat = \"xml\"\n[feed]\nkind = \"csv\"\npath = \"f.csv\"\nschedule = \"* * * * *\"\ntimezone = \"Mars/Olympus\"\n";
+        let err = parse(text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "bogus",
+            "workers.lease",
+            "retry.max_attempts",
+            "log.format",
+            "feed.schedule",
+            "feed.timezone",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        let shown = err.to_string();
+        assert_eq!(shown.lines().count(), err.problems.len());
+        assert!(shown.lines().any(|l| {
+            l.starts_with("/etc/offboard/offboard.toml: workers.lease: invalid duration")
+        }));
+    }
+
+    #[test]
+    fn every_bad_key_in_a_table_is_reported_and_the_rest_still_validated() {
+        let text = "[feed]\nkind = \"csv\"\npath = \"f.csv\"\nschedule = 5\nfoo = 1\nbar = 2\ntimezone = \"Nowhere/X\"\n";
+        let found = problems(text);
+        for key in ["feed.schedule", "feed.foo", "feed.bar", "feed.timezone"] {
+            problem_for(&found, key);
+        }
+        // The dropped schedule is reported once, as a wrong type, not again as missing.
+        let schedule: Vec<&Problem> = found.iter().filter(|p| p.key == "feed.schedule").collect();
+        assert_eq!(schedule.len(), 1, "{schedule:?}");
+        assert!(schedule[0].message.contains("invalid type"), "{schedule:?}");
+    }
+
+    #[test]
+    fn string_values_in_type_errors_are_not_echoed() {
+        let text = "[feed]\nkind = \"csv\"\nurl = \"https://h.example.org/f\"\nschedule = \"0 0 * * * *\"\nauth = \"tok-\\\"123\"\n";
+        let err = parse(text).unwrap_err();
+        let p = problem_for(&err.problems, "feed.auth");
+        assert!(
+            p.message
+                .starts_with("invalid type: string, expected a table"),
+            "{p:?}"
+        );
+        assert!(!err.to_string().contains("tok-"), "{err}");
+        assert_eq!(
+            redact_strings(r#"a string "x\"y" b string "z" c"#),
+            "a string b string c"
+        );
+    }
+
+    #[test]
+    fn exec_timeout_not_shorter_than_the_lease_is_a_warning() {
+        let text = "[workers]\nlease = \"1m\"\n[[connector]]\nname = \"a\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\ntimeout = \"2m\"\n";
+        let config = parse(text).unwrap();
+        let warned = config
+            .warnings
+            .iter()
+            .any(|w| w.contains("connector.a.timeout (2m)") && w.contains("workers.lease (1m)"));
+        assert!(warned, "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn connector_must_be_an_array_of_tables() {
+        let found = problems("[connector]\nname = \"a\"\n");
+        assert!(
+            problem_for(&found, "connector")
+                .message
+                .contains("[[connector]]")
+        );
+    }
+
+    #[test]
+    fn toml_syntax_error_reports_the_line() {
+        let err = parse("[database]\nurl = \n").unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(err.problems[0].message.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn secret_debug_and_display_are_redacted() {
+        let secret = Secret::new("hunter2".to_string());
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(secret.to_string(), "<redacted>");
+        let auth = HttpAuth::Basic {
+            username: "svc".into(),
+            password: secret.clone(),
+        };
+        let debug = format!("{auth:?}");
+        assert!(
+            !debug.contains("hunter2") && debug.contains("svc"),
+            "{debug}"
+        );
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn load_reports_an_unreadable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Config::load(&dir.path().join("absent.toml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot read the config file: No such file or directory"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! The connector contract (resolve, remove, probe), outcome and error classification, and the registry.
+
+pub mod exec;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, ConnectorConfig, ConnectorKind};
+use crate::domain::Person;
+
+/// A boxed future, so connectors can be used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a connector is asked to remove.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The removal's id (for logs).
+    pub removal_id: i64,
+    /// Attempt number, from 1.
+    pub attempt: i64,
+    /// The account key rendered from the connector's template.
+    pub account: String,
+    /// The person, for connectors that use more than the account key.
+    pub person: Person,
+    /// Every vendor call made for this target, in order; the worker writes each to the audit log.
+    pub calls: CallLog,
+}
+
+/// A record of vendor calls, shared by a connector's helpers during one attempt.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<VendorCall>>>);
+
+impl CallLog {
+    /// Records one call.
+    pub fn push(&self, call: VendorCall) {
+        if let Ok(mut calls) = self.0.lock() {
+            calls.push(call);
+        }
+    }
+
+    /// Takes the calls recorded so far.
+    pub fn take(&self) -> Vec<VendorCall> {
+        self.0
+            .lock()
+            .map(|mut calls| std::mem::take(&mut *calls))
+            .unwrap_or_default()
+    }
+}
+
+/// One call to a vendor (an HTTP request, a SOAP call, a process run).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VendorCall {
+    /// What was called, without personal data or secrets: e.g. `GET /Users`, `exec`.
+    pub operation: String,
+    /// HTTP status, if any.
+    pub http_status: Option<u16>,
+    /// Process exit code, if any.
+    pub exit_code: Option<i32>,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// A short, redacted summary of a failure.
+    pub error: Option<String>,
+}
+
+/// An account as the vendor knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteAccount {
+    /// The vendor's id for the account.
+    pub id: String,
+    /// What the vendor said about it that helps a human (no secrets).
+    pub summary: BTreeMap<String, String>,
+}
+
+/// The answer to `resolve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Exactly one account matches.
+    Found(RemoteAccount),
+    /// The vendor does not know the person: nothing to remove.
+    NotFound,
+    /// Several accounts match: a human must choose.
+    Ambiguous(usize),
+}
+
+/// What a successful removal achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalOutcome {
+    /// The account was deleted.
+    Removed,
+    /// The account was deactivated (kept, but without access).
+    Deactivated,
+    /// The vendor had no such account.
+    AlreadyAbsent,
+}
+
+impl RemovalOutcome {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Removed => "removed",
+            Self::Deactivated => "deactivated",
+            Self::AlreadyAbsent => "already_absent",
+        }
+    }
+}
+
+/// How a failed call should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Try again later; `after` is the vendor's own wait (Retry-After), if it gave one.
+    Retryable {
+        /// The vendor's requested wait.
+        after: Option<Duration>,
+    },
+    /// Will not succeed by retrying: dead letter with the reason.
+    Permanent,
+}
+
+/// A connector failure with its classification and a reason fit for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorError {
+    /// Retry or not.
+    pub class: ErrorClass,
+    /// What went wrong, naming the vendor's own message where there is one; never a secret.
+    pub reason: String,
+}
+
+impl ConnectorError {
+    /// A retryable failure.
+    pub fn retryable(reason: impl Into<String>, after: Option<Duration>) -> Self {
+        Self {
+            class: ErrorClass::Retryable { after },
+            reason: reason.into(),
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            class: ErrorClass::Permanent,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// Classifies an HTTP status that is not a success (design §3): 408, 429 and 5xx but 501 retry,
+/// honouring `Retry-After`; everything else is permanent. Connectors with a token refresh handle
+/// 401 before calling this.
+pub fn classify_http_status(status: u16, retry_after: Option<Duration>) -> ErrorClass {
+    match status {
+        408 | 429 => ErrorClass::Retryable { after: retry_after },
+        501 => ErrorClass::Permanent,
+        500..=599 => ErrorClass::Retryable { after: retry_after },
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// A vendor connector (design §3). `resolve` only reads; `remove` acts and must be idempotent.
+pub trait Connector: Send + Sync {
+    /// Finds the account for the target.
+    fn resolve<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>>;
+
+    /// Removes (or deactivates) a resolved account.
+    fn remove<'a>(
+        &'a self,
+        target: &'a Target,
+        account: &'a RemoteAccount,
+    ) -> BoxFuture<'a, Result<RemovalOutcome, ConnectorError>>;
+
+    /// What `remove` would do, in words, for dry-run.
+    fn describe_removal(&self, target: &Target, account: &RemoteAccount) -> String;
+
+    /// A cheap check that the connector can reach and authenticate to its vendor; never part of readiness.
+    fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>>;
+}
+
+/// The connectors built from the config, by name.
+pub struct Registry {
+    connectors: BTreeMap<String, Arc<dyn Connector>>,
+}
+
+impl Registry {
+    /// Builds every configured connector.
+    pub fn build(config: &Config) -> anyhow::Result<Self> {
+        let mut connectors = BTreeMap::new();
+        for c in &config.connectors {
+            connectors.insert(c.name.clone(), build_one(c)?);
+        }
+        Ok(Self { connectors })
+    }
+
+    /// A registry with the given connectors (tests and benchmarks).
+    pub fn from_connectors(connectors: BTreeMap<String, Arc<dyn Connector>>) -> Self {
+        Self { connectors }
+    }
+
+    /// The connector with this name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Connector>> {
+        self.connectors.get(name).cloned()
+    }
+}
+
+fn build_one(config: &ConnectorConfig) -> anyhow::Result<Arc<dyn Connector>> {
+    Ok(match &config.kind {
+        ConnectorKind::Exec(exec) => Arc::new(exec::ExecConnector::new(exec.clone())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_statuses_are_classified_as_the_design_says() {
+        let after = Some(Duration::from_secs(7));
+        assert_eq!(
+            classify_http_status(429, after),
+            ErrorClass::Retryable { after }
+        );
+        assert_eq!(
+            classify_http_status(408, None),
+            ErrorClass::Retryable { after: None }
+        );
+        assert_eq!(
+            classify_http_status(503, after),
+            ErrorClass::Retryable { after }
+        );
+        assert_eq!(
+            classify_http_status(500, None),
+            ErrorClass::Retryable { after: None }
+        );
+        assert_eq!(classify_http_status(501, None), ErrorClass::Permanent);
+        assert_eq!(classify_http_status(400, None), ErrorClass::Permanent);
+        assert_eq!(classify_http_status(403, None), ErrorClass::Permanent);
+    }
+}

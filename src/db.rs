@@ -1,0 +1,124 @@
+//! The SQLite pool: pragmas on every connection, embedded migrations, write transactions, time encoding.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+/// The migrations under `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A write transaction on the pool.
+pub type Tx = Transaction<'static, Sqlite>;
+
+/// Opens (creating if missing) the database with WAL, `busy_timeout`, foreign keys and `synchronous=FULL`
+/// on every pooled connection.
+pub async fn connect(
+    path: &Path,
+    max_connections: u32,
+    busy_timeout: Duration,
+) -> anyhow::Result<SqlitePool> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+    }
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .context("sqlite options")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(busy_timeout);
+    SqlitePoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// Runs every pending migration.
+pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("cannot apply the database migrations")
+}
+
+/// Opens the database and brings its schema up to date.
+pub async fn open(
+    path: &Path,
+    max_connections: u32,
+    busy_timeout: Duration,
+) -> anyhow::Result<SqlitePool> {
+    let pool = connect(path, max_connections, busy_timeout).await?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so a
+/// transaction that reads before it writes never fails to upgrade its lock.
+pub async fn begin_write(pool: &SqlitePool) -> Result<Tx, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// Encodes an instant as fixed-width RFC 3339 UTC with milliseconds, so text order is time order.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Decodes an instant written by [`ts`] (or any RFC 3339 text).
+pub fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("bad timestamp in the database: {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_as_text_in_time_order() {
+        let a = ts("2026-01-02T03:04:05Z".parse().unwrap());
+        let b = ts("2026-01-02T03:04:05.5Z".parse().unwrap());
+        assert_eq!(a, "2026-01-02T03:04:05.000Z");
+        assert!(a < b);
+        assert_eq!(parse_ts(&b).unwrap().timestamp_millis() % 1000, 500);
+    }
+
+    #[tokio::test]
+    async fn every_pooled_connection_has_the_production_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir.path().join("x.db"), 3, Duration::from_secs(5))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let mut conn = pool.acquire().await.unwrap();
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            assert_eq!(sync, 2, "synchronous=FULL");
+            assert_eq!(fk, 1);
+            assert_eq!(busy, 5000);
+        }
+    }
+}

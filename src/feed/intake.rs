@@ -1,0 +1,573 @@
+//! Intake: validated rows of one batch → people, terminations, rescinds and planned removals, with
+//! rejects and audit rows, all in one transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::SqlitePool;
+
+use crate::audit::{self, Entry};
+use crate::config::ConnectorConfig;
+use crate::db::{Tx, begin_write, parse_ts, ts};
+use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
+use crate::feed::rows::Fault;
+use crate::planner;
+
+/// Where a batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchSource {
+    /// A scheduled feed poll.
+    Feed,
+    /// A pushed body.
+    Push,
+    /// `offboard enqueue`.
+    Cli,
+    /// `offboard import`.
+    Import,
+}
+
+impl BatchSource {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Feed => "feed",
+            Self::Push => "push",
+            Self::Cli => "cli",
+            Self::Import => "import",
+        }
+    }
+}
+
+/// One input record after validation.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// 1-based row number (header excluded).
+    pub row: u64,
+    /// Physical line where the record starts, when the source has lines.
+    pub line: Option<u64>,
+    /// The valid row, or its faults.
+    pub result: Result<FeedRow, Vec<Fault>>,
+}
+
+/// A batch to ingest.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Where it came from.
+    pub source: BatchSource,
+    /// A path or URL without credentials, or a connector name for imports.
+    pub source_ref: Option<String>,
+    /// Who sent it: the daemon or an operator.
+    pub actor: String,
+    /// SHA-256 of the input bytes, as evidence of what was read.
+    pub content_sha256: Option<String>,
+    /// Its records in input order.
+    pub records: Vec<Record>,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// The batch id.
+    pub batch_id: i64,
+    /// Records read.
+    pub rows: u64,
+    /// Valid records.
+    pub accepted: u64,
+    /// Rejected records.
+    pub rejected: u64,
+    /// Terminations created.
+    pub new_terminations: u64,
+    /// Terminations rescinded (rehire or reversal).
+    pub rescinded: u64,
+    /// Terminations whose effective date moved.
+    pub moved: u64,
+    /// Removals planned.
+    pub removals_planned: u64,
+    /// Removals cancelled by rescinds.
+    pub removals_cancelled: u64,
+    /// People rehired after at least one removal was already done.
+    pub rehired_after_removal: u64,
+}
+
+/// Ingests one batch in a single transaction and returns what it did.
+pub async fn ingest(
+    pool: &SqlitePool,
+    connectors: &[ConnectorConfig],
+    batch: Batch,
+    now: DateTime<Utc>,
+) -> anyhow::Result<BatchSummary> {
+    let mut tx = begin_write(pool).await?;
+    let rows = batch.records.len() as u64;
+    let rejected = batch.records.iter().filter(|r| r.result.is_err()).count() as u64;
+    let batch_id: i64 = sqlx::query_scalar(
+        "INSERT INTO batches (source, source_ref, received_at, status, content_sha256, rows, accepted, rejected, actor) \
+         VALUES (?, ?, ?, 'ok', ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(batch.source.as_str())
+    .bind(&batch.source_ref)
+    .bind(ts(now))
+    .bind(&batch.content_sha256)
+    .bind(rows as i64)
+    .bind((rows - rejected) as i64)
+    .bind(rejected as i64)
+    .bind(&batch.actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut summary = BatchSummary {
+        batch_id,
+        rows,
+        accepted: rows - rejected,
+        rejected,
+        ..BatchSummary::default()
+    };
+
+    // Collapse per employee: the last valid row wins; rejected rows have no effect at all.
+    let mut order: Vec<String> = Vec::new();
+    let mut last: HashMap<String, FeedRow> = HashMap::new();
+    for record in batch.records {
+        match record.result {
+            Err(faults) => {
+                for fault in faults {
+                    sqlx::query(
+                        "INSERT INTO feed_rejects (batch_id, row, line, field, reason) VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(batch_id)
+                    .bind(record.row as i64)
+                    .bind(record.line.map(|l| l as i64))
+                    .bind(&fault.field)
+                    .bind(fault.reason.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Ok(row) => {
+                let id = row.person.employee_id.clone();
+                if last.insert(id.clone(), row).is_none() {
+                    order.push(id);
+                }
+            }
+        }
+    }
+
+    for employee_id in order {
+        let Some(row) = last.remove(&employee_id) else {
+            continue;
+        };
+        upsert_person(&mut tx, &row.person, now).await?;
+        match row.status {
+            HrStatus::Terminated { effective_at } => {
+                terminate(
+                    &mut tx,
+                    connectors,
+                    &row.person,
+                    effective_at,
+                    batch.source,
+                    batch_id,
+                    now,
+                    &mut summary,
+                )
+                .await?;
+            }
+            HrStatus::Active => {
+                rescind(&mut tx, &employee_id, batch_id, now, &mut summary).await?;
+            }
+        }
+    }
+
+    sqlx::query("UPDATE batches SET new_terminations = ?, rescinded = ?, moved = ? WHERE id = ?")
+        .bind(summary.new_terminations as i64)
+        .bind(summary.rescinded as i64)
+        .bind(summary.moved as i64)
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        now,
+        Entry::by(&batch.actor, "batch_received")
+            .batch(batch_id)
+            .detail(json!({
+                "source": batch.source.as_str(),
+                "source_ref": batch.source_ref,
+                "content_sha256": batch.content_sha256,
+                "rows": summary.rows,
+                "accepted": summary.accepted,
+                "rejected": summary.rejected,
+                "new_terminations": summary.new_terminations,
+                "rescinded": summary.rescinded,
+                "moved": summary.moved,
+                "removals_planned": summary.removals_planned,
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+/// Records a batch that could not be read at all (fetch failed, no header, …). Nothing else changes.
+pub async fn record_failed_batch(
+    pool: &SqlitePool,
+    source: BatchSource,
+    source_ref: Option<&str>,
+    actor: &str,
+    error_code: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let mut tx = begin_write(pool).await?;
+    let batch_id: i64 = sqlx::query_scalar(
+        "INSERT INTO batches (source, source_ref, received_at, status, error, actor) \
+         VALUES (?, ?, ?, 'failed', ?, ?) RETURNING id",
+    )
+    .bind(source.as_str())
+    .bind(source_ref)
+    .bind(ts(now))
+    .bind(format!("{error_code}: {message}"))
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        now,
+        Entry::by(actor, "batch_failed")
+            .batch(batch_id)
+            .outcome(error_code)
+            .detail(json!({"source": source.as_str(), "source_ref": source_ref, "error": message})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(batch_id)
+}
+
+async fn upsert_person(tx: &mut Tx, person: &Person, now: DateTime<Utc>) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO people (employee_id, email, username, upn, display_name, attributes, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+         ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, username = excluded.username, \
+           upn = excluded.upn, display_name = excluded.display_name, attributes = excluded.attributes, \
+           updated_at = excluded.updated_at \
+         WHERE people.email IS NOT excluded.email OR people.username IS NOT excluded.username \
+           OR people.upn IS NOT excluded.upn OR people.display_name IS NOT excluded.display_name \
+           OR people.attributes IS NOT excluded.attributes",
+    )
+    .bind(&person.employee_id)
+    .bind(&person.email)
+    .bind(&person.username)
+    .bind(&person.upn)
+    .bind(&person.display_name)
+    .bind(serde_json::to_string(&person.attributes)?)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn terminate(
+    tx: &mut Tx,
+    connectors: &[ConnectorConfig],
+    person: &Person,
+    effective_at: DateTime<Utc>,
+    source: BatchSource,
+    batch_id: i64,
+    now: DateTime<Utc>,
+    summary: &mut BatchSummary,
+) -> anyhow::Result<()> {
+    let active: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, effective_at FROM terminations WHERE employee_id = ? AND status = 'active'",
+    )
+    .bind(&person.employee_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match active {
+        Some((id, current)) => {
+            if parse_ts(&current)? == effective_at {
+                return Ok(());
+            }
+            sqlx::query("UPDATE terminations SET effective_at = ?, updated_at = ? WHERE id = ?")
+                .bind(ts(effective_at))
+                .bind(ts(now))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            let moved = planner::move_due(tx, connectors, id, effective_at, now).await?;
+            summary.moved += 1;
+            audit::append(
+                tx,
+                now,
+                Entry::daemon("termination_moved")
+                    .employee(&person.employee_id)
+                    .batch(batch_id)
+                    .detail(json!({
+                        "termination_id": id, "from": current, "to": ts(effective_at), "removals_moved": moved,
+                    })),
+            )
+            .await?;
+        }
+        None => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO terminations (employee_id, source, batch_id, effective_at, status, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5) RETURNING id",
+            )
+            .bind(&person.employee_id)
+            .bind(source.as_str())
+            .bind(batch_id)
+            .bind(ts(effective_at))
+            .bind(ts(now))
+            .fetch_one(&mut **tx)
+            .await?;
+            summary.new_terminations += 1;
+            audit::append(
+                tx,
+                now,
+                Entry::daemon("termination_created")
+                    .employee(&person.employee_id)
+                    .batch(batch_id)
+                    .detail(json!({"termination_id": id, "effective_at": ts(effective_at), "source": source.as_str()})),
+            )
+            .await?;
+            summary.removals_planned += planner::plan_termination(
+                tx,
+                connectors,
+                id,
+                person,
+                effective_at,
+                batch_id,
+                RemovalState::Pending,
+                now,
+            )
+            .await? as u64;
+        }
+    }
+    Ok(())
+}
+
+async fn rescind(
+    tx: &mut Tx,
+    employee_id: &str,
+    batch_id: i64,
+    now: DateTime<Utc>,
+    summary: &mut BatchSummary,
+) -> anyhow::Result<()> {
+    let active: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM terminations WHERE employee_id = ? AND status = 'active'",
+    )
+    .bind(employee_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(termination_id) = active else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE terminations SET status = 'rescinded', rescinded_at = ?1, updated_at = ?1 WHERE id = ?2",
+    )
+    .bind(ts(now))
+    .bind(termination_id)
+    .execute(&mut **tx)
+    .await?;
+    summary.rescinded += 1;
+    audit::append(
+        tx,
+        now,
+        Entry::daemon("termination_rescinded")
+            .employee(employee_id)
+            .batch(batch_id)
+            .detail(json!({"termination_id": termination_id})),
+    )
+    .await?;
+    let cancelled: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, connector, state FROM removals WHERE termination_id = ? AND state IN ('pending', 'held')",
+    )
+    .bind(termination_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (id, connector, state) in &cancelled {
+        sqlx::query(
+            "UPDATE removals SET state = 'cancelled', outcome = 'cancelled', last_error = 'rescinded', \
+             finished_at = ?1, updated_at = ?1 WHERE id = ?2",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        audit::append(
+            tx,
+            now,
+            Entry::daemon("removal_cancelled")
+                .employee(employee_id)
+                .connector(connector)
+                .removal(*id)
+                .batch(batch_id)
+                .outcome("cancelled")
+                .detail(json!({"from": state, "to": "cancelled", "reason": "rescinded"})),
+        )
+        .await?;
+    }
+    summary.removals_cancelled += cancelled.len() as u64;
+    let done: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, connector FROM removals WHERE termination_id = ? AND state = 'done'",
+    )
+    .bind(termination_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    if !done.is_empty() {
+        summary.rehired_after_removal += 1;
+        let connectors: Vec<&str> = done.iter().map(|(_, c)| c.as_str()).collect();
+        tracing::warn!(
+            employee_id,
+            connectors = ?connectors,
+            "Rehired after removal: access was already removed and must be restored by hand."
+        );
+        audit::append(
+            tx,
+            now,
+            Entry::daemon("rehired_after_removal")
+                .employee(employee_id)
+                .batch(batch_id)
+                .detail(json!({"termination_id": termination_id, "removed_on": connectors})),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `offboard import`: queues the removal of every account listed in `column` of a vendor's user
+/// export, on one connector, as one audited batch. Each account gets its own termination (source
+/// `import`, effective now) under a synthetic employee id `import-BATCH-ROW`, so the report and the
+/// audit log treat it like any other leaver without inventing HR data.
+pub async fn import_accounts(
+    pool: &SqlitePool,
+    connector: &ConnectorConfig,
+    bytes: &[u8],
+    column: &str,
+    source_ref: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<BatchSummary> {
+    use crate::feed::rows::Reason;
+
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(bytes);
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| anyhow::anyhow!("{source_ref}: cannot read the header: {e}"))?
+        .clone();
+    let wanted = column.trim();
+    let index = headers
+        .iter()
+        .position(|h| std::str::from_utf8(h).is_ok_and(|h| h.trim().eq_ignore_ascii_case(wanted)))
+        .ok_or_else(|| anyhow::anyhow!("{source_ref}: no column named {column:?} in the header"))?;
+
+    let mut accounts: Vec<(u64, String)> = Vec::new();
+    let mut rejects: Vec<(u64, Reason)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, record) in reader.byte_records().enumerate() {
+        let row = i as u64 + 1;
+        let record = record.map_err(|e| anyhow::anyhow!("{source_ref}: row {row}: {e}"))?;
+        let Some(raw) = record.get(index) else {
+            rejects.push((row, Reason::ColumnCount));
+            continue;
+        };
+        let Ok(value) = std::str::from_utf8(raw) else {
+            rejects.push((row, Reason::InvalidUtf8));
+            continue;
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            rejects.push((row, Reason::Missing));
+        } else if value.chars().any(char::is_control) {
+            rejects.push((row, Reason::ControlChar));
+        } else if value.len() > 1024 {
+            rejects.push((row, Reason::TooLong));
+        } else if seen.insert(value.to_string()) {
+            accounts.push((row, value.to_string()));
+        }
+    }
+
+    let rows = accounts.len() as u64 + rejects.len() as u64;
+    let mut tx = begin_write(pool).await?;
+    let batch_id: i64 = sqlx::query_scalar(
+        "INSERT INTO batches (source, source_ref, received_at, status, content_sha256, rows, accepted, rejected, actor) \
+         VALUES ('import', ?, ?, 'ok', ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(format!("{source_ref} → {}", connector.name))
+    .bind(ts(now))
+    .bind(crate::feed::sha256_hex(bytes))
+    .bind(rows as i64)
+    .bind(accounts.len() as i64)
+    .bind(rejects.len() as i64)
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (row, reason) in &rejects {
+        sqlx::query(
+            "INSERT INTO feed_rejects (batch_id, row, field, reason) VALUES (?, ?, 'account', ?)",
+        )
+        .bind(batch_id)
+        .bind(*row as i64)
+        .bind(reason.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut planned = 0;
+    for (row, account) in accounts {
+        let person = Person {
+            employee_id: format!("import-{batch_id}-{row}"),
+            ..Person::default()
+        };
+        upsert_person(&mut tx, &person, now).await?;
+        let termination_id: i64 = sqlx::query_scalar(
+            "INSERT INTO terminations (employee_id, source, batch_id, effective_at, status, created_at, updated_at) \
+             VALUES (?1, 'import', ?2, ?3, 'active', ?3, ?3) RETURNING id",
+        )
+        .bind(&person.employee_id)
+        .bind(batch_id)
+        .bind(ts(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let new = planner::NewRemoval {
+            termination_id,
+            connector: &connector.name,
+            account: Ok(account),
+            due_at: now,
+            batch_id,
+            state: RemovalState::Pending,
+        };
+        if planner::insert_removal(&mut tx, &person.employee_id, new, now).await? {
+            planned += 1;
+        }
+    }
+    sqlx::query("UPDATE batches SET new_terminations = ? WHERE id = ?")
+        .bind(planned as i64)
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        now,
+        Entry::by(actor, "batch_received")
+            .batch(batch_id)
+            .connector(&connector.name)
+            .detail(json!({
+                "source": "import", "source_ref": source_ref, "column": column,
+                "rows": rows, "accepted": planned, "rejected": rejects.len(),
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(BatchSummary {
+        batch_id,
+        rows,
+        accepted: rows - rejects.len() as u64,
+        rejected: rejects.len() as u64,
+        new_terminations: planned,
+        removals_planned: planned,
+        ..BatchSummary::default()
+    })
+}

@@ -1,0 +1,18 @@
+//! offboard: takes away a leaver's access to every SaaS app on the day HR says they leave, and
+//! proves when it happened.
+
+pub mod app;
+pub mod audit;
+pub mod backoff;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod connectors;
+pub mod db;
+pub mod domain;
+pub mod feed;
+pub mod planner;
+pub mod queue;
+pub mod status;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,30 @@
+//! The `offboard` binary: parse the command line, load the config, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use offboard::cli::{self, Cli, Command};
+use offboard::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            if !matches!(cli.command, Command::CheckConfig { .. }) {
+                eprintln!("offboard: the config has problems; nothing was started.");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    offboard::telemetry::init(config.log.format, &config.log.level);
+    match cli::execute(cli, config).await {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

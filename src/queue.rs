@@ -1,0 +1,607 @@
+//! The SQL of the removal queue: claim, complete (fenced), reclaim, operator retry and cancel, and reads.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{FromRow, SqlitePool};
+
+use crate::audit::{self, Entry};
+use crate::connectors::VendorCall;
+use crate::db::{begin_write, parse_ts, ts};
+use crate::domain::{Person, RemovalState};
+
+/// A removal claimed by a worker, with what the connector needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Removal id.
+    pub id: i64,
+    /// Its termination.
+    pub termination_id: i64,
+    /// Connector name.
+    pub connector: String,
+    /// The account key, if the template could be rendered.
+    pub account: Option<String>,
+    /// This attempt's number (the fence).
+    pub attempt: i64,
+    /// Attempts spent before the last operator retry.
+    pub retry_base: i64,
+    /// The lease owner.
+    pub owner: String,
+    /// The person.
+    pub person: Person,
+}
+
+#[derive(FromRow)]
+struct ClaimRow {
+    id: i64,
+    termination_id: i64,
+    connector: String,
+    account: Option<String>,
+    attempts: i64,
+    retry_base: i64,
+    employee_id: String,
+    email: Option<String>,
+    username: Option<String>,
+    upn: Option<String>,
+    display_name: Option<String>,
+    attributes: String,
+}
+
+/// Claims up to `limit` due removals of `connector` for `owner`, each under a lease until `now + lease`.
+/// One short `BEGIN IMMEDIATE` transaction; each claim is audited.
+pub async fn claim(
+    pool: &SqlitePool,
+    owner: &str,
+    connector: &str,
+    limit: u32,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Claimed>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let expires = now + chrono::Duration::from_std(lease)?;
+    let mut tx = begin_write(pool).await?;
+    let ids: Vec<(i64,)> = sqlx::query_as(
+        "UPDATE removals SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
+         lease_expires_at = ?2, updated_at = ?3 \
+         WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?3 AND connector = ?4 \
+                      ORDER BY due_at, id LIMIT ?5) \
+         RETURNING id",
+    )
+    .bind(owner)
+    .bind(ts(expires))
+    .bind(ts(now))
+    .bind(connector)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for (id,) in ids {
+        let row: ClaimRow = sqlx::query_as(
+            "SELECT r.id, r.termination_id, r.connector, r.account, r.attempts, r.retry_base, \
+                    p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
+             FROM removals r JOIN terminations t ON t.id = r.termination_id \
+             JOIN people p ON p.employee_id = t.employee_id WHERE r.id = ?",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            now,
+            Entry::daemon("removal_claimed")
+                .employee(&row.employee_id)
+                .connector(&row.connector)
+                .removal(row.id)
+                .attempt(row.attempts)
+                .detail(json!({"from": "pending", "to": "running", "lease_owner": owner, "lease_expires_at": ts(expires)})),
+        )
+        .await?;
+        claimed.push(Claimed {
+            id: row.id,
+            termination_id: row.termination_id,
+            connector: row.connector,
+            account: row.account,
+            attempt: row.attempts,
+            retry_base: row.retry_base,
+            owner: owner.to_string(),
+            person: Person {
+                employee_id: row.employee_id,
+                email: row.email,
+                username: row.username,
+                upn: row.upn,
+                display_name: row.display_name,
+                attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
+            },
+        });
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// How an attempt ended, as the worker decided.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    /// Access is gone.
+    Done {
+        /// removed, deactivated or already_absent.
+        outcome: String,
+        /// The vendor's id for the account.
+        remote_id: Option<String>,
+    },
+    /// Dry-run: what would have been done.
+    Planned {
+        /// In words.
+        would: String,
+        /// The vendor's id for the account, if resolved.
+        remote_id: Option<String>,
+    },
+    /// Try again at `due_at`.
+    Retry {
+        /// Why the attempt failed.
+        error: String,
+        /// When to try again.
+        due_at: DateTime<Utc>,
+        /// The backoff ceiling that the wait was drawn under.
+        ceiling: Duration,
+        /// The vendor's Retry-After, if any.
+        retry_after: Option<Duration>,
+    },
+    /// Dead letter.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// Not done because the termination was rescinded meanwhile.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Whether a completion was applied or refused by the fence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The removal moved to its new state.
+    Applied,
+    /// A newer attempt owns the removal (this worker's lease expired): nothing changed but the audit.
+    Stale,
+}
+
+/// Records an attempt's vendor calls and its outcome in one transaction, fenced by the attempt
+/// number and lease owner so a worker whose lease expired cannot overwrite a newer attempt.
+pub async fn complete(
+    pool: &SqlitePool,
+    claim: &Claimed,
+    calls: &[VendorCall],
+    completion: &Completion,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Applied> {
+    let mut tx = begin_write(pool).await?;
+    for call in calls {
+        audit::append(
+            &mut tx,
+            now,
+            Entry::daemon("vendor_call")
+                .employee(&claim.person.employee_id)
+                .connector(&claim.connector)
+                .removal(claim.id)
+                .attempt(claim.attempt)
+                .outcome(if call.error.is_some() { "error" } else { "ok" })
+                .detail(json!({
+                    "operation": call.operation,
+                    "exit_code": call.exit_code,
+                    "error": call.error,
+                }))
+                .with_call(call),
+        )
+        .await?;
+    }
+    let t = ts(now);
+    let (state, outcome, remote_id, last_error, due_at, finished) = match completion {
+        Completion::Done { outcome, remote_id } => (
+            RemovalState::Done,
+            Some(outcome.clone()),
+            remote_id.clone(),
+            None,
+            None,
+            Some(t.clone()),
+        ),
+        Completion::Planned { would, remote_id } => (
+            RemovalState::Planned,
+            Some("planned".to_string()),
+            remote_id.clone(),
+            Some(would.clone()),
+            None,
+            Some(t.clone()),
+        ),
+        Completion::Retry { error, due_at, .. } => (
+            RemovalState::Pending,
+            None,
+            None,
+            Some(error.clone()),
+            Some(ts(*due_at)),
+            None,
+        ),
+        Completion::Failed { error } => (
+            RemovalState::Failed,
+            Some("failed".to_string()),
+            None,
+            Some(error.clone()),
+            None,
+            Some(t.clone()),
+        ),
+        Completion::Cancelled { reason } => (
+            RemovalState::Cancelled,
+            Some("cancelled".to_string()),
+            None,
+            Some(reason.clone()),
+            None,
+            Some(t.clone()),
+        ),
+    };
+    let result = sqlx::query(
+        "UPDATE removals SET state = ?1, outcome = COALESCE(?2, outcome), remote_id = COALESCE(?3, remote_id), \
+         last_error = ?4, due_at = COALESCE(?5, due_at), finished_at = ?6, lease_owner = NULL, \
+         lease_expires_at = NULL, updated_at = ?7 \
+         WHERE id = ?8 AND state = 'running' AND attempts = ?9 AND lease_owner = ?10",
+    )
+    .bind(state.as_str())
+    .bind(&outcome)
+    .bind(&remote_id)
+    .bind(&last_error)
+    .bind(&due_at)
+    .bind(&finished)
+    .bind(&t)
+    .bind(claim.id)
+    .bind(claim.attempt)
+    .bind(&claim.owner)
+    .execute(&mut *tx)
+    .await?;
+    let entry = Entry::daemon("removal_attempt")
+        .employee(&claim.person.employee_id)
+        .connector(&claim.connector)
+        .removal(claim.id)
+        .attempt(claim.attempt);
+    let applied = if result.rows_affected() == 1 {
+        let (event, detail) = match completion {
+            Completion::Done { outcome, remote_id } => (
+                "removal_done",
+                json!({"from": "running", "to": "done", "outcome": outcome, "remote_id": remote_id}),
+            ),
+            Completion::Planned { would, remote_id } => (
+                "removal_planned_dry_run",
+                json!({"from": "running", "to": "planned", "would": would, "remote_id": remote_id}),
+            ),
+            Completion::Retry {
+                error,
+                due_at,
+                ceiling,
+                retry_after,
+            } => (
+                "removal_retry_scheduled",
+                json!({
+                    "from": "running", "to": "pending", "error": error, "next_due_at": ts(*due_at),
+                    "retry_in_ms": (*due_at - now).num_milliseconds(),
+                    "backoff_ceiling_ms": u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX),
+                    "retry_after_ms": retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                }),
+            ),
+            Completion::Failed { error } => (
+                "removal_failed",
+                json!({"from": "running", "to": "failed", "error": error}),
+            ),
+            Completion::Cancelled { reason } => (
+                "removal_cancelled",
+                json!({"from": "running", "to": "cancelled", "reason": reason}),
+            ),
+        };
+        let mut entry = entry.detail(detail).outcome(state.as_str());
+        entry.event = event;
+        audit::append(&mut tx, now, entry).await?;
+        Applied::Applied
+    } else {
+        let mut entry = entry.outcome("refused").detail(json!({
+            "reason": "the lease of this attempt expired and the removal was reclaimed; this late result was not applied",
+            "lease_owner": claim.owner,
+            "late_result": completion_name(completion),
+        }));
+        entry.event = "stale_completion_refused";
+        audit::append(&mut tx, now, entry).await?;
+        Applied::Stale
+    };
+    tx.commit().await?;
+    Ok(applied)
+}
+
+fn completion_name(c: &Completion) -> &'static str {
+    match c {
+        Completion::Done { .. } => "done",
+        Completion::Planned { .. } => "planned",
+        Completion::Retry { .. } => "retry",
+        Completion::Failed { .. } => "failed",
+        Completion::Cancelled { .. } => "cancelled",
+    }
+}
+
+impl Entry {
+    fn with_call(mut self, call: &VendorCall) -> Self {
+        self.http_status = call.http_status.map(i64::from);
+        self.duration_ms = Some(i64::try_from(call.duration_ms).unwrap_or(i64::MAX));
+        self
+    }
+}
+
+/// Returns running removals whose lease expired to `pending`, due now. Audited per removal.
+pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64> {
+    let mut tx = begin_write(pool).await?;
+    let rows: Vec<(i64, String, i64, Option<String>, String)> = sqlx::query_as(
+        "SELECT r.id, r.connector, r.attempts, r.lease_owner, t.employee_id FROM removals r \
+         JOIN terminations t ON t.id = r.termination_id \
+         WHERE r.state = 'running' AND r.lease_expires_at <= ?",
+    )
+    .bind(ts(now))
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, connector, attempts, owner, employee) in &rows {
+        sqlx::query(
+            "UPDATE removals SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             due_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = 'running'",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            now,
+            Entry::daemon("lease_expired")
+                .employee(employee)
+                .connector(connector)
+                .removal(*id)
+                .attempt(*attempts)
+                .detail(json!({"from": "running", "to": "pending", "lease_owner": owner})),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}
+
+/// The earliest moment work may become claimable for these connectors: a pending removal's due
+/// time or a running removal's lease expiry.
+pub async fn next_wakeup(
+    pool: &SqlitePool,
+    connectors: &[String],
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let due: Option<String> =
+        sqlx::query_scalar("SELECT MIN(due_at) FROM removals WHERE state = 'pending' AND connector IN (SELECT value FROM json_each(?))")
+            .bind(serde_json::to_string(connectors)?)
+            .fetch_one(pool)
+            .await?;
+    let lease: Option<String> =
+        sqlx::query_scalar("SELECT MIN(lease_expires_at) FROM removals WHERE state = 'running'")
+            .fetch_one(pool)
+            .await?;
+    let mut best: Option<DateTime<Utc>> = None;
+    for t in [due, lease].into_iter().flatten() {
+        let t = parse_ts(&t)?;
+        best = Some(best.map_or(t, |b| b.min(t)));
+    }
+    Ok(best)
+}
+
+/// How many removals are due now for a connector.
+pub async fn count_due(
+    pool: &SqlitePool,
+    connector: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM removals WHERE state = 'pending' AND connector = ? AND due_at <= ?",
+    )
+    .bind(connector)
+    .bind(ts(now))
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Whether the termination is still active (re-checked right before a destructive call).
+pub async fn termination_is_active(pool: &SqlitePool, termination_id: i64) -> anyhow::Result<bool> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM terminations WHERE id = ?")
+        .bind(termination_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(status.as_deref() == Some("active"))
+}
+
+/// A removal as listed by the CLI.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct RemovalView {
+    /// Removal id.
+    pub id: i64,
+    /// Employee id.
+    pub employee_id: String,
+    /// Connector name.
+    pub connector: String,
+    /// Account key.
+    pub account: Option<String>,
+    /// State.
+    pub state: String,
+    /// When it is (or was) due.
+    pub due_at: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Outcome when finished.
+    pub outcome: Option<String>,
+    /// Last error or reason.
+    pub last_error: Option<String>,
+    /// Termination effective time.
+    pub effective_at: String,
+    /// When it finished.
+    pub finished_at: Option<String>,
+}
+
+/// Which removals to list.
+#[derive(Debug, Clone, Default)]
+pub struct RemovalFilter {
+    /// Only this state.
+    pub state: Option<RemovalState>,
+    /// Only this connector.
+    pub connector: Option<String>,
+    /// Only this employee.
+    pub employee_id: Option<String>,
+}
+
+/// Lists removals, oldest due first.
+pub async fn list(pool: &SqlitePool, filter: &RemovalFilter) -> anyhow::Result<Vec<RemovalView>> {
+    Ok(sqlx::query_as(
+        "SELECT r.id, t.employee_id, r.connector, r.account, r.state, r.due_at, r.attempts, r.outcome, \
+                r.last_error, t.effective_at, r.finished_at \
+         FROM removals r JOIN terminations t ON t.id = r.termination_id \
+         WHERE (?1 IS NULL OR r.state = ?1) AND (?2 IS NULL OR r.connector = ?2) AND (?3 IS NULL OR t.employee_id = ?3) \
+         ORDER BY r.due_at, r.id",
+    )
+    .bind(filter.state.map(|s| s.as_str()))
+    .bind(&filter.connector)
+    .bind(&filter.employee_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Counts of removals by connector and state.
+pub async fn counts(pool: &SqlitePool) -> anyhow::Result<BTreeMap<(String, String), i64>> {
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT connector, state, COUNT(*) FROM removals GROUP BY connector, state")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(c, s, n)| ((c, s), n)).collect())
+}
+
+/// Which removals an operator retry applies to.
+#[derive(Debug, Clone)]
+pub enum RetrySelection {
+    /// One removal (failed or planned).
+    One(i64),
+    /// Every failed removal, optionally of one connector.
+    Failed {
+        /// Only this connector.
+        connector: Option<String>,
+    },
+}
+
+/// Puts failed (or planned) removals back to `pending`, due now, with a fresh attempt budget.
+/// Returns the ids retried.
+pub async fn retry(
+    pool: &SqlitePool,
+    selection: &RetrySelection,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<i64>> {
+    let mut tx = begin_write(pool).await?;
+    let rows: Vec<(i64, String, String, String)> = match selection {
+        RetrySelection::One(id) => {
+            sqlx::query_as(
+                "SELECT r.id, r.connector, r.state, t.employee_id FROM removals r \
+             JOIN terminations t ON t.id = r.termination_id WHERE r.id = ?",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+        RetrySelection::Failed { connector } => {
+            sqlx::query_as(
+                "SELECT r.id, r.connector, r.state, t.employee_id FROM removals r \
+             JOIN terminations t ON t.id = r.termination_id \
+             WHERE r.state = 'failed' AND (?1 IS NULL OR r.connector = ?1) ORDER BY r.id",
+            )
+            .bind(connector)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+    };
+    if let RetrySelection::One(id) = selection {
+        match rows.first() {
+            None => anyhow::bail!("no removal with id {id}"),
+            Some((_, _, state, _)) if state != "failed" && state != "planned" => {
+                anyhow::bail!(
+                    "removal {id} is {state}; only failed or planned removals can be retried"
+                )
+            }
+            _ => {}
+        }
+    }
+    for (id, connector, state, employee) in &rows {
+        sqlx::query(
+            "UPDATE removals SET state = 'pending', due_at = ?1, retry_base = attempts, last_error = NULL, \
+             outcome = NULL, finished_at = NULL, updated_at = ?1 WHERE id = ?2",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            now,
+            Entry::by(actor, "operator_retry")
+                .employee(employee)
+                .connector(connector)
+                .removal(*id)
+                .detail(json!({"from": state, "to": "pending"})),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Cancels a pending, held or failed removal with the operator's reason.
+pub async fn cancel(
+    pool: &SqlitePool,
+    id: i64,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut tx = begin_write(pool).await?;
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT r.connector, r.state, t.employee_id FROM removals r \
+         JOIN terminations t ON t.id = r.termination_id WHERE r.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((connector, state, employee)) = row else {
+        anyhow::bail!("no removal with id {id}");
+    };
+    if !matches!(state.as_str(), "pending" | "held" | "failed" | "planned") {
+        anyhow::bail!(
+            "removal {id} is {state}; only pending, held, failed or planned removals can be cancelled"
+        );
+    }
+    sqlx::query(
+        "UPDATE removals SET state = 'cancelled', outcome = 'cancelled', last_error = ?1, finished_at = ?2, \
+         updated_at = ?2 WHERE id = ?3",
+    )
+    .bind(reason)
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        now,
+        Entry::by(actor, "operator_cancel")
+            .employee(employee)
+            .connector(connector)
+            .removal(id)
+            .detail(json!({"from": state, "to": "cancelled", "reason": reason})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
