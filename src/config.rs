@@ -662,7 +662,7 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
             );
             None
         }
-        // A feed that did not even deserialize is not validated further: its "missing" keys would be noise.
+        // Only a [feed] that is not a table at all fails to deserialize; bad keys inside it are dropped and reported.
         Some(value) => cx
             .deserialize::<RawFeed>("feed", value)
             .and_then(|raw| cx.feed(raw)),

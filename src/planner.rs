@@ -94,26 +94,36 @@ pub async fn insert_removal(
     Ok(true)
 }
 
+/// A termination to plan removals for.
+#[derive(Debug, Clone, Copy)]
+pub struct Planned {
+    /// The termination's id.
+    pub termination_id: i64,
+    /// Its effective time.
+    pub effective_at: DateTime<Utc>,
+    /// The batch that created it.
+    pub batch_id: i64,
+    /// The removals' first state: `pending`, or `held` for a batch awaiting approval.
+    pub state: RemovalState,
+}
+
 /// Plans one removal per connector for a termination. Returns how many were created.
 pub async fn plan_termination(
     tx: &mut Tx,
     connectors: &[ConnectorConfig],
-    termination_id: i64,
     person: &Person,
-    effective_at: DateTime<Utc>,
-    batch_id: i64,
-    state: RemovalState,
+    termination: Planned,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let mut created = 0;
     for c in connectors {
         let new = NewRemoval {
-            termination_id,
+            termination_id: termination.termination_id,
             connector: &c.name,
             account: account_for(c, person),
-            due_at: due_at(effective_at, c),
-            batch_id,
-            state,
+            due_at: due_at(termination.effective_at, c),
+            batch_id: termination.batch_id,
+            state: termination.state,
         };
         if insert_removal(tx, &person.employee_id, new, now).await? {
             created += 1;

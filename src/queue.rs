@@ -271,11 +271,11 @@ pub async fn complete(
         let (event, detail) = match completion {
             Completion::Done { outcome, remote_id } => (
                 "removal_done",
-                json!({"from": "running", "to": "done", "outcome": outcome, "remote_id": remote_id}),
+                json!({"from": "running", "to": "done", "outcome": outcome, "remote_id": vendor_id(claim, remote_id)}),
             ),
             Completion::Planned { would, remote_id } => (
                 "removal_planned_dry_run",
-                json!({"from": "running", "to": "planned", "would": would, "remote_id": remote_id}),
+                json!({"from": "running", "to": "planned", "would": would, "remote_id": vendor_id(claim, remote_id)}),
             ),
             Completion::Retry {
                 error,
@@ -316,6 +316,14 @@ pub async fn complete(
     };
     tx.commit().await?;
     Ok(applied)
+}
+
+/// The vendor's own id for the audit detail; left out when it is just the account key (often an
+/// email), which the audit log does not hold.
+fn vendor_id<'a>(claim: &Claimed, remote_id: &'a Option<String>) -> Option<&'a str> {
+    remote_id
+        .as_deref()
+        .filter(|id| Some(*id) != claim.account.as_deref())
 }
 
 fn completion_name(c: &Completion) -> &'static str {

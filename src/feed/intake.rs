@@ -329,17 +329,14 @@ async fn terminate(
                     .detail(json!({"termination_id": id, "effective_at": ts(effective_at), "source": source.as_str()})),
             )
             .await?;
-            summary.removals_planned += planner::plan_termination(
-                tx,
-                connectors,
-                id,
-                person,
+            let planned = planner::Planned {
+                termination_id: id,
                 effective_at,
                 batch_id,
-                RemovalState::Pending,
-                now,
-            )
-            .await? as u64;
+                state: RemovalState::Pending,
+            };
+            summary.removals_planned +=
+                planner::plan_termination(tx, connectors, person, planned, now).await? as u64;
         }
     }
     Ok(())

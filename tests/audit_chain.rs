@@ -1,0 +1,129 @@
+//! The audit log: same-transaction rows, append-only triggers, and `verify` finding tampering.
+
+use offboard::audit::{self, Verification};
+use sqlx::Connection;
+
+use crate::helpers::{OK_SCRIPT, TestApp};
+
+async fn run_some(t: &TestApp) {
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n");
+    t.poll().await;
+    t.drain().await;
+}
+
+async fn raw_connection(t: &TestApp) -> sqlx::SqliteConnection {
+    sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        t.path("state/offboard.db").display()
+    ))
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn verify_passes_after_a_normal_run_and_every_change_has_its_row() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    run_some(&t).await;
+
+    let v = audit::verify(&t.app.pool).await.unwrap();
+
+    let rows = t.audit().await;
+    assert!(matches!(v, Verification::Ok { rows: n, .. } if n == rows.len() as i64));
+    for event in [
+        "batch_received",
+        "termination_created",
+        "removal_planned",
+        "removal_claimed",
+        "vendor_call",
+        "removal_done",
+    ] {
+        assert!(rows.iter().any(|r| r.event == event), "missing {event}");
+    }
+    // Two removals: each planned, claimed, called and done once.
+    assert_eq!(t.events("removal_done").await.len(), 2);
+    // No personal data beyond the employee id.
+    for r in &rows {
+        assert!(
+            !r.detail.contains("ann@example.org") && !r.detail.contains("Ann"),
+            "{}",
+            r.detail
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_refuses_update_and_delete() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    run_some(&t).await;
+    let mut conn = raw_connection(&t).await;
+    let update = sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
+        .execute(&mut conn)
+        .await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+        .execute(&mut conn)
+        .await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+}
+
+#[tokio::test]
+async fn verify_reports_the_exact_row_that_was_changed() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    run_some(&t).await;
+    let mut conn = raw_connection(&t).await;
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET outcome = 'removed' WHERE seq = 5")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let v = audit::verify(&t.app.pool).await.unwrap();
+
+    let Verification::Broken { seq, reason } = v else {
+        panic!("tampering not detected");
+    };
+    assert_eq!(seq, 5);
+    assert!(reason.contains("changed"));
+}
+
+#[tokio::test]
+async fn verify_reports_a_deleted_row() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    run_some(&t).await;
+    let mut conn = raw_connection(&t).await;
+    sqlx::query("DROP TRIGGER audit_log_no_delete")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq = 7")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let v = audit::verify(&t.app.pool).await.unwrap();
+
+    assert!(matches!(v, Verification::Broken { seq: 7, .. }), "{v:?}");
+}
+
+#[tokio::test]
+async fn verify_reports_a_row_whose_hash_was_recomputed_but_whose_successor_was_not() {
+    // A forger who rewrites a row and its own hash still breaks the link to the next row.
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    run_some(&t).await;
+    let mut conn = raw_connection(&t).await;
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET hash = 'ff' || substr(hash, 3) WHERE seq = 3")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let v = audit::verify(&t.app.pool).await.unwrap();
+
+    assert!(matches!(v, Verification::Broken { seq: 3, .. }), "{v:?}");
+}

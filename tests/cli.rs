@@ -1,0 +1,305 @@
+//! The binary: check-config, run --once on the demo, operator commands, and SIGTERM.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::helpers::{OK_SCRIPT, config_text, write_script};
+
+fn offboard(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("USER", "test-operator")
+        .env_remove("SUDO_USER")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn workspace(connectors: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", OK_SCRIPT);
+    std::fs::write(dir.path().join("feed.csv"), crate::helpers::HEADER).unwrap();
+    std::fs::write(dir.path().join("offboard.toml"), config_text(connectors)).unwrap();
+    dir
+}
+
+const CONNECTOR: &str = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nargs = [\"{account}\"]\n";
+
+#[test]
+fn the_readme_demo_runs_once_and_exits_zero() {
+    // The demo as shipped, copied so the test does not write into the source tree.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join("demo.toml"), dir.path().join("demo.toml")).unwrap();
+    std::fs::create_dir(dir.path().join("demo")).unwrap();
+    for entry in std::fs::read_dir(root.join("demo")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(
+                entry.path(),
+                dir.path().join("demo").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+    }
+    let config = dir.path().join("demo.toml");
+
+    let first = offboard(&config, &["run", "--once"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let out = text(&first);
+    assert!(out.contains("rejected"), "{out}");
+    let second = offboard(&config, &["run", "--once", "--format", "json"]);
+    assert!(second.status.success(), "{}", text(&second));
+    let json: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(
+        json["summary"]["poll"]["new_terminations"], 0,
+        "a re-poll creates nothing"
+    );
+    assert_eq!(json["summary"]["drain"]["attempts"], 0);
+
+    let removals = offboard(&config, &["removals", "--format", "json"]);
+    let removals: serde_json::Value = serde_json::from_slice(&removals.stdout).unwrap();
+    let states: Vec<&str> = removals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.contains(&"done") && states.contains(&"pending") && states.contains(&"planned"),
+        "{states:?}"
+    );
+    assert!(!states.contains(&"failed"));
+    let verify = offboard(&config, &["audit", "verify"]);
+    assert!(
+        verify.status.success() && text(&verify).starts_with("ok:"),
+        "{}",
+        text(&verify)
+    );
+}
+
+#[test]
+fn check_config_says_ok_or_names_every_problem() {
+    let dir = workspace(CONNECTOR);
+    let ok = offboard(&dir.path().join("offboard.toml"), &["check-config"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        String::from_utf8_lossy(&ok.stdout)
+            .lines()
+            .any(|l| l == "ok")
+    );
+
+    let bad = config_text(CONNECTOR)
+        .replace("lease = \"10s\"", "lease = \"10 seconds\"\nleese = 1")
+        .replace("schedule = \"0 0 * * * *\"", "schedule = \"*/5 * * * *\"")
+        + "auth_token_file = \"x\"\n";
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let out = offboard(&dir.path().join("bad.toml"), &["check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = text(&out);
+    assert!(msg.contains("leese"), "{msg}");
+}
+
+#[test]
+fn each_config_mistake_names_its_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("unknown key", "[workers]\n", "[workers]\nconcurency = 3\n"),
+        ("bad duration", "lease = \"10s\"", "lease = \"ten seconds\""),
+        (
+            "five-field cron",
+            "schedule = \"0 0 * * * *\"",
+            "schedule = \"*/5 * * * *\"",
+        ),
+        (
+            "missing secret file",
+            "path = \"feed.csv\"",
+            "url = \"https://hr.invalid/feed.csv\"\nauth = { kind = \"bearer\", token_file = \"missing-token\" }",
+        ),
+    ];
+    let keys = [
+        "workers.concurency",
+        "workers.lease",
+        "feed.schedule",
+        "feed.auth.token_file",
+    ];
+    for ((label, from, to), key) in cases.iter().zip(keys) {
+        let dir = workspace(CONNECTOR);
+        let text_ = config_text(CONNECTOR).replacen(from, to, 1);
+        std::fs::write(dir.path().join("offboard.toml"), text_).unwrap();
+        let out = offboard(&dir.path().join("offboard.toml"), &["check-config"]);
+        assert_eq!(out.status.code(), Some(1), "{label}");
+        let msg = text(&out);
+        assert!(msg.contains(key), "{label}: expected {key} in {msg}");
+        // A config problem stops `run` too, before anything starts.
+        let run = offboard(&dir.path().join("offboard.toml"), &["run", "--once"]);
+        assert_eq!(run.status.code(), Some(1), "{label}");
+        assert!(
+            !dir.path().join("state").exists(),
+            "{label}: nothing may start on a bad config"
+        );
+    }
+}
+
+#[test]
+fn operator_commands_are_audited_with_the_actor() {
+    let dir = workspace(&format!("{CONNECTOR}exit_permanent = [2]\n"));
+    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+    let config = dir.path().join("offboard.toml");
+
+    let enq = offboard(
+        &config,
+        &[
+            "enqueue",
+            "--employee-id",
+            "e42",
+            "--email",
+            "Zed@Example.org",
+            "--effective",
+            "2026-01-05",
+        ],
+    );
+    assert!(enq.status.success(), "{}", text(&enq));
+    let run = offboard(&config, &["run", "--once"]);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "a failed removal makes --once exit 1: {}",
+        text(&run)
+    );
+    let retry = offboard(&config, &["retry", "--failed", "--actor", "alice"]);
+    assert!(text(&retry).contains("retried 1"), "{}", text(&retry));
+    let cancel = offboard(&config, &["cancel", "1", "--reason", "legal hold"]);
+    assert!(cancel.status.success(), "{}", text(&cancel));
+
+    let audit = offboard(&config, &["audit", "--employee", "e42", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let find = |event: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["event"] == event)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(find("operator_retry")["actor"], "alice");
+    assert_eq!(find("operator_cancel")["actor"], "test-operator");
+    assert_eq!(find("termination_created")["employee_id"], "e42");
+    let removals = offboard(
+        &config,
+        &["removals", "--state", "cancelled", "--format", "csv"],
+    );
+    let csv = String::from_utf8_lossy(&removals.stdout);
+    assert!(csv.starts_with("id,employee,connector"), "{csv}");
+    assert!(
+        csv.contains("zed@example.org"),
+        "email is lower-cased: {csv}"
+    );
+
+    let bad = offboard(&config, &["enqueue", "--employee-id", "x y"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad).contains("--employee-id: invalid_value"),
+        "{}",
+        text(&bad)
+    );
+}
+
+#[test]
+fn import_queues_every_account_of_an_export_as_one_batch() {
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    std::fs::write(
+        dir.path().join("export.csv"),
+        "User ID,Name\nu-1,One\nu-2,Two\n,Blank\nu-1,Again\n",
+    )
+    .unwrap();
+
+    let out = offboard(
+        &config,
+        &[
+            "import",
+            "export.csv",
+            "--connector",
+            "app",
+            "--column",
+            "user id",
+        ],
+    );
+    // The file path is relative to the working directory, which is not the temp dir.
+    assert_eq!(out.status.code(), Some(1));
+    let out = offboard(
+        &config,
+        &[
+            "import",
+            dir.path().join("export.csv").to_str().unwrap(),
+            "--connector",
+            "app",
+            "--column",
+            "user id",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 account(s) queued"), "{}", text(&out));
+    assert!(text(&out).contains("1 rejected"), "{}", text(&out));
+    let run = offboard(&config, &["run", "--once", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json["summary"]["drain"]["done"], 2);
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_and_the_next_start_finishes_the_work() {
+    let dir = workspace(&CONNECTOR.replace("remove.sh", "slow.sh"));
+    write_script(dir.path(), "slow.sh", "#!/bin/sh\nsleep 1\nexit 0\n");
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!(
+            "{}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n",
+            crate::helpers::HEADER
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("offboard.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("the daemon did not stop within 10 s of SIGTERM");
+    });
+    assert!(status.success(), "exit status {status:?}");
+
+    let after = offboard(&config, &["run", "--once", "--format", "json"]);
+    let removals = offboard(&config, &["removals", "--format", "json"]);
+    let removals: serde_json::Value = serde_json::from_slice(&removals.stdout).unwrap();
+    assert_eq!(removals[0]["state"], "done", "{}", text(&after));
+}

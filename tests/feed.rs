@@ -1,0 +1,205 @@
+//! Feed intake end to end: rejects with row numbers, idempotent re-polls, rescinds, date moves.
+
+use offboard::feed::{self, PollOutcome};
+
+use crate::helpers::{HEADER, OK_SCRIPT, TestApp, detail};
+
+async fn rejects(t: &TestApp, batch: i64) -> Vec<(i64, Option<i64>, Option<String>, String)> {
+    sqlx::query_as(
+        "SELECT row, line, field, reason FROM feed_rejects WHERE batch_id = ? ORDER BY row, id",
+    )
+    .bind(batch)
+    .fetch_all(&t.app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn malformed_rows_are_rejected_with_their_row_number_and_the_rest_goes_through() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    let mut bytes = HEADER.as_bytes().to_vec();
+    bytes
+        .extend_from_slice(b"e1,ann@example.org,ann,,\"Ann, the first\",2026-01-05,Terminated\r\n"); // row 1 ok
+    bytes.extend_from_slice(b",nobody@example.org,nobody,,No Id,2026-01-05,Terminated\r\n"); // row 2 missing id
+    bytes.extend_from_slice(b"e3,cat@example.org,cat,,Cat,2026-02-30,Terminated\n"); // row 3 bad date
+    bytes.extend_from_slice(b"e4,dan@example.org,dan,,Dan,2026-01-05,On leave\n"); // row 4 unknown status
+    bytes.extend_from_slice(b"e5,eve@example.org,eve,,Eve,2026-01-05\n"); // row 5 column count
+    bytes.extend_from_slice(b"e6,fay@example.org,fay,,F\xffy,2026-01-05,Terminated\n"); // row 6 invalid UTF-8
+    bytes.extend_from_slice(b"\n"); // blank line: not a row
+    bytes
+        .extend_from_slice(b"e7,gus@example.org,gus,,\"Gus\nSecond line\",2026-01-05,Terminated\n"); // row 7 ok
+    bytes.extend_from_slice(
+        b"'; DROP TABLE removals; --,x@example.org,x,,X,2026-01-05,Terminated\n",
+    ); // row 8
+    bytes.extend_from_slice(b"e9,hal@example.org,hal,,=HYPERLINK(\"x\"),2026-01-05,Terminated\n"); // row 9 ok, verbatim
+    std::fs::write(t.path("feed.csv"), &bytes).unwrap();
+
+    let s = t.poll().await;
+
+    assert_eq!(
+        (s.rows, s.accepted, s.rejected, s.new_terminations),
+        (9, 3, 6, 3)
+    );
+    let got = rejects(&t, s.batch_id).await;
+    let expected: Vec<(i64, Option<i64>, Option<String>, String)> = vec![
+        (2, Some(3), Some("employee_id".into()), "missing".into()),
+        (
+            3,
+            Some(4),
+            Some("effective_date".into()),
+            "invalid_date".into(),
+        ),
+        (4, Some(5), Some("status".into()), "unknown_status".into()),
+        (5, Some(6), None, "column_count".into()),
+        (
+            6,
+            Some(7),
+            Some("display_name".into()),
+            "invalid_utf8".into(),
+        ),
+        (
+            8,
+            Some(11),
+            Some("employee_id".into()),
+            "invalid_value".into(),
+        ),
+    ];
+    assert_eq!(got, expected);
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT display_name FROM people ORDER BY employee_id")
+            .fetch_all(&t.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        names,
+        vec!["Ann, the first", "Gus\nSecond line", "=HYPERLINK(\"x\")"]
+    );
+    assert_eq!(t.removals().await.len(), 3);
+    let batch = t.events("batch_received").await;
+    assert_eq!(detail(&batch[0])["rejected"], 6);
+    // The tables are still there.
+    assert_eq!(t.drain().await.done, 3);
+}
+
+#[tokio::test]
+async fn polling_the_same_file_twice_creates_nothing_new() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2030-01-05,Terminated\n");
+    let first = t.poll().await;
+    let audit_rows = t.audit().await.len();
+
+    let second = t.poll().await;
+
+    assert_eq!(first.new_terminations, 2);
+    assert_eq!(second.new_terminations, 0);
+    assert_eq!(second.removals_planned, 0);
+    assert_eq!(t.removals().await.len(), 2);
+    let terminations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM terminations")
+        .fetch_one(&t.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(terminations, 2);
+    // Only the second batch's own record was added.
+    assert_eq!(t.audit().await.len(), audit_rows + 1);
+}
+
+#[tokio::test]
+async fn an_active_row_in_a_later_poll_rescinds_and_cancels_pending_removals() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2030-01-05,Terminated\n");
+    t.poll().await;
+    assert_eq!(t.removal("e1").await.state, "pending");
+
+    t.write_feed("e1,ann@example.org,ann,,Ann,,Active\n");
+    let s = t.poll().await;
+
+    assert_eq!(s.rescinded, 1);
+    let r = t.removal("e1").await;
+    assert_eq!(r.state, "cancelled");
+    assert_eq!(r.last_error.as_deref(), Some("rescinded"));
+    let cancelled = t.events("removal_cancelled").await;
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].employee_id.as_deref(), Some("e1"));
+    assert_eq!(t.events("termination_rescinded").await.len(), 1);
+
+    // A later termination of the same person is a new one.
+    t.write_feed("e1,ann@example.org,ann,,Ann,2030-02-01,Terminated\n");
+    let s = t.poll().await;
+    assert_eq!(s.new_terminations, 1);
+    let states: Vec<String> = t.removals().await.into_iter().map(|r| r.state).collect();
+    assert_eq!(states.len(), 2);
+    assert!(states.contains(&"pending".to_string()) && states.contains(&"cancelled".to_string()));
+}
+
+#[tokio::test]
+async fn terminated_then_active_in_one_file_creates_nothing() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed(
+        "e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne1,ann@example.org,ann,,Ann,,Active\n",
+    );
+    let s = t.poll().await;
+    assert_eq!(s.new_terminations, 0);
+    assert!(t.removals().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_rehire_after_removal_is_reported_not_ignored() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
+    t.poll().await;
+    t.drain().await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,,Active\n");
+
+    let s = t.poll().await;
+
+    assert_eq!(s.rehired_after_removal, 1);
+    assert_eq!(
+        t.removal("e1").await.state,
+        "done",
+        "a done removal is not undone"
+    );
+    let status = offboard::status::gather(&t.app.pool, t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(status.rehired_after_removal.len(), 1);
+    assert_eq!(status.rehired_after_removal[0].connectors, "app");
+    assert_eq!(t.events("rehired_after_removal").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_later_date_moves_pending_removals() {
+    let t = TestApp::exec(OK_SCRIPT, "grace = \"1d\"").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2030-01-05,Terminated\n");
+    t.poll().await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2030-03-01,Terminated\n");
+
+    let s = t.poll().await;
+
+    assert_eq!(s.moved, 1);
+    assert_eq!(t.removal("e1").await.due_at, "2030-03-02T00:00:00.000Z");
+    assert_eq!(t.events("termination_moved").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_feed_that_cannot_be_read_records_a_failed_batch_and_changes_nothing() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2030-01-05,Terminated\n");
+    t.poll().await;
+    std::fs::write(t.path("feed.csv"), "id;mail;status\n1;a@b.org;Active\n").unwrap();
+
+    let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+        .await
+        .unwrap();
+
+    let PollOutcome::Failed { error, .. } = outcome else {
+        panic!("expected a failed poll");
+    };
+    assert!(error.contains("employee_id"), "{error}");
+    assert_eq!(t.removal("e1").await.state, "pending", "nobody rescinded");
+    assert_eq!(t.events("batch_failed").await.len(), 1);
+    std::fs::remove_file(t.path("feed.csv")).unwrap();
+    let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, PollOutcome::Failed { .. }));
+}

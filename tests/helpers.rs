@@ -1,0 +1,157 @@
+//! Test harness: a temp directory holding a config, a feed, exec scripts and the database.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use offboard::app::App;
+use offboard::audit::AuditRow;
+use offboard::clock::Clock;
+use offboard::config::Config;
+use offboard::feed::{self, PollOutcome, intake::BatchSummary};
+use offboard::queue::{self, RemovalFilter, RemovalView};
+use offboard::worker::DrainSummary;
+use tempfile::TempDir;
+
+pub(crate) const HEADER: &str =
+    "employee_id,email,username,upn,display_name,effective_date,status\n";
+
+/// A shell script that removes nothing and exits 0.
+pub(crate) const OK_SCRIPT: &str = "#!/bin/sh\nexit 0\n";
+
+pub(crate) struct TestApp {
+    pub(crate) dir: TempDir,
+    pub(crate) app: App,
+    pub(crate) clock: Clock,
+}
+
+impl TestApp {
+    /// A daemon whose connectors are given as TOML (scripts are written first with `script`).
+    pub(crate) async fn with(connectors: &str, scripts: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in scripts {
+            write_script(dir.path(), name, body);
+        }
+        std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+        let text = config_text(connectors);
+        let path = dir.path().join("offboard.toml");
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let clock = Clock::system();
+        let app = App::build(config, clock.clone()).await.unwrap();
+        TestApp { dir, app, clock }
+    }
+
+    /// A daemon with one exec connector `app` running `script` with `{account}` as its argument.
+    pub(crate) async fn exec(script: &str, extra: &str) -> TestApp {
+        let connector = format!(
+            "[[connector]]\nname = \"app\"\nkind = \"exec\"\naccount = \"{{email}}\"\nprogram = \"remove.sh\"\nargs = [\"{{account}}\"]\n{extra}\n"
+        );
+        TestApp::with(&connector, &[("remove.sh", script)]).await
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub(crate) fn write_feed(&self, rows: &str) {
+        std::fs::write(self.path("feed.csv"), format!("{HEADER}{rows}")).unwrap();
+    }
+
+    pub(crate) async fn poll(&self) -> BatchSummary {
+        match feed::poll_once(
+            &self.app.pool,
+            &self.app.config,
+            &self.app.http,
+            self.clock.now(),
+        )
+        .await
+        .unwrap()
+        {
+            PollOutcome::Ingested(s) => s,
+            PollOutcome::Failed { error, .. } => panic!("poll failed: {error}"),
+        }
+    }
+
+    pub(crate) async fn drain(&self) -> DrainSummary {
+        self.app.workers().drain().await.unwrap()
+    }
+
+    pub(crate) async fn removals(&self) -> Vec<RemovalView> {
+        queue::list(&self.app.pool, &RemovalFilter::default())
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn removal(&self, employee: &str) -> RemovalView {
+        let mut all = queue::list(
+            &self.app.pool,
+            &RemovalFilter {
+                employee_id: Some(employee.into()),
+                ..RemovalFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(all.len(), 1, "one removal for {employee}");
+        all.remove(0)
+    }
+
+    pub(crate) async fn audit(&self) -> Vec<AuditRow> {
+        offboard::audit::list(&self.app.pool, &Default::default())
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn events(&self, event: &str) -> Vec<AuditRow> {
+        self.audit()
+            .await
+            .into_iter()
+            .filter(|r| r.event == event)
+            .collect()
+    }
+
+    pub(crate) fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+pub(crate) fn config_text(connectors: &str) -> String {
+    format!(
+        r#"[database]
+url = "sqlite://state/offboard.db"
+
+[feed]
+kind = "csv"
+path = "feed.csv"
+schedule = "0 0 * * * *"
+
+[workers]
+concurrency = 4
+lease = "10s"
+idle_poll = "1s"
+shutdown_grace = "5s"
+
+[retry]
+initial = "1s"
+max = "8s"
+max_attempts = 5
+
+[log]
+format = "text"
+level = "warn"
+
+{connectors}"#
+    )
+}
+
+pub(crate) fn write_script(dir: &Path, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A detail JSON field of an audit row.
+pub(crate) fn detail(row: &AuditRow) -> serde_json::Value {
+    serde_json::from_str(&row.detail).unwrap()
+}

@@ -1,0 +1,175 @@
+//! Leases, the completion fence, dry-run, due times and the idle wake-up.
+
+use std::time::Duration;
+
+use offboard::queue::{self, Applied, Completion};
+
+use crate::helpers::{OK_SCRIPT, TestApp, detail};
+
+#[tokio::test]
+async fn an_expired_lease_is_reclaimed_and_the_stale_workers_late_result_is_refused() {
+    // Arrange: one due removal, claimed by a worker that then goes silent.
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
+    t.poll().await;
+    let stale = queue::claim(
+        &t.app.pool,
+        "stale-worker",
+        "app",
+        10,
+        Duration::from_secs(10),
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].attempt, 1);
+
+    // Act 1: before the lease expires nothing else can take it.
+    assert_eq!(t.drain().await.attempts, 0);
+    assert_eq!(t.removal("e1").await.state, "running");
+
+    // Act 2: after the lease, the pool reclaims it and completes it once.
+    t.advance(Duration::from_secs(11));
+    let summary = t.drain().await;
+    assert_eq!(summary.done, 1);
+    let r = t.removal("e1").await;
+    assert_eq!(r.state, "done");
+    assert_eq!(r.attempts, 2);
+    assert_eq!(t.events("lease_expired").await.len(), 1);
+
+    // Act 3: the stale worker finally reports; the fence refuses it.
+    let applied = queue::complete(
+        &t.app.pool,
+        &stale[0],
+        &[],
+        &Completion::Failed {
+            error: "late".into(),
+        },
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    // Assert
+    assert_eq!(applied, Applied::Stale);
+    let r = t.removal("e1").await;
+    assert_eq!(
+        r.state, "done",
+        "the late failure must not overwrite the newer attempt"
+    );
+    assert_eq!(r.outcome.as_deref(), Some("removed"));
+    let refused = t.events("stale_completion_refused").await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].attempt, Some(1));
+    assert_eq!(detail(&refused[0])["late_result"], "failed");
+    assert_eq!(t.events("removal_done").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_future_termination_waits_until_it_is_due_plus_grace() {
+    let t = TestApp::exec(OK_SCRIPT, "grace = \"2d\"").await;
+    let soon = (t.clock.now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    t.write_feed(&format!("e1,ann@example.org,ann,,Ann,{soon},Terminated\n"));
+    t.poll().await;
+
+    assert_eq!(t.drain().await.attempts, 0, "not due yet");
+    t.advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        t.drain().await.attempts,
+        0,
+        "effective date passed, grace not over"
+    );
+    t.advance(Duration::from_secs(86_400 + 60));
+    assert_eq!(t.drain().await.done, 1);
+    assert_eq!(t.removal("e1").await.state, "done");
+}
+
+#[tokio::test]
+async fn dry_run_resolves_only_and_ends_planned() {
+    let marker_script = "#!/bin/sh\ntouch \"$(dirname \"$0\")/ran\"\nexit 0\n";
+    let t = TestApp::exec(marker_script, "dry_run = true").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
+    t.poll().await;
+
+    let summary = t.drain().await;
+
+    assert_eq!(summary.planned, 1);
+    let r = t.removal("e1").await;
+    assert_eq!(r.state, "planned");
+    assert!(r.last_error.unwrap().contains("would run"));
+    assert!(!t.path("ran").exists(), "dry-run must not run the program");
+    assert_eq!(t.events("removal_planned_dry_run").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_account_template_the_person_cannot_fill_fails_at_planning_with_the_reason() {
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed("e1,,ann,,Ann,2026-01-05,Terminated\n");
+    t.poll().await;
+    let r = t.removal("e1").await;
+    assert_eq!(r.state, "failed");
+    assert!(r.last_error.unwrap().contains("{email}"));
+}
+
+#[tokio::test]
+async fn per_connector_concurrency_bounds_calls_in_flight() {
+    // Each call records its start and end; with concurrency 2, no more than two overlap.
+    let script = "#!/bin/sh\nd=\"$(dirname \"$0\")\"\nmkdir -p \"$d/inflight\"\ntouch \"$d/inflight/$OFFBOARD_REMOVAL_ID\"\n\
+                  n=$(ls \"$d/inflight\" | wc -l)\necho $n >> \"$d/peaks\"\nsleep 0.3\nrm \"$d/inflight/$OFFBOARD_REMOVAL_ID\"\nexit 0\n";
+    let t = TestApp::exec(script, "concurrency = 2").await;
+    let rows: String = (0..6)
+        .map(|i| format!("e{i},p{i}@example.org,p{i},,P,2026-01-05,Terminated\n"))
+        .collect();
+    t.write_feed(&rows);
+    t.poll().await;
+
+    let summary = t.drain().await;
+
+    assert_eq!(summary.done, 6);
+    let peaks = std::fs::read_to_string(t.path("peaks")).unwrap();
+    let max: u32 = peaks
+        .lines()
+        .map(|l| l.trim().parse::<u32>().unwrap())
+        .max()
+        .unwrap();
+    assert!(max <= 2, "at most two calls at once, saw {max}");
+    assert_eq!(max, 2, "the two slots are used in parallel");
+}
+
+#[tokio::test]
+async fn the_daemon_wakes_for_work_that_becomes_due_without_waiting_for_idle_poll() {
+    // idle_poll is long; a removal becoming due in a second must still run promptly.
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    let text = std::fs::read_to_string(t.path("offboard.toml"))
+        .unwrap()
+        .replace("idle_poll = \"1s\"", "idle_poll = \"10m\"");
+    std::fs::write(t.path("offboard.toml"), text).unwrap();
+    let config = offboard::config::Config::load(&t.path("offboard.toml")).unwrap();
+    let app = offboard::app::App::build(config, t.clock.clone())
+        .await
+        .unwrap();
+    let due = t.clock.now() + chrono::Duration::seconds(1);
+    t.write_feed(&format!(
+        "e1,ann@example.org,ann,,Ann,{},Terminated\n",
+        due.format("%Y-%m-%dT%H:%M:%SZ")
+    ));
+    t.poll().await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = app.workers();
+    let handle = tokio::spawn(workers.run_until_stopped(stop_rx));
+
+    let mut state = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        state = t.removal("e1").await.state;
+        if state == "done" {
+            break;
+        }
+    }
+    stop_tx.send(true).unwrap();
+    handle.await.unwrap().unwrap();
+    assert_eq!(state, "done", "the worker slept past the due time");
+}
