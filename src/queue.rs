@@ -346,6 +346,16 @@ impl Entry {
 
 /// Returns running removals whose lease expired to `pending`, due now. Audited per removal.
 pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64> {
+    // A cheap read first: the write lock is taken only when a lease really expired.
+    let any: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM removals WHERE state = 'running' AND lease_expires_at <= ?)",
+    )
+    .bind(ts(now))
+    .fetch_one(pool)
+    .await?;
+    if !any {
+        return Ok(0);
+    }
     let mut tx = begin_write(pool).await?;
     let rows: Vec<(i64, String, i64, Option<String>, String)> = sqlx::query_as(
         "SELECT r.id, r.connector, r.attempts, r.lease_owner, t.employee_id FROM removals r \

@@ -203,3 +203,102 @@ async fn a_feed_that_cannot_be_read_records_a_failed_batch_and_changes_nothing()
         .unwrap();
     assert!(matches!(outcome, PollOutcome::Failed { .. }));
 }
+
+mod over_http {
+    use std::os::unix::fs::PermissionsExt;
+
+    use offboard::feed::{self, PollOutcome};
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use crate::helpers::{HEADER, OK_SCRIPT, TestApp, config_text, write_script};
+
+    const TOKEN: &str = "feed-token-9f8e7d";
+
+    async fn app_for(server: &MockServer) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        write_script(dir.path(), "remove.sh", OK_SCRIPT);
+        let token = dir.path().join("feed-token");
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let connector = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n";
+        let text = config_text(connector).replace(
+            "path = \"feed.csv\"",
+            &format!(
+                "url = \"{}/reports/leavers.csv?secret=1\"\nauth = {{ kind = \"bearer\", token_file = \"feed-token\" }}\ntimeout = \"2s\"",
+                server.uri()
+            ),
+        );
+        TestApp::in_dir(dir, &text).await
+    }
+
+    #[tokio::test]
+    async fn a_csv_feed_is_fetched_with_the_bearer_token() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/reports/leavers.csv"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+                "{HEADER}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n"
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let t = app_for(&server).await;
+
+        let s = t.poll().await;
+
+        assert_eq!(s.new_terminations, 1);
+        let batch: (String, String) =
+            sqlx::query_as("SELECT source_ref, content_sha256 FROM batches")
+                .fetch_one(&t.app.pool)
+                .await
+                .unwrap();
+        assert!(
+            !batch.0.contains("secret"),
+            "the query string is not recorded: {}",
+            batch.0
+        );
+        assert_eq!(batch.1.len(), 64);
+    }
+
+    #[tokio::test]
+    async fn an_http_error_or_timeout_records_a_failed_batch_without_the_token() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(5)))
+            .mount(&server)
+            .await;
+        let t = app_for(&server).await;
+
+        for expected in ["503", "timed out"] {
+            let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+                .await
+                .unwrap();
+            let PollOutcome::Failed { error, .. } = outcome else {
+                panic!("expected a failed poll");
+            };
+            assert!(error.contains(expected), "{error}");
+        }
+        let audit = t.audit().await;
+        assert_eq!(
+            audit.iter().filter(|r| r.event == "batch_failed").count(),
+            2
+        );
+        let errors: Vec<String> = sqlx::query_scalar("SELECT error FROM batches")
+            .fetch_all(&t.app.pool)
+            .await
+            .unwrap();
+        for text in errors.iter().chain(audit.iter().map(|r| &r.detail)) {
+            assert!(
+                !text.contains(TOKEN) && !text.contains("secret=1"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -33,7 +33,11 @@ impl TestApp {
             write_script(dir.path(), name, body);
         }
         std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
-        let text = config_text(connectors);
+        TestApp::in_dir(dir, &config_text(connectors)).await
+    }
+
+    /// A daemon from a whole config text, in a directory prepared by the caller.
+    pub(crate) async fn in_dir(dir: TempDir, text: &str) -> TestApp {
         let path = dir.path().join("offboard.toml");
         std::fs::write(&path, &text).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
