@@ -76,7 +76,7 @@ impl App {
             config.database.busy_timeout,
         )
         .await?;
-        let registry = Arc::new(Registry::build(&config)?);
+        let registry = Arc::new(Registry::build(&config, &clock)?);
         let http = reqwest::Client::builder()
             .user_agent(concat!("offboard/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

@@ -533,7 +533,7 @@ async fn check_config(config: &Config, probe: bool, out: &mut impl Write) -> any
         writeln!(out, "ok")?;
         return Ok(0);
     }
-    let registry = Registry::build(config)?;
+    let registry = Registry::build(config, &Clock::system())?;
     let mut failures = 0;
     for c in &config.connectors {
         let Some(connector) = registry.get(&c.name) else {

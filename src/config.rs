@@ -66,6 +66,7 @@ const CONNECTOR_COMMON_KEYS: &[&str] = &[
     "grace",
     "dry_run",
     "concurrency",
+    "rate",
     "retry",
 ];
 
@@ -383,6 +384,8 @@ pub struct ConnectorConfig {
     pub dry_run: bool,
     /// Removals of this connector running at the same time (1..=256).
     pub concurrency: usize,
+    /// Most vendor calls per period, shared by the connector's workers; `None`: the kind's default.
+    pub rate: Option<Rate>,
     /// The global `[retry]` with this connector's overrides applied.
     pub retry: RetryPolicy,
     /// The kind-specific settings.
@@ -418,6 +421,36 @@ pub struct ExecConfig {
     pub exit_already_absent: Vec<i32>,
     /// Exit codes meaning a permanent failure (dead letter, no retry).
     pub exit_permanent: Vec<i32>,
+}
+
+/// A rate limit: at most `calls` vendor calls per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Calls allowed per period (also the burst size).
+    pub calls: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+/// Parses a rate written as `N/s`, `N/m` or `N/h`, e.g. `"5/s"` or `"120/m"`.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let invalid = || {
+        format!(
+            "invalid rate {s:?}: expected calls per second, minute or hour, e.g. \"5/s\" or \"120/m\""
+        )
+    };
+    let (calls, unit) = s.trim().split_once('/').ok_or_else(invalid)?;
+    let calls: u32 = calls.trim().parse().map_err(|_| invalid())?;
+    if calls == 0 {
+        return Err(format!("invalid rate {s:?}: at least 1 call per period"));
+    }
+    let per = match unit.trim() {
+        "s" => Duration::from_secs(1),
+        "m" | "min" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(invalid()),
+    };
+    Ok(Rate { calls, per })
 }
 
 /// Parses a duration written as an integer and a unit: `250ms`, `30s`, `5m`, `6h`, `14d`.
@@ -577,6 +610,7 @@ struct RawConnectorCommon {
     grace: Option<String>,
     dry_run: Option<bool>,
     concurrency: Option<i64>,
+    rate: Option<String>,
     retry: Option<RawRetry>,
 }
 
@@ -1573,6 +1607,14 @@ impl Builder<'_> {
                 )
             }
         };
+        let rate = match raw_common.rate.as_deref().map(parse_rate) {
+            None => None,
+            Some(Ok(rate)) => Some(rate),
+            Some(Err(message)) => {
+                self.problem(&format!("{prefix}.rate"), message);
+                None
+            }
+        };
         let own_dry_run = raw_common.dry_run.unwrap_or(false);
         let kind = match raw_kind? {
             RawConnectorKind::Exec(raw) => ConnectorKind::Exec(self.exec(&prefix, raw, workers)?),
@@ -1589,6 +1631,7 @@ impl Builder<'_> {
             grace,
             dry_run: own_dry_run || safety.dry_run,
             concurrency: usize::try_from(concurrency).unwrap_or(DEFAULT_CONNECTOR_CONCURRENCY),
+            rate,
             retry,
             kind,
         })

@@ -39,7 +39,7 @@ impl TestApp {
     /// A daemon from a whole config text, in a directory prepared by the caller.
     pub(crate) async fn in_dir(dir: TempDir, text: &str) -> TestApp {
         let path = dir.path().join("offboard.toml");
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, text).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let clock = Clock::system();
         let app = App::build(config, clock.clone()).await.unwrap();

@@ -4,11 +4,13 @@
 //! permanent failure, and anything else (a signal, a timeout, a failure to start) is retried.
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+use super::limit::Limiter;
 use super::{
     BoxFuture, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target, VendorCall,
 };
@@ -20,12 +22,13 @@ pub const STDERR_KEEP: usize = 400;
 /// Runs a configured program for each removal.
 pub struct ExecConnector {
     config: ExecConfig,
+    limiter: Arc<Limiter>,
 }
 
 impl ExecConnector {
-    /// A connector for this config.
-    pub fn new(config: ExecConfig) -> Self {
-        Self { config }
+    /// A connector for this config; each program run takes one call from `limiter`.
+    pub fn new(config: ExecConfig, limiter: Arc<Limiter>) -> Self {
+        Self { config, limiter }
     }
 
     fn render_args(&self, target: &Target) -> Result<Vec<String>, ConnectorError> {
@@ -49,6 +52,7 @@ impl ExecConnector {
 
     async fn run(&self, target: &Target) -> Result<RemovalOutcome, ConnectorError> {
         let args = self.render_args(target)?;
+        self.limiter.acquire().await;
         let started = Instant::now();
         let result = self.run_program(target, &args).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -1,6 +1,8 @@
 //! The connector contract (resolve, remove, probe), outcome and error classification, and the registry.
 
 pub mod exec;
+pub mod http;
+pub mod limit;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,8 +12,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::config::{Config, ConnectorConfig, ConnectorKind};
 use crate::domain::Person;
+use limit::Limiter;
 
 /// A boxed future, so connectors can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -189,17 +193,17 @@ pub trait Connector: Send + Sync {
     fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>>;
 }
 
-/// The connectors built from the config, by name.
+/// The connectors built from the config, by name, each with its own limiter.
 pub struct Registry {
     connectors: BTreeMap<String, Arc<dyn Connector>>,
 }
 
 impl Registry {
-    /// Builds every configured connector.
-    pub fn build(config: &Config) -> anyhow::Result<Self> {
+    /// Builds every configured connector. `clock` is the daemon's clock, for token expiry.
+    pub fn build(config: &Config, clock: &Clock) -> anyhow::Result<Self> {
         let mut connectors = BTreeMap::new();
         for c in &config.connectors {
-            connectors.insert(c.name.clone(), build_one(c)?);
+            connectors.insert(c.name.clone(), build_one(c, clock)?);
         }
         Ok(Self { connectors })
     }
@@ -215,9 +219,10 @@ impl Registry {
     }
 }
 
-fn build_one(config: &ConnectorConfig) -> anyhow::Result<Arc<dyn Connector>> {
+fn build_one(config: &ConnectorConfig, _clock: &Clock) -> anyhow::Result<Arc<dyn Connector>> {
+    let limiter = Arc::new(Limiter::new(config.rate));
     Ok(match &config.kind {
-        ConnectorKind::Exec(exec) => Arc::new(exec::ExecConnector::new(exec.clone())),
+        ConnectorKind::Exec(exec) => Arc::new(exec::ExecConnector::new(exec.clone(), limiter)),
     })
 }
 
