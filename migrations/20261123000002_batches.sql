@@ -4,7 +4,7 @@ CREATE TABLE batches (
     source           TEXT NOT NULL CHECK (source IN ('feed', 'push', 'cli', 'import')),
     source_ref       TEXT,
     received_at      TEXT NOT NULL,
-    status           TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    status           TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'unchanged')),
     error            TEXT,
     content_sha256   TEXT,
     rows             INTEGER NOT NULL DEFAULT 0,
@@ -13,5 +13,11 @@ CREATE TABLE batches (
     new_terminations INTEGER NOT NULL DEFAULT 0,
     rescinded        INTEGER NOT NULL DEFAULT 0,
     moved            INTEGER NOT NULL DEFAULT 0,
-    actor            TEXT NOT NULL
+    actor            TEXT NOT NULL,
+    -- The mass-removal guard: a held batch waits for an operator's decision.
+    held             INTEGER NOT NULL DEFAULT 0 CHECK (held IN (0, 1)),
+    decision         TEXT CHECK (decision IN ('approved', 'rejected')),
+    decided_by       TEXT,
+    decided_at       TEXT
 ) STRICT;
+CREATE INDEX batches_held ON batches (held) WHERE held = 1 AND decision IS NULL;

@@ -12,6 +12,7 @@ use sqlx::SqlitePool;
 
 use crate::app::App;
 use crate::audit::{self, Verification};
+use crate::batches;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connectors::Registry;
@@ -104,6 +105,32 @@ pub enum Command {
         /// With --failed: only this connector.
         #[arg(long, requires = "failed")]
         connector: Option<String>,
+    },
+    /// Releases a batch held by the mass-removal guard, or a connector's dry-run (planned) removals.
+    Approve {
+        /// The held batch.
+        #[arg(required_unless_present = "planned", conflicts_with = "planned")]
+        batch: Option<i64>,
+        /// Instead: move the connector's planned removals to pending (after turning its dry_run off).
+        #[arg(long, requires = "connector")]
+        planned: bool,
+        /// With --planned: the connector.
+        #[arg(long)]
+        connector: Option<String>,
+    },
+    /// Cancels every removal of a batch held by the mass-removal guard.
+    Reject {
+        /// The held batch.
+        batch: i64,
+    },
+    /// Reads the feed now and shows, per person and connector, what would happen; writes nothing.
+    Plan {
+        /// Also run each connector's read-only lookup for removals that would run.
+        #[arg(long)]
+        resolve: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Cancels a pending, held, failed or planned removal.
     Cancel {
@@ -298,6 +325,53 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             writeln!(out, "retried {} removal(s){}", ids.len(), list_ids(&ids))?;
             Ok(0)
         }
+        Command::Approve {
+            batch,
+            planned: _,
+            connector,
+        } => {
+            let pool = open(&config).await?;
+            match (batch, connector) {
+                (Some(batch), _) => {
+                    let n = batches::decide(
+                        &pool,
+                        batch,
+                        batches::Decision::Approve,
+                        &actor,
+                        Utc::now(),
+                    )
+                    .await?;
+                    writeln!(out, "approved batch {batch}: {n} removal(s) released")?;
+                }
+                (None, Some(connector)) => {
+                    let c = config
+                        .connector(&connector)
+                        .with_context(|| format!("no connector named {connector:?}"))?;
+                    if c.dry_run {
+                        anyhow::bail!(
+                            "connector {connector} is still in dry-run; turn dry_run off first, or its removals end planned again"
+                        );
+                    }
+                    let n = batches::approve_planned(&pool, &connector, &actor, Utc::now()).await?;
+                    writeln!(out, "approved {n} planned removal(s) of {connector}")?;
+                }
+                (None, None) => anyhow::bail!("give a batch id, or --planned --connector NAME"),
+            }
+            Ok(0)
+        }
+        Command::Reject { batch } => {
+            let pool = open(&config).await?;
+            let n = batches::decide(&pool, batch, batches::Decision::Reject, &actor, Utc::now())
+                .await?;
+            writeln!(out, "rejected batch {batch}: {n} removal(s) cancelled")?;
+            Ok(0)
+        }
+        Command::Plan { resolve, format } => {
+            let pool = open(&config).await?;
+            let plan = crate::plan::plan(&pool, &config, resolve, Utc::now()).await?;
+            crate::plan::print(&mut out, &plan, format)?;
+            Ok(0)
+        }
         Command::Cancel { id, reason } => {
             let pool = open(&config).await?;
             queue::cancel(&pool, id, &reason, &actor, Utc::now()).await?;
@@ -348,6 +422,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             let summary = intake::ingest(
                 &pool,
                 &config.connectors,
+                &config.safety,
                 Batch {
                     source: BatchSource::Cli,
                     source_ref: None,

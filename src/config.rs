@@ -6,7 +6,7 @@
 //! collecting every problem, so `check-config` can list them all at once.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::domain::{FieldNames, PERSON_FIELDS, StatusValues, Template};
+use crate::domain::{FieldNames, PERSON_FIELDS, Pattern, StatusValues, Template};
 
 /// Default `database.url`: a file next to the config file.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://offboard.db";
@@ -55,6 +55,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "retry",
     "safety",
     "log",
+    "http",
     "connector",
 ];
 
@@ -68,6 +69,8 @@ const CONNECTOR_COMMON_KEYS: &[&str] = &[
     "concurrency",
     "rate",
     "retry",
+    "never_remove",
+    "scope",
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -91,6 +94,8 @@ pub struct Config {
     pub safety: SafetyConfig,
     /// Log output.
     pub log: LogConfig,
+    /// The HTTP listener: health, readiness, metrics and pushed terminations.
+    pub http: HttpConfig,
     /// The `[[connector]]` entries, in file order.
     pub connectors: Vec<ConnectorConfig>,
     /// Non-fatal notes for `check-config` (never contain secret values).
@@ -335,10 +340,77 @@ impl Default for RetryPolicy {
 }
 
 /// `[safety]`: global switches that limit what the daemon may change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SafetyConfig {
     /// When true every connector only resolves accounts and ends removals in `planned`.
     pub dry_run: bool,
+    /// A batch creating more new terminations than this is held for approval.
+    pub max_terminations_per_batch: u32,
+    /// A feed poll creating more new terminations than this share of its rows (percent) is held.
+    pub max_terminations_percent: f64,
+    /// People never removed anywhere: employee ids, emails or usernames, with `*` and `?` globs.
+    pub never_remove: Vec<Pattern>,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            max_terminations_per_batch: 50,
+            max_terminations_percent: 5.0,
+            never_remove: Vec::new(),
+        }
+    }
+}
+
+impl SafetyConfig {
+    /// The most new terminations a batch may create before it is held: the absolute limit, and for
+    /// feed polls (whose rows are the HR system's view) also the percentage of the rows, whichever
+    /// is lower. Pushes and CLI batches only have the absolute limit.
+    pub fn batch_limit(&self, rows: u64, percent_applies: bool) -> u64 {
+        let absolute = u64::from(self.max_terminations_per_batch);
+        if !percent_applies {
+            return absolute;
+        }
+        let share = (rows as f64 * self.max_terminations_percent / 100.0).floor();
+        absolute.min(share.max(0.0) as u64)
+    }
+}
+
+/// `[http]`: the listener for `/healthz`, `/readyz`, `/metrics` and `POST /v1/terminations`.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token that pushes must present; pushes are refused (404) when unset.
+    pub push_token: Option<Secret>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
+            push_token: None,
+        }
+    }
+}
+
+/// Which people a connector is asked about: every listed field must match one of its patterns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scope {
+    /// (person field name as in templates, patterns).
+    pub rules: Vec<(String, Vec<Pattern>)>,
+}
+
+impl Scope {
+    /// Whether the person is in scope (an empty scope includes everyone).
+    pub fn includes(&self, person: &crate::domain::Person) -> bool {
+        self.rules.iter().all(|(field, patterns)| {
+            person
+                .field(field)
+                .is_some_and(|value| patterns.iter().any(|p| p.matches(value)))
+        })
+    }
 }
 
 /// `[log]`: log output.
@@ -386,6 +458,10 @@ pub struct ConnectorConfig {
     pub concurrency: usize,
     /// Most vendor calls per period, shared by the connector's workers; `None`: the kind's default.
     pub rate: Option<Rate>,
+    /// People never removed by this connector (in addition to `safety.never_remove`).
+    pub never_remove: Vec<Pattern>,
+    /// Only people matching this scope get a removal on this connector.
+    pub scope: Scope,
     /// The global `[retry]` with this connector's overrides applied.
     pub retry: RetryPolicy,
     /// The kind-specific settings.
@@ -582,6 +658,17 @@ struct RawRetry {
 #[serde(deny_unknown_fields, expecting = "a table")]
 struct RawSafety {
     dry_run: Option<bool>,
+    max_terminations_per_batch: Option<i64>,
+    max_terminations_percent: Option<f64>,
+    never_remove: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawHttp {
+    listen: Option<String>,
+    push_token_file: Option<String>,
+    push_token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -612,6 +699,8 @@ struct RawConnectorCommon {
     concurrency: Option<i64>,
     rate: Option<String>,
     retry: Option<RawRetry>,
+    never_remove: Option<Vec<String>>,
+    scope: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// The kind-specific keys of a `[[connector]]`. It is read from a synthetic one-entry table
@@ -709,9 +798,9 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
     let retry = cx.retry("retry", &raw_retry, &RetryPolicy::default(), true);
 
     let raw_safety: RawSafety = cx.section("safety", sections.remove("safety"));
-    let safety = SafetyConfig {
-        dry_run: raw_safety.dry_run.unwrap_or(false),
-    };
+    let safety = cx.safety(raw_safety);
+    let raw_http: RawHttp = cx.section("http", sections.remove("http"));
+    let http = cx.http(raw_http);
     if safety.dry_run {
         cx.warnings.push(
             "safety.dry_run is on: every connector only resolves accounts and nothing is removed"
@@ -747,6 +836,7 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         retry,
         safety,
         log,
+        http,
         connectors,
         warnings: cx.warnings,
     })
@@ -883,6 +973,117 @@ impl Builder<'_> {
             return default;
         }
         value
+    }
+
+    fn patterns(&mut self, key: &str, raw: Option<Vec<String>>) -> Vec<Pattern> {
+        let mut out = Vec::new();
+        for (i, source) in raw.unwrap_or_default().iter().enumerate() {
+            match Pattern::parse(source) {
+                Ok(p) => out.push(p),
+                Err(message) => self.problem(&format!("{key}[{i}]"), message),
+            }
+        }
+        out
+    }
+
+    fn safety(&mut self, raw: RawSafety) -> SafetyConfig {
+        let defaults = SafetyConfig::default();
+        let per_batch = self.integer_in(
+            "safety.max_terminations_per_batch",
+            raw.max_terminations_per_batch,
+            i64::from(defaults.max_terminations_per_batch),
+            0,
+            i64::from(u32::MAX),
+        );
+        let percent = match raw.max_terminations_percent {
+            None => defaults.max_terminations_percent,
+            Some(p) if (0.0..=100.0).contains(&p) => p,
+            Some(p) => {
+                self.problem(
+                    "safety.max_terminations_percent",
+                    format!("{p} is out of range: must be 0 to 100"),
+                );
+                defaults.max_terminations_percent
+            }
+        };
+        SafetyConfig {
+            dry_run: raw.dry_run.unwrap_or(false),
+            max_terminations_per_batch: u32::try_from(per_batch).unwrap_or(u32::MAX),
+            max_terminations_percent: percent,
+            never_remove: self.patterns("safety.never_remove", raw.never_remove),
+        }
+    }
+
+    fn http(&mut self, raw: RawHttp) -> HttpConfig {
+        let defaults = HttpConfig::default();
+        let listen = match raw.listen.as_deref() {
+            None => defaults.listen,
+            Some(text) => {
+                match text.parse::<std::net::SocketAddr>() {
+                    Ok(addr) => {
+                        if !addr.ip().is_loopback() {
+                            self.warnings.push(format!(
+                            "http.listen {addr} is reachable from other hosts: put it behind a network policy or TLS proxy"
+                        ));
+                        }
+                        addr
+                    }
+                    Err(_) => {
+                        self.problem(
+                        "http.listen",
+                        format!("invalid address {text:?}: expected IP:PORT, e.g. \"127.0.0.1:9464\""),
+                    );
+                        defaults.listen
+                    }
+                }
+            }
+        };
+        let push_token = if raw.push_token_file.is_some() || raw.push_token_env.is_some() {
+            self.secret(
+                "http",
+                "push_token",
+                raw.push_token_file,
+                raw.push_token_env,
+            )
+        } else {
+            None
+        };
+        if let Some(token) = &push_token
+            && token.expose().len() < 16
+        {
+            self.problem(
+                "http.push_token",
+                "is shorter than 16 characters; use a long random token",
+            );
+        }
+        HttpConfig { listen, push_token }
+    }
+
+    fn scope(&mut self, key: &str, raw: Option<BTreeMap<String, Vec<String>>>) -> Scope {
+        let mut rules = Vec::new();
+        for (field, patterns) in raw.unwrap_or_default() {
+            let known = PERSON_FIELDS.contains(&field.as_str())
+                || field
+                    .strip_prefix("attributes.")
+                    .is_some_and(|k| !k.is_empty());
+            if !known {
+                self.problem(
+                    &format!("{key}.{field}"),
+                    format!(
+                        "unknown person field {field:?}; expected one of {} or attributes.NAME",
+                        backticked(PERSON_FIELDS)
+                    ),
+                );
+                continue;
+            }
+            if patterns.is_empty() {
+                self.problem(&format!("{key}.{field}"), "an empty list matches nobody");
+                continue;
+            }
+            let parsed = self.patterns(&format!("{key}.{field}"), Some(patterns));
+            rules.push((field, parsed));
+        }
+        Scope { rules }
     }
 
     fn integer_in(&mut self, key: &str, raw: Option<i64>, default: i64, min: i64, max: i64) -> i64 {
@@ -1615,6 +1816,11 @@ impl Builder<'_> {
                 None
             }
         };
+        let never_remove = self.patterns(
+            &format!("{prefix}.never_remove"),
+            raw_common.never_remove.clone(),
+        );
+        let scope = self.scope(&format!("{prefix}.scope"), raw_common.scope.clone());
         let own_dry_run = raw_common.dry_run.unwrap_or(false);
         let kind = match raw_kind? {
             RawConnectorKind::Exec(raw) => ConnectorKind::Exec(self.exec(&prefix, raw, workers)?),
@@ -1632,6 +1838,8 @@ impl Builder<'_> {
             dry_run: own_dry_run || safety.dry_run,
             concurrency: usize::try_from(concurrency).unwrap_or(DEFAULT_CONNECTOR_CONCURRENCY),
             rate,
+            never_remove,
+            scope,
             retry,
             kind,
         })
@@ -2093,6 +2301,14 @@ mod tests {
             "args",
             "exit_already_absent",
             "exit_permanent",
+            "rate",
+            "max_terminations_per_batch",
+            "max_terminations_percent",
+            "never_remove",
+            "scope",
+            "listen",
+            "push_token_file",
+            "push_token_env",
         ];
         for key in keys {
             let documented = example.lines().any(|line| {

@@ -220,6 +220,77 @@ impl fmt::Display for Template {
     }
 }
 
+/// A case-insensitive pattern with `*` (any run of characters) and `?` (one character), used by
+/// `never_remove` and connector scopes. Without wildcards it is an exact, case-insensitive match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    source: String,
+    lower: Vec<char>,
+}
+
+impl Pattern {
+    /// A pattern; empty patterns are refused.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let trimmed = source.trim();
+        if trimmed.is_empty() {
+            return Err("an empty pattern matches nothing; remove it".into());
+        }
+        if trimmed.chars().all(|c| c == '*') {
+            return Err(format!("pattern {source:?} matches everyone; refusing it"));
+        }
+        Ok(Self {
+            source: trimmed.to_string(),
+            lower: trimmed.to_lowercase().chars().collect(),
+        })
+    }
+
+    /// The pattern as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `value` matches (case-insensitively).
+    pub fn matches(&self, value: &str) -> bool {
+        let value: Vec<char> = value.trim().to_lowercase().chars().collect();
+        // Iterative wildcard matching with one backtrack point: linear in practice, never exponential.
+        let (p, v) = (&self.lower, &value);
+        let (mut i, mut j) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while j < v.len() {
+            if i < p.len() && (p[i] == '?' || p[i] == v[j]) {
+                i += 1;
+                j += 1;
+            } else if i < p.len() && p[i] == '*' {
+                star = Some((i, j));
+                i += 1;
+            } else if let Some((si, sj)) = star {
+                i = si + 1;
+                j = sj + 1;
+                star = Some((si, sj + 1));
+            } else {
+                return false;
+            }
+        }
+        while i < p.len() && p[i] == '*' {
+            i += 1;
+        }
+        i == p.len()
+    }
+
+    /// Whether the pattern matches the person's employee id, email or username.
+    pub fn matches_person(&self, person: &Person) -> bool {
+        self.matches(&person.employee_id)
+            || person.email.as_deref().is_some_and(|e| self.matches(e))
+            || person.username.as_deref().is_some_and(|u| self.matches(u))
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
 /// The state of one removal (design §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -299,6 +370,33 @@ mod tests {
         };
         assert_eq!(t.render(|f| p.field(f)).unwrap(), "urn:{x}:ann@a@b.org");
         assert_eq!(t.fields().collect::<Vec<_>>(), vec!["username", "email"]);
+    }
+
+    #[test]
+    fn patterns_match_case_insensitively_with_wildcards() {
+        let p = Pattern::parse("svc-*").unwrap();
+        assert!(p.matches("SVC-backup"));
+        assert!(!p.matches("xsvc-backup"));
+        let q = Pattern::parse("a?c*@example.org").unwrap();
+        assert!(q.matches("abc@example.org"));
+        assert!(q.matches("ABCdef@Example.org"));
+        assert!(!q.matches("ac@example.org"));
+        assert!(Pattern::parse("E1005").unwrap().matches("e1005"));
+        assert!(!Pattern::parse("1005").unwrap().matches("01005"));
+        assert!(Pattern::parse("*").is_err());
+        assert!(Pattern::parse(" ").is_err());
+        let long = "a".repeat(5000);
+        assert!(!Pattern::parse("*a*a*a*a*a*b").unwrap().matches(&long));
+        let person = Person {
+            employee_id: "7".into(),
+            username: Some("breakglass".into()),
+            ..Person::default()
+        };
+        assert!(
+            Pattern::parse("BreakGlass")
+                .unwrap()
+                .matches_person(&person)
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod audit;
 pub mod backoff;
+pub mod batches;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod connectors;
 pub mod db;
 pub mod domain;
 pub mod feed;
+pub mod plan;
 pub mod planner;
 pub mod queue;
 pub mod status;

@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::audit::{self, Entry};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, SafetyConfig};
 use crate::db::{Tx, ts};
-use crate::domain::{Person, RemovalState};
+use crate::domain::{Pattern, Person, RemovalState};
+use crate::feed::intake::PlanLine;
 
 /// When a removal is due: the termination's effective time plus the connector's grace.
 pub fn due_at(effective_at: DateTime<Utc>, connector: &ConnectorConfig) -> DateTime<Utc> {
@@ -48,6 +49,14 @@ pub async fn insert_removal(
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let (state, account, error) = match &new.account {
+        Ok(account) if new.state == RemovalState::Cancelled => (
+            RemovalState::Cancelled,
+            Some(account.as_str()),
+            Some("excluded".to_string()),
+        ),
+        Err(_) if new.state == RemovalState::Cancelled => {
+            (RemovalState::Cancelled, None, Some("excluded".to_string()))
+        }
         Ok(account) => (new.state, Some(account.as_str()), None),
         Err(field) => (
             RemovalState::Failed,
@@ -70,10 +79,14 @@ pub async fn insert_removal(
     .bind(state.as_str())
     .bind(ts(new.due_at))
     .bind(&error)
-    .bind(error.as_ref().map(|_| "failed"))
+    .bind(match state {
+        RemovalState::Failed => Some("failed"),
+        RemovalState::Cancelled => Some("cancelled"),
+        _ => None,
+    })
     .bind(new.batch_id)
     .bind(ts(now))
-    .bind(error.as_ref().map(|_| ts(now)))
+    .bind(matches!(state, RemovalState::Failed | RemovalState::Cancelled).then(|| ts(now)))
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else {
@@ -107,29 +120,95 @@ pub struct Planned {
     pub state: RemovalState,
 }
 
-/// Plans one removal per connector for a termination. Returns how many were created.
+/// What planning a termination did.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOutcome {
+    /// Removals created (including excluded ones, which are created cancelled).
+    pub created: u64,
+    /// Removals created cancelled because the person is on a `never_remove` list.
+    pub excluded: u64,
+    /// One line per connector.
+    pub lines: Vec<PlanLine>,
+}
+
+/// The `never_remove` pattern (global, then the connector's) that protects this person, if any.
+pub fn exclusion<'a>(
+    safety: &'a SafetyConfig,
+    connector: &'a ConnectorConfig,
+    person: &Person,
+) -> Option<&'a Pattern> {
+    safety
+        .never_remove
+        .iter()
+        .chain(connector.never_remove.iter())
+        .find(|p| p.matches_person(person))
+}
+
+/// Plans one removal per connector whose scope includes the person. A person on a `never_remove`
+/// list gets a removal created `cancelled` with reason `excluded`, so the evidence shows why their
+/// access was kept.
 pub async fn plan_termination(
     tx: &mut Tx,
     connectors: &[ConnectorConfig],
+    safety: &SafetyConfig,
     person: &Person,
     termination: Planned,
     now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
-    let mut created = 0;
+) -> anyhow::Result<PlanOutcome> {
+    let mut outcome = PlanOutcome::default();
     for c in connectors {
+        let due = due_at(termination.effective_at, c);
+        let mut line = PlanLine {
+            employee_id: person.employee_id.clone(),
+            connector: Some(c.name.clone()),
+            action: String::new(),
+            due_at: Some(ts(due)),
+            account: None,
+            note: None,
+        };
+        if !c.scope.includes(person) {
+            line.action = "out_of_scope".into();
+            line.due_at = None;
+            outcome.lines.push(line);
+            continue;
+        }
+        let account = account_for(c, person);
+        line.account = account.as_ref().ok().cloned();
+        let excluded = exclusion(safety, c, person);
+        let state = if excluded.is_some() {
+            RemovalState::Cancelled
+        } else {
+            termination.state
+        };
         let new = NewRemoval {
             termination_id: termination.termination_id,
             connector: &c.name,
-            account: account_for(c, person),
-            due_at: due_at(termination.effective_at, c),
+            account,
+            due_at: due,
             batch_id: termination.batch_id,
-            state: termination.state,
+            state,
+        };
+        line.action = match (&new.account, excluded) {
+            (_, Some(pattern)) => {
+                line.note = Some(format!("never_remove matches {pattern}"));
+                "excluded".into()
+            }
+            (Err(field), None) => {
+                line.note = Some(format!("the account template needs {{{field}}}"));
+                "unplannable".into()
+            }
+            (Ok(_), None) if state == RemovalState::Held => "held".into(),
+            (Ok(_), None) => "new".into(),
         };
         if insert_removal(tx, &person.employee_id, new, now).await? {
-            created += 1;
+            outcome.created += 1;
+            if excluded.is_some() {
+                outcome.excluded += 1;
+            }
         }
+        outcome.lines.push(line);
     }
-    Ok(created)
+    Ok(outcome)
 }
 
 /// Moves the due time of a termination's pending and held removals after its effective date changed.

@@ -17,6 +17,8 @@ use crate::domain::RemovalState;
 pub struct Status {
     /// When it was gathered.
     pub at: String,
+    /// Batches held by the mass-removal guard, waiting for `offboard approve` or `reject`.
+    pub held_batches: Vec<crate::batches::HeldBatch>,
     /// Counts per connector and state.
     pub counts: BTreeMap<String, BTreeMap<String, i64>>,
     /// The oldest pending removal that is due, if any.
@@ -137,6 +139,7 @@ pub async fn gather(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<Sta
     let last_poll = poll("any").await?;
     let last_successful_poll = poll("ok").await?;
     Ok(Status {
+        held_batches: crate::batches::held(pool).await?,
         at: ts(now),
         counts,
         oldest_due,
@@ -152,6 +155,38 @@ pub fn print(out: &mut impl Write, status: &Status, format: Format) -> anyhow::R
     if format == Format::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(status)?)?;
         return Ok(());
+    }
+    if !status.held_batches.is_empty() {
+        writeln!(
+            out,
+            "HELD BATCHES: nothing in them is removed until `offboard approve BATCH` (or `offboard reject BATCH`)"
+        )?;
+        write_table(
+            out,
+            &[
+                "batch",
+                "source",
+                "received_at",
+                "rows",
+                "new_terminations",
+                "held_removals",
+            ],
+            &status
+                .held_batches
+                .iter()
+                .map(|b| {
+                    vec![
+                        b.id.to_string(),
+                        b.source.clone(),
+                        b.received_at.clone(),
+                        b.rows.to_string(),
+                        b.new_terminations.to_string(),
+                        b.held_removals.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        writeln!(out)?;
     }
     let mut headers = vec!["connector"];
     headers.extend(RemovalState::ALL.iter().map(|s| s.as_str()));

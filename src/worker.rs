@@ -337,6 +337,13 @@ impl Workers {
                 remote_id: Some(remote.id),
             };
         }
+        // The exclusion lists may have grown since planning (a legal hold added today): honour them.
+        if let Some(pattern) = crate::planner::exclusion(&self.config.safety, config, &claim.person)
+        {
+            return Completion::Cancelled {
+                reason: format!("excluded: never_remove matches {pattern}"),
+            };
+        }
         // The HR record may have changed since the claim: never act on a rescinded termination.
         match queue::termination_is_active(&self.pool, claim.termination_id).await {
             Ok(true) => {}

@@ -141,6 +141,13 @@ initial = "1s"
 max = "8s"
 max_attempts = 5
 
+[safety]
+# Tests feed a handful of rows; the guard has tests of its own.
+max_terminations_percent = 100.0
+
+[http]
+listen = "127.0.0.1:0"
+
 [log]
 format = "text"
 level = "warn"

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::SqlitePool;
 
 use crate::audit::{self, Entry};
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, SafetyConfig};
 use crate::db::{Tx, begin_write, parse_ts, ts};
 use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
 use crate::feed::rows::Fault;
@@ -88,18 +88,90 @@ pub struct BatchSummary {
     pub removals_planned: u64,
     /// Removals cancelled by rescinds.
     pub removals_cancelled: u64,
+    /// Removals created cancelled because the person is on a `never_remove` list.
+    pub excluded: u64,
     /// People rehired after at least one removal was already done.
     pub rehired_after_removal: u64,
+    /// Whether the mass-removal guard held the batch for approval.
+    pub held: bool,
+    /// The guard's limit for this batch.
+    pub limit: u64,
+}
+
+/// What a batch does (or, for `offboard plan`, would do) for one person and connector.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlanLine {
+    /// The employee.
+    pub employee_id: String,
+    /// The connector, or `None` for a line about the termination itself.
+    pub connector: Option<String>,
+    /// What happens: new, held, excluded, out_of_scope, unplannable, moved, rescinded, cancelled,
+    /// rehired_after_removal, or `already_<state>` for a removal that exists.
+    pub action: String,
+    /// When the removal is due, if it is one.
+    pub due_at: Option<String>,
+    /// The account key, when it could be made.
+    pub account: Option<String>,
+    /// More words, e.g. the reason a removal cannot be planned.
+    pub note: Option<String>,
 }
 
 /// Ingests one batch in a single transaction and returns what it did.
 pub async fn ingest(
     pool: &SqlitePool,
     connectors: &[ConnectorConfig],
+    safety: &SafetyConfig,
     batch: Batch,
     now: DateTime<Utc>,
 ) -> anyhow::Result<BatchSummary> {
     let mut tx = begin_write(pool).await?;
+    let (summary, _) = ingest_in(&mut tx, connectors, safety, batch, now).await?;
+    tx.commit().await?;
+    if summary.held {
+        tracing::error!(
+            batch_id = summary.batch_id,
+            new_terminations = summary.new_terminations,
+            limit = summary.limit,
+            "Mass-removal guard: batch held; nothing is removed until an operator runs `offboard approve {}` or `offboard reject {}`.",
+            summary.batch_id,
+            summary.batch_id
+        );
+    }
+    Ok(summary)
+}
+
+/// Works out what a batch would do, per person and connector, and rolls everything back: the
+/// same code path as [`ingest`], so the plan cannot drift from what a poll does.
+pub async fn simulate(
+    pool: &SqlitePool,
+    connectors: &[ConnectorConfig],
+    safety: &SafetyConfig,
+    batch: Batch,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(BatchSummary, Vec<PlanLine>)> {
+    let mut tx = begin_write(pool).await?;
+    let result = ingest_in(&mut tx, connectors, safety, batch, now).await;
+    tx.rollback().await?;
+    result
+}
+
+/// What the rows of a batch say for one employee, decided before anything is written so the guard
+/// can count new terminations first.
+enum Decision {
+    New(FeedRow),
+    Move(FeedRow, i64, String),
+    Same(FeedRow, i64),
+    Rescind(FeedRow, i64),
+    Nothing(FeedRow),
+}
+
+async fn ingest_in(
+    tx: &mut Tx,
+    connectors: &[ConnectorConfig],
+    safety: &SafetyConfig,
+    batch: Batch,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(BatchSummary, Vec<PlanLine>)> {
     let rows = batch.records.len() as u64;
     let rejected = batch.records.iter().filter(|r| r.result.is_err()).count() as u64;
     let batch_id: i64 = sqlx::query_scalar(
@@ -114,7 +186,7 @@ pub async fn ingest(
     .bind((rows - rejected) as i64)
     .bind(rejected as i64)
     .bind(&batch.actor)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     let mut summary = BatchSummary {
         batch_id,
@@ -123,6 +195,7 @@ pub async fn ingest(
         rejected,
         ..BatchSummary::default()
     };
+    let mut lines = Vec::new();
 
     // Collapse per employee: the last valid row wins; rejected rows have no effect at all.
     let mut order: Vec<String> = Vec::new();
@@ -139,7 +212,7 @@ pub async fn ingest(
                     .bind(record.line.map(|l| l as i64))
                     .bind(&fault.field)
                     .bind(fault.reason.as_str())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 }
             }
@@ -152,43 +225,159 @@ pub async fn ingest(
         }
     }
 
+    let mut decisions = Vec::with_capacity(order.len());
     for employee_id in order {
         let Some(row) = last.remove(&employee_id) else {
             continue;
         };
-        upsert_person(&mut tx, &row.person, now).await?;
-        match row.status {
-            HrStatus::Terminated { effective_at } => {
-                terminate(
-                    &mut tx,
-                    connectors,
-                    &row.person,
+        let active: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, effective_at FROM terminations WHERE employee_id = ? AND status = 'active'",
+        )
+        .bind(&employee_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        decisions.push(match (row.status, active) {
+            (HrStatus::Terminated { .. }, None) => Decision::New(row),
+            (HrStatus::Terminated { effective_at }, Some((id, current))) => {
+                if parse_ts(&current)? == effective_at {
+                    Decision::Same(row, id)
+                } else {
+                    Decision::Move(row, id, current)
+                }
+            }
+            (HrStatus::Active, Some((id, _))) => Decision::Rescind(row, id),
+            (HrStatus::Active, None) => Decision::Nothing(row),
+        });
+    }
+
+    let new = decisions
+        .iter()
+        .filter(|d| matches!(d, Decision::New(_)))
+        .count() as u64;
+    summary.limit = safety.batch_limit(rows, batch.source == BatchSource::Feed);
+    summary.held = new > summary.limit;
+    let first_state = if summary.held {
+        RemovalState::Held
+    } else {
+        RemovalState::Pending
+    };
+
+    for decision in decisions {
+        match decision {
+            Decision::New(row) => {
+                upsert_person(tx, &row.person, now).await?;
+                let HrStatus::Terminated { effective_at } = row.status else {
+                    continue;
+                };
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO terminations (employee_id, source, batch_id, effective_at, status, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5) RETURNING id",
+                )
+                .bind(&row.person.employee_id)
+                .bind(batch.source.as_str())
+                .bind(batch_id)
+                .bind(ts(effective_at))
+                .bind(ts(now))
+                .fetch_one(&mut **tx)
+                .await?;
+                summary.new_terminations += 1;
+                audit::append(
+                    tx,
+                    now,
+                    Entry::daemon("termination_created")
+                        .employee(&row.person.employee_id)
+                        .batch(batch_id)
+                        .detail(json!({"termination_id": id, "effective_at": ts(effective_at), "source": batch.source.as_str()})),
+                )
+                .await?;
+                let planned = planner::Planned {
+                    termination_id: id,
                     effective_at,
-                    batch.source,
+                    batch_id,
+                    state: first_state,
+                };
+                let outcome =
+                    planner::plan_termination(tx, connectors, safety, &row.person, planned, now)
+                        .await?;
+                summary.removals_planned += outcome.created;
+                summary.excluded += outcome.excluded;
+                lines.extend(outcome.lines);
+            }
+            Decision::Move(row, id, current) => {
+                upsert_person(tx, &row.person, now).await?;
+                let HrStatus::Terminated { effective_at } = row.status else {
+                    continue;
+                };
+                sqlx::query(
+                    "UPDATE terminations SET effective_at = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(ts(effective_at))
+                .bind(ts(now))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                let moved = planner::move_due(tx, connectors, id, effective_at, now).await?;
+                summary.moved += 1;
+                audit::append(
+                    tx,
+                    now,
+                    Entry::daemon("termination_moved")
+                        .employee(&row.person.employee_id)
+                        .batch(batch_id)
+                        .detail(json!({
+                            "termination_id": id, "from": current, "to": ts(effective_at), "removals_moved": moved,
+                        })),
+                )
+                .await?;
+                lines.push(PlanLine {
+                    employee_id: row.person.employee_id.clone(),
+                    connector: None,
+                    action: "moved".into(),
+                    due_at: None,
+                    account: None,
+                    note: Some(format!("effective {current} → {}", ts(effective_at))),
+                });
+                lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
+            }
+            Decision::Same(row, id) => {
+                upsert_person(tx, &row.person, now).await?;
+                lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
+            }
+            Decision::Rescind(row, id) => {
+                upsert_person(tx, &row.person, now).await?;
+                rescind(
+                    tx,
+                    &row.person.employee_id,
+                    id,
                     batch_id,
                     now,
                     &mut summary,
+                    &mut lines,
                 )
                 .await?;
             }
-            HrStatus::Active => {
-                rescind(&mut tx, &employee_id, batch_id, now, &mut summary).await?;
+            Decision::Nothing(row) => {
+                upsert_person(tx, &row.person, now).await?;
             }
         }
     }
 
-    sqlx::query("UPDATE batches SET new_terminations = ?, rescinded = ?, moved = ? WHERE id = ?")
-        .bind(summary.new_terminations as i64)
-        .bind(summary.rescinded as i64)
-        .bind(summary.moved as i64)
-        .bind(batch_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE batches SET new_terminations = ?, rescinded = ?, moved = ?, held = ? WHERE id = ?",
+    )
+    .bind(summary.new_terminations as i64)
+    .bind(summary.rescinded as i64)
+    .bind(summary.moved as i64)
+    .bind(i64::from(summary.held))
+    .bind(batch_id)
+    .execute(&mut **tx)
+    .await?;
     audit::append(
-        &mut tx,
+        tx,
         now,
         Entry::by(&batch.actor, "batch_received")
             .batch(batch_id)
+            .outcome(if summary.held { "held" } else { "accepted" })
             .detail(json!({
                 "source": batch.source.as_str(),
                 "source_ref": batch.source_ref,
@@ -200,11 +389,38 @@ pub async fn ingest(
                 "rescinded": summary.rescinded,
                 "moved": summary.moved,
                 "removals_planned": summary.removals_planned,
+                "excluded": summary.excluded,
+                "held": summary.held,
+                "limit": summary.limit,
             })),
     )
     .await?;
-    tx.commit().await?;
-    Ok(summary)
+    Ok((summary, lines))
+}
+
+/// Plan lines for the removals an existing termination already has.
+async fn existing_lines(
+    tx: &mut Tx,
+    employee_id: &str,
+    termination_id: i64,
+) -> anyhow::Result<Vec<PlanLine>> {
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT connector, state, due_at, account FROM removals WHERE termination_id = ? ORDER BY connector",
+    )
+    .bind(termination_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(connector, state, due_at, account)| PlanLine {
+            employee_id: employee_id.to_string(),
+            connector: Some(connector),
+            action: format!("already_{state}"),
+            due_at: Some(due_at),
+            account,
+            note: None,
+        })
+        .collect())
 }
 
 /// Records a batch that could not be read at all (fetch failed, no header, …). Nothing else changes.
@@ -265,99 +481,15 @@ async fn upsert_person(tx: &mut Tx, person: &Person, now: DateTime<Utc>) -> anyh
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn terminate(
-    tx: &mut Tx,
-    connectors: &[ConnectorConfig],
-    person: &Person,
-    effective_at: DateTime<Utc>,
-    source: BatchSource,
-    batch_id: i64,
-    now: DateTime<Utc>,
-    summary: &mut BatchSummary,
-) -> anyhow::Result<()> {
-    let active: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, effective_at FROM terminations WHERE employee_id = ? AND status = 'active'",
-    )
-    .bind(&person.employee_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match active {
-        Some((id, current)) => {
-            if parse_ts(&current)? == effective_at {
-                return Ok(());
-            }
-            sqlx::query("UPDATE terminations SET effective_at = ?, updated_at = ? WHERE id = ?")
-                .bind(ts(effective_at))
-                .bind(ts(now))
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-            let moved = planner::move_due(tx, connectors, id, effective_at, now).await?;
-            summary.moved += 1;
-            audit::append(
-                tx,
-                now,
-                Entry::daemon("termination_moved")
-                    .employee(&person.employee_id)
-                    .batch(batch_id)
-                    .detail(json!({
-                        "termination_id": id, "from": current, "to": ts(effective_at), "removals_moved": moved,
-                    })),
-            )
-            .await?;
-        }
-        None => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO terminations (employee_id, source, batch_id, effective_at, status, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5) RETURNING id",
-            )
-            .bind(&person.employee_id)
-            .bind(source.as_str())
-            .bind(batch_id)
-            .bind(ts(effective_at))
-            .bind(ts(now))
-            .fetch_one(&mut **tx)
-            .await?;
-            summary.new_terminations += 1;
-            audit::append(
-                tx,
-                now,
-                Entry::daemon("termination_created")
-                    .employee(&person.employee_id)
-                    .batch(batch_id)
-                    .detail(json!({"termination_id": id, "effective_at": ts(effective_at), "source": source.as_str()})),
-            )
-            .await?;
-            let planned = planner::Planned {
-                termination_id: id,
-                effective_at,
-                batch_id,
-                state: RemovalState::Pending,
-            };
-            summary.removals_planned +=
-                planner::plan_termination(tx, connectors, person, planned, now).await? as u64;
-        }
-    }
-    Ok(())
-}
-
 async fn rescind(
     tx: &mut Tx,
     employee_id: &str,
+    termination_id: i64,
     batch_id: i64,
     now: DateTime<Utc>,
     summary: &mut BatchSummary,
+    lines: &mut Vec<PlanLine>,
 ) -> anyhow::Result<()> {
-    let active: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM terminations WHERE employee_id = ? AND status = 'active'",
-    )
-    .bind(employee_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(termination_id) = active else {
-        return Ok(());
-    };
     sqlx::query(
         "UPDATE terminations SET status = 'rescinded', rescinded_at = ?1, updated_at = ?1 WHERE id = ?2",
     )
@@ -366,6 +498,14 @@ async fn rescind(
     .execute(&mut **tx)
     .await?;
     summary.rescinded += 1;
+    lines.push(PlanLine {
+        employee_id: employee_id.to_string(),
+        connector: None,
+        action: "rescinded".into(),
+        due_at: None,
+        account: None,
+        note: None,
+    });
     audit::append(
         tx,
         now,
@@ -402,6 +542,14 @@ async fn rescind(
                 .detail(json!({"from": state, "to": "cancelled", "reason": "rescinded"})),
         )
         .await?;
+        lines.push(PlanLine {
+            employee_id: employee_id.to_string(),
+            connector: Some(connector.clone()),
+            action: "cancelled".into(),
+            due_at: None,
+            account: None,
+            note: Some(format!("was {state}; rescinded")),
+        });
     }
     summary.removals_cancelled += cancelled.len() as u64;
     let done: Vec<(i64, String)> = sqlx::query_as(
@@ -418,6 +566,16 @@ async fn rescind(
             connectors = ?connectors,
             "Rehired after removal: access was already removed and must be restored by hand."
         );
+        for connector in &connectors {
+            lines.push(PlanLine {
+                employee_id: employee_id.to_string(),
+                connector: Some((*connector).to_string()),
+                action: "rehired_after_removal".into(),
+                due_at: None,
+                account: None,
+                note: Some("access was already removed; restore it by hand".into()),
+            });
+        }
         audit::append(
             tx,
             now,

@@ -139,6 +139,52 @@ pub fn read_csv_records(
         .collect())
 }
 
+/// A feed document read and parsed, ready for intake.
+#[derive(Debug, Clone)]
+pub struct ReadFeed {
+    /// Where it came from (no credentials).
+    pub source_ref: String,
+    /// SHA-256 of the bytes.
+    pub content_sha256: String,
+    /// The records.
+    pub records: Vec<Record>,
+}
+
+/// Why a feed could not be read: an error code for the batch record and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError {
+    /// Where it came from (no credentials).
+    pub source_ref: String,
+    /// Machine-readable code: fetch_failed, or a file error code.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// Fetches and parses the configured feed.
+pub async fn read_feed(
+    feed: &FeedConfig,
+    http: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> Result<ReadFeed, ReadError> {
+    let source_ref = describe_source(&feed.source);
+    let bytes = fetch(feed, http).await.map_err(|e| ReadError {
+        source_ref: source_ref.clone(),
+        code: "fetch_failed".into(),
+        message: format!("{e:#}"),
+    })?;
+    let records = read_csv_records(&bytes, feed, now).map_err(|e| ReadError {
+        source_ref: source_ref.clone(),
+        code: e.code().into(),
+        message: e.to_string(),
+    })?;
+    Ok(ReadFeed {
+        source_ref,
+        content_sha256: sha256_hex(&bytes),
+        records,
+    })
+}
+
 /// Polls the configured feed once: fetch, read, ingest. A fetch or file error records a failed
 /// batch and changes nothing else.
 pub async fn poll_once(
@@ -148,50 +194,35 @@ pub async fn poll_once(
     now: DateTime<Utc>,
 ) -> anyhow::Result<PollOutcome> {
     let feed = config.feed.as_ref().context("no [feed] is configured")?;
-    let source_ref = describe_source(&feed.source);
-    let bytes = match fetch(feed, http).await {
-        Ok(bytes) => bytes,
+    let read = match read_feed(feed, http, now).await {
+        Ok(read) => read,
         Err(e) => {
-            let error = format!("{e:#}");
             let batch_id = intake::record_failed_batch(
                 pool,
                 BatchSource::Feed,
-                Some(&source_ref),
+                Some(&e.source_ref),
                 DAEMON,
-                "fetch_failed",
-                &error,
+                &e.code,
+                &e.message,
                 now,
             )
             .await?;
-            return Ok(PollOutcome::Failed { batch_id, error });
-        }
-    };
-    let records = match read_csv_records(&bytes, feed, now) {
-        Ok(records) => records,
-        Err(e) => {
-            let error = e.to_string();
-            let batch_id = intake::record_failed_batch(
-                pool,
-                BatchSource::Feed,
-                Some(&source_ref),
-                DAEMON,
-                e.code(),
-                &error,
-                now,
-            )
-            .await?;
-            return Ok(PollOutcome::Failed { batch_id, error });
+            return Ok(PollOutcome::Failed {
+                batch_id,
+                error: e.message,
+            });
         }
     };
     let summary = intake::ingest(
         pool,
         &config.connectors,
+        &config.safety,
         Batch {
             source: BatchSource::Feed,
-            source_ref: Some(source_ref),
+            source_ref: Some(read.source_ref),
             actor: DAEMON.to_string(),
-            content_sha256: Some(sha256_hex(&bytes)),
-            records,
+            content_sha256: Some(read.content_sha256),
+            records: read.records,
         },
         now,
     )

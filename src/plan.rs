@@ -1,0 +1,183 @@
+//! `offboard plan`: what the next poll would do, per person and connector, without writing anything.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::SqlitePool;
+
+use crate::audit::DAEMON;
+use crate::cli::{Format, emit};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::connectors::{CallLog, Registry, Resolution, Target};
+use crate::domain::Person;
+use crate::feed::intake::{self, Batch, BatchSource, BatchSummary, PlanLine};
+
+/// The plan for the feed as it reads now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// What the batch as a whole would do.
+    pub summary: BatchSummary,
+    /// One line per person and connector (and per rescinded or moved termination).
+    pub lines: Vec<PlanItem>,
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    /// What intake would do.
+    #[serde(flatten)]
+    pub line: PlanLine,
+    /// With --resolve: what the connector's read-only lookup found.
+    pub resolved: Option<String>,
+}
+
+/// Reads the feed and works out the plan in a transaction that is rolled back; with `resolve`,
+/// then asks each connector's read-only lookup about the removals that would run.
+pub async fn plan(
+    pool: &SqlitePool,
+    config: &Config,
+    resolve: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Plan> {
+    let feed = config
+        .feed
+        .as_ref()
+        .context("no [feed] is configured: nothing to plan")?;
+    let http = reqwest::Client::new();
+    let read = crate::feed::read_feed(feed, &http, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the feed {}: {}", e.source_ref, e.message))?;
+    let mut people: HashMap<String, Person> = HashMap::new();
+    for record in &read.records {
+        if let Ok(row) = &record.result {
+            people.insert(row.person.employee_id.clone(), row.person.clone());
+        }
+    }
+    let (summary, lines) = intake::simulate(
+        pool,
+        &config.connectors,
+        &config.safety,
+        Batch {
+            source: BatchSource::Feed,
+            source_ref: Some(read.source_ref),
+            actor: DAEMON.to_string(),
+            content_sha256: Some(read.content_sha256),
+            records: read.records,
+        },
+        now,
+    )
+    .await?;
+    let registry = if resolve {
+        Some(Registry::build(config, &Clock::system())?)
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(lines.len());
+    for line in lines {
+        let mut resolved = None;
+        if let (Some(registry), Some(connector), Some(account)) =
+            (&registry, &line.connector, &line.account)
+            && matches!(
+                line.action.as_str(),
+                "new" | "held" | "already_pending" | "already_held"
+            )
+            && let (Some(c), Some(person)) =
+                (registry.get(connector), people.get(&line.employee_id))
+        {
+            let target = Target {
+                removal_id: 0,
+                attempt: 0,
+                account: account.clone(),
+                person: person.clone(),
+                calls: CallLog::default(),
+            };
+            resolved = Some(match c.resolve(&target).await {
+                Ok(Resolution::Found(remote)) => format!("found {}", remote.id),
+                Ok(Resolution::NotFound) => "not found (already absent)".into(),
+                Ok(Resolution::Ambiguous(n)) => format!("{n} accounts match, needs a human"),
+                Err(e) => format!("lookup failed: {}", e.reason),
+            });
+        }
+        items.push(PlanItem { line, resolved });
+    }
+    Ok(Plan {
+        summary,
+        lines: items,
+    })
+}
+
+/// Prints the plan.
+pub fn print(out: &mut impl Write, plan: &Plan, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(plan)?)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = plan
+        .lines
+        .iter()
+        .map(|i| {
+            vec![
+                i.line.employee_id.clone(),
+                i.line.connector.clone().unwrap_or_default(),
+                i.line.action.clone(),
+                i.line.due_at.clone().unwrap_or_default(),
+                i.line.account.clone().unwrap_or_default(),
+                i.line
+                    .note
+                    .clone()
+                    .or_else(|| i.resolved.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if format == Format::Csv {
+        return emit(
+            out,
+            format,
+            &[
+                "employee",
+                "connector",
+                "action",
+                "due_at",
+                "account",
+                "note",
+            ],
+            &rows,
+            &plan.lines,
+        );
+    }
+    let s = &plan.summary;
+    writeln!(
+        out,
+        "The feed has {} rows ({} rejected): {} new terminations, {} rescinded, {} moved; guard limit {}{}. Nothing was written.",
+        s.rows,
+        s.rejected,
+        s.new_terminations,
+        s.rescinded,
+        s.moved,
+        s.limit,
+        if s.held {
+            ": THE BATCH WOULD BE HELD for approval"
+        } else {
+            ""
+        }
+    )?;
+    emit(
+        out,
+        format,
+        &[
+            "employee",
+            "connector",
+            "action",
+            "due_at",
+            "account",
+            "note",
+        ],
+        &rows,
+        &plan.lines,
+    )
+}
