@@ -14,7 +14,9 @@ use crate::config::Config;
 use crate::connectors::Registry;
 use crate::db;
 use crate::feed::{self, PollOutcome};
+use crate::http::{Health, HttpState};
 use crate::worker::{DrainSummary, Workers};
+use std::sync::atomic::Ordering;
 
 /// A built daemon: everything opened, nothing running yet.
 pub struct App {
@@ -125,16 +127,50 @@ impl App {
         })
     }
 
-    /// Runs the daemon until `shutdown` turns true: a feed poll at start and on the schedule (never
-    /// two at once), and the workers.
+    /// Runs the daemon until `shutdown` turns true.
     pub async fn run_until_stopped(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let workers = self.workers();
+        self.start(shutdown)
+            .await?
+            .join
+            .await
+            .context("the daemon task panicked")?
+    }
+
+    /// Starts the daemon: the HTTP listener, a feed poll at start and on the schedule (never two at
+    /// once), and the workers. Returns once everything listens; `join` ends after `shutdown`.
+    pub async fn start(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<Running> {
+        let health = Arc::new(Health::default());
+        health.poller_alive.store(true, Ordering::Relaxed);
+        let workers = self.workers().with_health(health.clone());
         let waker = workers.waker();
+
+        let listener = tokio::net::TcpListener::bind(self.config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on http.listen {}", self.config.http.listen))?;
+        let http_addr = listener.local_addr()?;
+        tracing::info!(address = %http_addr, "Listening for /healthz, /readyz and pushes.");
+        let router = crate::http::router(HttpState {
+            pool: self.pool.clone(),
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            wake: waker.clone(),
+            health: health.clone(),
+        });
+        let mut http_stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+
         let worker_task = tokio::spawn(workers.run_until_stopped(shutdown.clone()));
 
         let mut scheduler = None;
         let mut poller = None;
         if let Some(feed) = &self.config.feed {
+            health.poller_alive.store(false, Ordering::Relaxed);
             // Ticks go through a one-slot channel to a single poller task: a slow poll is never
             // overlapped, and ticks that arrive meanwhile collapse into one.
             let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
@@ -165,6 +201,9 @@ impl App {
             let http = self.http.clone();
             let clock = self.clock.clone();
             let mut stop = shutdown.clone();
+            let alive = health.clone();
+            let waker = waker.clone();
+            alive.poller_alive.store(true, Ordering::Relaxed);
             poller = Some(tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -182,6 +221,7 @@ impl App {
                                 rejected = s.rejected,
                                 new_terminations = s.new_terminations,
                                 rescinded = s.rescinded,
+                                held = s.held,
                                 "Feed polled."
                             );
                             waker.notify_one();
@@ -192,21 +232,39 @@ impl App {
                         Err(e) => tracing::warn!(error = %format!("{e:#}"), "Feed poll failed."),
                     }
                 }
+                alive.poller_alive.store(false, Ordering::Relaxed);
                 drop(tick_tx);
             }));
         }
 
-        let result = worker_task.await.context("the worker task panicked")?;
-        if let Some(mut sched) = scheduler {
-            let _ = sched.shutdown().await;
-        }
-        if let Some(poller) = poller {
-            // A poll commits in one transaction; give it a moment, then leave it (nothing half-written).
-            let _ = tokio::time::timeout(Duration::from_secs(10), poller).await;
-        }
-        self.pool.close().await;
-        result
+        let pool = self.pool.clone();
+        let join = tokio::spawn(async move {
+            let result = worker_task.await.context("the worker task panicked")?;
+            if let Some(mut sched) = scheduler {
+                let _ = sched.shutdown().await;
+            }
+            if let Some(poller) = poller {
+                // A poll commits in one transaction; give it a moment, then leave it (nothing half-written).
+                let _ = tokio::time::timeout(Duration::from_secs(10), poller).await;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), server).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP listener failed."),
+                Ok(_) => {}
+                Err(_) => tracing::warn!("The HTTP listener did not stop within 5 s."),
+            }
+            pool.close().await;
+            result
+        });
+        Ok(Running { http_addr, join })
     }
+}
+
+/// A started daemon.
+pub struct Running {
+    /// Where the HTTP listener is bound.
+    pub http_addr: std::net::SocketAddr,
+    /// Ends when the daemon has stopped.
+    pub join: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 /// A watch that turns true on SIGTERM or SIGINT.

@@ -12,6 +12,7 @@ pub mod connectors;
 pub mod db;
 pub mod domain;
 pub mod feed;
+pub mod http;
 pub mod plan;
 pub mod planner;
 pub mod queue;

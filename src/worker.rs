@@ -66,6 +66,7 @@ pub struct Workers {
     wake: Arc<Notify>,
     global: Arc<Semaphore>,
     per_connector: Arc<HashMap<String, Arc<Semaphore>>>,
+    health: Arc<crate::http::Health>,
 }
 
 impl Workers {
@@ -96,7 +97,14 @@ impl Workers {
             owner,
             wake: Arc::new(Notify::new()),
             per_connector: Arc::new(per_connector),
+            health: Arc::default(),
         }
+    }
+
+    /// Reports each turn of the loop to `health` (for `/readyz`).
+    pub fn with_health(mut self, health: Arc<crate::http::Health>) -> Self {
+        self.health = health;
+        self
     }
 
     /// A handle that wakes the dispatcher when new work was committed.
@@ -166,6 +174,7 @@ impl Workers {
             .map(|c| c.name.clone())
             .collect();
         loop {
+            self.health.beat();
             if *shutdown.borrow() {
                 break;
             }

@@ -5,6 +5,7 @@ mod audit_chain;
 mod cli;
 mod feed;
 mod helpers;
+mod push;
 mod queue;
 mod retry;
 mod safety;

@@ -2,6 +2,8 @@
 
 pub mod csv;
 pub mod intake;
+pub mod json;
+pub mod push;
 pub mod rows;
 
 use anyhow::Context;
