@@ -51,6 +51,11 @@ pub struct OnceSummary {
 pub enum PollSummary {
     /// Ingested.
     Ingested(crate::feed::intake::BatchSummary),
+    /// Not modified since the last poll.
+    Unchanged {
+        /// Batch id.
+        batch_id: i64,
+    },
     /// Could not be read.
     Failed {
         /// Batch id.
@@ -64,6 +69,7 @@ impl From<PollOutcome> for PollSummary {
     fn from(p: PollOutcome) -> Self {
         match p {
             PollOutcome::Ingested(s) => Self::Ingested(s),
+            PollOutcome::Unchanged { batch_id } => Self::Unchanged { batch_id },
             PollOutcome::Failed { batch_id, error } => Self::Failed { batch_id, error },
         }
     }
@@ -225,6 +231,9 @@ impl App {
                                 "Feed polled."
                             );
                             waker.notify_one();
+                        }
+                        Ok(PollOutcome::Unchanged { batch_id }) => {
+                            tracing::info!(batch_id, "Feed unchanged since the last poll.");
                         }
                         Ok(PollOutcome::Failed { batch_id, error }) => {
                             tracing::warn!(batch_id, error = %error, "Feed poll failed; nothing changed. Retrying at the next tick.");

@@ -650,6 +650,9 @@ fn print_once_summary(
             b.removals_planned,
             b.removals_cancelled
         )?,
+        Some(PollSummary::Unchanged { batch_id }) => {
+            writeln!(out, "feed: batch {batch_id}: unchanged since the last poll")?
+        }
         Some(PollSummary::Failed { batch_id, error }) => {
             writeln!(out, "feed: batch {batch_id} FAILED: {error}")?
         }

@@ -229,6 +229,27 @@ pub struct FeedConfig {
     pub timezone: chrono_tz::Tz,
     /// Limit for one whole fetch (HTTP request or file read).
     pub timeout: Duration,
+    /// CSV or JSON, with the JSON-only settings.
+    pub format: FeedFormat,
+    /// Extra person attributes: name → CSV column (for CSV feeds; JSON feeds map them in `format`).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The feed's document format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedFormat {
+    /// RFC 4180 CSV with a header row; `FeedConfig::columns` names the columns.
+    Csv,
+    /// A JSON document such as a Workday RaaS report.
+    Json {
+        /// JSON pointer to the records (an array, or an object whose values are records).
+        records: String,
+        /// JSON pointers of the person fields and attributes, relative to a record.
+        fields: Box<crate::feed::json::JsonFields>,
+        /// Query parameter that receives the start of the last successful poll (RFC 3339), for
+        /// feeds that answer only what changed since then (BambooHR's `since`).
+        cursor_param: Option<String>,
+    },
 }
 
 /// Where a feed comes from.
@@ -604,6 +625,10 @@ struct RawFeed {
     timeout: Option<String>,
     columns: Option<RawColumns>,
     status: Option<RawStatus>,
+    records: Option<String>,
+    fields: Option<RawColumns>,
+    attributes: Option<BTreeMap<String, String>>,
+    cursor_param: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1126,17 +1151,40 @@ impl Builder<'_> {
 
     fn feed(&mut self, raw: RawFeed) -> Option<FeedConfig> {
         let problems_before = self.problems.len();
-        match raw.kind.as_deref() {
-            Some("csv") => {}
-            Some("json") => self.problem(
-                "feed.kind",
-                "kind \"json\" is not supported yet; use \"csv\"",
-            ),
-            Some(other) => self.problem(
-                "feed.kind",
-                format!("unknown feed kind {other:?}; expected \"csv\""),
-            ),
-            None => self.problem("feed.kind", "missing; set kind = \"csv\""),
+        let is_json = match raw.kind.as_deref() {
+            Some("csv") => false,
+            Some("json") => true,
+            Some(other) => {
+                self.problem(
+                    "feed.kind",
+                    format!("unknown feed kind {other:?}; expected \"csv\" or \"json\""),
+                );
+                false
+            }
+            None => {
+                self.problem(
+                    "feed.kind",
+                    "missing; set kind = \"csv\" or kind = \"json\"",
+                );
+                false
+            }
+        };
+        if is_json && raw.columns.is_some() {
+            self.problem(
+                "feed.columns",
+                "is for CSV feeds; a JSON feed maps its fields in [feed.fields] with JSON pointers",
+            );
+        }
+        if !is_json {
+            for (key, set) in [
+                ("records", raw.records.is_some()),
+                ("fields", raw.fields.is_some()),
+                ("cursor_param", raw.cursor_param.is_some()),
+            ] {
+                if set {
+                    self.problem(&format!("feed.{key}"), "only applies to kind = \"json\"");
+                }
+            }
         }
 
         let source = match (raw.path, raw.url) {
@@ -1205,6 +1253,87 @@ impl Builder<'_> {
         }
         let columns = self.columns(raw.columns.unwrap_or_default());
         let statuses = self.statuses(raw.status.unwrap_or_default());
+        let attributes = raw.attributes.unwrap_or_default();
+        for name in attributes.keys() {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                self.problem(
+                    &format!("feed.attributes.{name}"),
+                    "attribute names are letters, digits, '_' and '-' (templates and scopes name them attributes.NAME)",
+                );
+            }
+        }
+        let format = if is_json {
+            let defaults = FieldNames::default();
+            let raw_fields = raw.fields.unwrap_or_default();
+            let pointer = |v: Option<String>, default: Option<String>| match v {
+                None => default.map(|d| format!("/{d}")),
+                Some(p) if p.trim().is_empty() => None,
+                Some(p) => Some(p),
+            };
+            let fields = crate::feed::json::JsonFields {
+                employee_id: pointer(raw_fields.employee_id, Some(defaults.employee_id))
+                    .unwrap_or_default(),
+                email: pointer(raw_fields.email, defaults.email),
+                username: pointer(raw_fields.username, defaults.username),
+                upn: pointer(raw_fields.upn, defaults.upn),
+                display_name: pointer(raw_fields.display_name, defaults.display_name),
+                effective_date: pointer(raw_fields.effective_date, Some(defaults.effective_date))
+                    .unwrap_or_default(),
+                status: pointer(raw_fields.status, Some(defaults.status)).unwrap_or_default(),
+                attributes: attributes.clone(),
+            };
+            for (key, value) in [
+                ("employee_id", &fields.employee_id),
+                ("effective_date", &fields.effective_date),
+                ("status", &fields.status),
+            ] {
+                if value.is_empty() {
+                    self.problem(
+                        &format!("feed.fields.{key}"),
+                        "is required and cannot be switched off with \"\"",
+                    );
+                }
+            }
+            if let Err(message) = fields.validate() {
+                self.problem(
+                    "feed.fields",
+                    format!(
+                        "invalid JSON pointer: {message} (a pointer looks like \"/Employee_ID\")"
+                    ),
+                );
+            }
+            let records = raw
+                .records
+                .unwrap_or_else(|| crate::feed::json::DEFAULT_RECORDS_POINTER.to_string());
+            if let Err(message) = crate::feed::json::parse_pointer(&records) {
+                self.problem(
+                    "feed.records",
+                    format!("invalid JSON pointer {records:?}: {message}"),
+                );
+            }
+            if let Some(param) = &raw.cursor_param
+                && (param.is_empty()
+                    || !param
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            {
+                self.problem(
+                    "feed.cursor_param",
+                    "must be a plain query parameter name such as \"since\"",
+                );
+            }
+            FeedFormat::Json {
+                records,
+                fields: Box::new(fields),
+                cursor_param: raw.cursor_param,
+            }
+        } else {
+            FeedFormat::Csv
+        };
 
         if self.problems.len() > problems_before {
             return None;
@@ -1216,6 +1345,8 @@ impl Builder<'_> {
             statuses,
             timezone,
             timeout,
+            format,
+            attributes,
         })
     }
 
@@ -2683,14 +2814,41 @@ mod tests {
     }
 
     #[test]
-    fn json_feed_kind_is_not_supported_yet() {
-        let p =
-            problems("[feed]\nkind = \"json\"\npath = \"f.json\"\nschedule = \"0 0 * * * *\"\n");
-        assert!(
-            problem_for(&p, "feed.kind")
-                .message
-                .contains("not supported yet")
+    fn json_feed_maps_fields_by_pointer_and_refuses_csv_keys() {
+        let text = "[feed]\nkind = \"json\"\npath = \"f.json\"\nschedule = \"0 0 * * * *\"\n\
+                    records = \"/employees\"\ncursor_param = \"since\"\n\
+                    [feed.fields]\nemployee_id = \"/employeeNumber\"\nemail = \"/workEmail\"\nupn = \"\"\n\
+                    [feed.attributes]\ncompany = \"/company\"\n";
+        let feed = parse(text).unwrap().feed.unwrap();
+        let FeedFormat::Json {
+            records,
+            fields,
+            cursor_param,
+        } = &feed.format
+        else {
+            panic!("expected a JSON feed");
+        };
+        assert_eq!(records, "/employees");
+        assert_eq!(cursor_param.as_deref(), Some("since"));
+        assert_eq!(fields.employee_id, "/employeeNumber");
+        assert_eq!(fields.status, "/status");
+        assert_eq!(fields.upn, None);
+        assert_eq!(
+            fields.attributes.get("company").map(String::as_str),
+            Some("/company")
         );
+
+        let p = problems(
+            "[feed]\nkind = \"json\"\npath = \"f.json\"\nschedule = \"0 0 * * * *\"\n[feed.columns]\nemail = \"Email\"\n[feed.fields]\nstatus = \"no-slash\"\n",
+        );
+        assert!(
+            problem_for(&p, "feed.columns")
+                .message
+                .contains("[feed.fields]")
+        );
+        assert!(problem_for(&p, "feed.fields").message.contains("status"));
+        let p = problems(&format!("{FEED_HEAD}path = \"f.csv\"\nrecords = \"/x\"\n"));
+        assert!(problem_for(&p, "feed.records").message.contains("json"));
     }
 
     #[test]

@@ -48,9 +48,17 @@ pub async fn plan(
         .as_ref()
         .context("no [feed] is configured: nothing to plan")?;
     let http = reqwest::Client::new();
-    let read = crate::feed::read_feed(feed, &http, now)
+    // The whole document, as the next poll would read it (with the incremental cursor, without the
+    // validators that could make the server answer "not modified").
+    let saved = crate::feed::load_state(pool, &crate::feed::describe_source(&feed.source)).await?;
+    let state = crate::feed::FeedState {
+        last_success_at: saved.last_success_at,
+        ..Default::default()
+    };
+    let (read, _) = crate::feed::read_feed(feed, &http, &state, now)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot read the feed {}: {}", e.source_ref, e.message))?;
+        .map_err(|e| anyhow::anyhow!("cannot read the feed {}: {}", e.source_ref, e.message))?
+        .context("the feed server answered 304 Not Modified to an unconditional request")?;
     let mut people: HashMap<String, Person> = HashMap::new();
     for record in &read.records {
         if let Ok(row) = &record.result {

@@ -302,3 +302,204 @@ mod over_http {
         }
     }
 }
+
+mod json_over_http {
+    use offboard::feed::{self, PollOutcome};
+    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use crate::helpers::{OK_SCRIPT, TestApp, config_text, write_script};
+
+    async fn app_for(server: &MockServer, feed: &str, connector_extra: &str) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        write_script(dir.path(), "remove.sh", OK_SCRIPT);
+        let connector = format!(
+            "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n{connector_extra}\n"
+        );
+        let text = config_text(&connector).replace(
+            "kind = \"csv\"\npath = \"feed.csv\"\nschedule = \"0 0 * * * *\"",
+            &format!(
+                "schedule = \"0 0 * * * *\"\n{}",
+                feed.replace("SERVER", &server.uri())
+            ),
+        );
+        let secret = dir.path().join("isu-password");
+        std::fs::write(&secret, "isu-password-123\n").unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        TestApp::in_dir(dir, &text).await
+    }
+
+    const WORKDAY: &str = "kind = \"json\"\nurl = \"SERVER/ccx/service/customreport2/acme/isu/Leavers?format=json\"\n\
+        auth = { kind = \"basic\", username = \"ISU_offboard\", password_file = \"isu-password\" }\n\
+        [feed.fields]\nemployee_id = \"/Employee_ID\"\nemail = \"/Primary_Work_Email\"\nusername = \"/User_Name\"\nupn = \"\"\n\
+        display_name = \"/Worker\"\neffective_date = \"/Termination_Date\"\nstatus = \"/Worker_Status\"\n\
+        [feed.attributes]\ncompany = \"/Company/Code\"\n[feed.status]\nterminated = [\"Terminated\"]\nactive = [\"Active\"]";
+
+    fn report() -> String {
+        serde_json::json!({"Report_Entry": [
+            {"Employee_ID": "21001", "Worker": "Jane Doe", "Primary_Work_Email": "Jane.Doe@example.com", "User_Name": "jdoe",
+             "Worker_Status": "Terminated", "Termination_Date": "2026-05-31-07:00", "Company": {"Code": "ACME-NL"},
+             "Business_Process_Steps_group": [{"Order": "a"}]},
+            {"Employee_ID": "21002", "Worker": "John Roe", "Primary_Work_Email": "john@example.com", "User_Name": "jroe",
+             "Worker_Status": "Terminated", "Termination_Date": "2026-06-01", "Company": {"Code": "ACME-US"}},
+            {"Employee_ID": 21003, "Worker_Status": "Terminated", "Termination_Date": "2026-06-01"},
+            {"Employee_ID": "21004", "Worker_Status": "Active"}
+        ]})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_workday_report_is_read_through_field_pointers_and_an_unchanged_etag_is_not_reprocessed()
+     {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/ccx/service/customreport2/acme/isu/Leavers"))
+            .and(header("if-none-match", "\"v1\""))
+            .respond_with(ResponseTemplate::new(304))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/ccx/service/customreport2/acme/isu/Leavers"))
+            .and(query_param("format", "json"))
+            .and(header(
+                "authorization",
+                "Basic SVNVX29mZmJvYXJkOmlzdS1wYXNzd29yZC0xMjM=",
+            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("etag", "\"v1\"")
+                    .set_body_string(report()),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let t = app_for(
+            &server,
+            WORKDAY,
+            "scope = { \"attributes.company\" = [\"ACME-NL\"] }",
+        )
+        .await;
+
+        let first = t.poll().await;
+        let second = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            (
+                first.rows,
+                first.accepted,
+                first.rejected,
+                first.new_terminations
+            ),
+            (4, 3, 1, 2)
+        );
+        let reject: (i64, Option<String>, String) =
+            sqlx::query_as("SELECT row, field, reason FROM feed_rejects")
+                .fetch_one(&t.app.pool)
+                .await
+                .unwrap();
+        assert_eq!(reject, (3, Some("employee_id".into()), "wrong_type".into()));
+        // Only the ACME-NL leaver is in the connector's scope; the date with an offset starts that day there.
+        let r = t.removal("21001").await;
+        assert_eq!(r.due_at, "2026-05-31T07:00:00.000Z");
+        assert_eq!(r.account.as_deref(), Some("jane.doe@example.com"));
+        assert!(
+            matches!(second, PollOutcome::Unchanged { .. }),
+            "{second:?}"
+        );
+        assert_eq!(t.removals().await.len(), 1);
+        let status = offboard::status::gather(&t.app.pool, t.clock.now())
+            .await
+            .unwrap();
+        assert_eq!(status.last_successful_poll.unwrap().id, first.batch_id);
+    }
+
+    #[tokio::test]
+    async fn a_server_error_or_a_truncated_document_changes_nothing_and_records_a_failed_batch() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        let truncated = &report()[..120];
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(truncated))
+            .mount(&server)
+            .await;
+        let t = app_for(&server, WORKDAY, "").await;
+
+        for expected in ["HTTP 500", "JSON"] {
+            let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+                .await
+                .unwrap();
+            let PollOutcome::Failed { error, .. } = outcome else {
+                panic!("expected a failed poll");
+            };
+            assert!(error.contains(expected), "{error}");
+        }
+        assert!(t.removals().await.is_empty());
+        let failed: Vec<String> =
+            sqlx::query_scalar("SELECT error FROM batches WHERE status = 'failed'")
+                .fetch_all(&t.app.pool)
+                .await
+                .unwrap();
+        assert_eq!(failed.len(), 2);
+        assert!(failed[1].starts_with("invalid_json"), "{}", failed[1]);
+        let state: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM feed_state")
+            .fetch_one(&t.app.pool)
+            .await
+            .unwrap();
+        assert_eq!(state, 0, "no cursor or ETag is saved from a failed poll");
+    }
+
+    #[tokio::test]
+    async fn a_bamboohr_style_object_of_records_is_read_with_an_incremental_cursor() {
+        let server = MockServer::start().await;
+        let body = serde_json::json!({"latest": "2026-06-02T19:26:23+00:00", "employees": {
+            "3": {"employeeNumber": "E3", "workEmail": "ann@example.com", "status": "Inactive", "terminationDate": "2026-05-15"},
+            "4": {"employeeNumber": "E4", "workEmail": "bob@example.com", "status": "Active", "terminationDate": null}
+        }});
+        Mock::given(method("GET"))
+            .and(query_param("since", "PLACEHOLDER"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/employees/changed"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(&body))
+            .mount(&server)
+            .await;
+        let bamboo = "kind = \"json\"\nurl = \"SERVER/v1/employees/changed\"\nrecords = \"/employees\"\ncursor_param = \"since\"\n\
+            [feed.fields]\nemployee_id = \"/employeeNumber\"\nemail = \"/workEmail\"\nusername = \"\"\nupn = \"\"\ndisplay_name = \"\"\n\
+            effective_date = \"/terminationDate\"\nstatus = \"/status\"\n[feed.status]\nterminated = [\"Inactive\"]\nactive = [\"Active\"]";
+        let t = app_for(&server, bamboo, "").await;
+
+        let first = t.poll().await;
+        t.poll().await;
+
+        assert_eq!(first.new_terminations, 1);
+        assert_eq!(t.removal("E3").await.state, "pending");
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 2);
+        assert!(
+            requests[0].url.query().is_none(),
+            "the first poll has no cursor"
+        );
+        let since = requests[1]
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "since")
+            .map(|(_, v)| v.to_string());
+        let saved: String = sqlx::query_scalar("SELECT last_success_at FROM feed_state")
+            .fetch_one(&t.app.pool)
+            .await
+            .unwrap();
+        assert!(since.is_some(), "the second poll sends since=");
+        assert!(since.unwrap() <= saved);
+    }
+}

@@ -74,6 +74,7 @@ impl TestApp {
         {
             PollOutcome::Ingested(s) => s,
             PollOutcome::Failed { error, .. } => panic!("poll failed: {error}"),
+            PollOutcome::Unchanged { .. } => panic!("the feed was unchanged"),
         }
     }
 

@@ -7,6 +7,8 @@
 use ::csv::{ByteRecord, ReaderBuilder, Terminator, Trim};
 
 use crate::domain::{FeedRow, FieldNames};
+use std::collections::BTreeMap;
+
 use crate::feed::rows::{Fault, Field, FileError, RawRow, RawValue, Reason, RowRules, check_row};
 
 /// One data record of a CSV feed.
@@ -25,6 +27,18 @@ pub struct CsvRecord {
 pub fn read_csv(
     data: &[u8],
     fields: &FieldNames,
+    rules: &RowRules<'_>,
+) -> Result<Vec<CsvRecord>, FileError> {
+    read_csv_with_attributes(data, fields, &BTreeMap::new(), rules)
+}
+
+/// [`read_csv`], also reading extra columns into the person's attributes (attribute name → column
+/// name). An attribute value is trimmed; an empty one is left out; one that is not UTF-8 or holds a
+/// control character rejects the row with the field `attributes`.
+pub fn read_csv_with_attributes(
+    data: &[u8],
+    fields: &FieldNames,
+    attributes: &BTreeMap<String, String>,
     rules: &RowRules<'_>,
 ) -> Result<Vec<CsvRecord>, FileError> {
     // Headers are read as an ordinary record so their bytes can be judged here; `flexible` lets a
@@ -50,6 +64,7 @@ pub fn read_csv(
         return Err(FileError::NoHeader);
     }
     let columns = map_columns(&record, fields)?;
+    let attribute_columns = map_attribute_columns(&record, attributes)?;
     let width = record.len();
 
     let mut records = Vec::new();
@@ -63,6 +78,7 @@ pub fn read_csv(
         let line = lines.line_of_record_at(start);
         let result = if record.len() == width {
             check_row(&raw_row(&record, &columns), rules)
+                .and_then(|row| with_attributes(row, &record, &attribute_columns))
         } else {
             Err(vec![Fault::for_row(Reason::ColumnCount)])
         };
@@ -106,6 +122,60 @@ fn map_columns(
         };
     }
     Ok(columns)
+}
+
+/// Finds each attribute's column; like a mapped field, it must be there exactly once.
+fn map_attribute_columns(
+    header: &ByteRecord,
+    attributes: &BTreeMap<String, String>,
+) -> Result<Vec<(String, usize)>, FileError> {
+    let mut out = Vec::with_capacity(attributes.len());
+    for (name, column) in attributes {
+        let wanted = column.trim();
+        let mut found = header
+            .iter()
+            .enumerate()
+            .filter(|(_, cell)| {
+                std::str::from_utf8(cell).is_ok_and(|c| c.trim().eq_ignore_ascii_case(wanted))
+            })
+            .map(|(index, _)| index);
+        match (found.next(), found.next()) {
+            (Some(index), None) => out.push((name.clone(), index)),
+            (None, _) => return Err(FileError::MissingColumn(column.clone())),
+            (Some(_), Some(_)) => return Err(FileError::DuplicateColumn(column.clone())),
+        }
+    }
+    Ok(out)
+}
+
+fn with_attributes(
+    mut row: FeedRow,
+    record: &ByteRecord,
+    columns: &[(String, usize)],
+) -> Result<FeedRow, Vec<Fault>> {
+    for (name, index) in columns {
+        let Some(bytes) = record.get(*index) else {
+            continue;
+        };
+        let fault = |reason| {
+            vec![Fault {
+                field: Some("attributes".into()),
+                reason,
+            }]
+        };
+        let value = std::str::from_utf8(bytes)
+            .map_err(|_| fault(Reason::InvalidUtf8))?
+            .trim();
+        if value.chars().any(char::is_control) {
+            return Err(fault(Reason::ControlChar));
+        }
+        if !value.is_empty() {
+            row.person
+                .attributes
+                .insert(name.clone(), value.to_string());
+        }
+    }
+    Ok(row)
 }
 
 fn raw_row<'a>(record: &'a ByteRecord, columns: &[Option<usize>; Field::ALL.len()]) -> RawRow<'a> {
@@ -515,6 +585,42 @@ mod tests {
         // A duplicated column the config does not map is ignored.
         let data = b"note,employee_id,effective_date,status,note\na,1,,active,b\n";
         assert_eq!(summary(&read_min(data)), [ok(1, 2, "1")]);
+    }
+
+    #[test]
+    fn attribute_columns_are_read_trimmed_and_checked() {
+        let attributes = BTreeMap::from([("dept".to_string(), "Department".to_string())]);
+        let statuses = StatusValues::default();
+        let rules = RowRules {
+            statuses: &statuses,
+            timezone: chrono_tz::UTC,
+            now: now(),
+        };
+        let data = b"employee_id,status,effective_date,department\n1,Active,, Sales \n2,Active,,\n3,Active,,\xff\n";
+        let fields = minimal();
+        let records = read_csv_with_attributes(data, &fields, &attributes, &rules).unwrap();
+        let row = records[0].result.as_ref().unwrap();
+        assert_eq!(
+            row.person.attributes.get("dept").map(String::as_str),
+            Some("Sales")
+        );
+        assert!(
+            records[1]
+                .result
+                .as_ref()
+                .unwrap()
+                .person
+                .attributes
+                .is_empty()
+        );
+        let faults = records[2].result.as_ref().unwrap_err();
+        assert_eq!(faults[0].field.as_deref(), Some("attributes"));
+        assert_eq!(faults[0].reason, Reason::InvalidUtf8);
+        let missing = BTreeMap::from([("cc".to_string(), "Cost Center".to_string())]);
+        assert_eq!(
+            read_csv_with_attributes(data, &fields, &missing, &rules).unwrap_err(),
+            FileError::MissingColumn("Cost Center".into())
+        );
     }
 
     #[test]

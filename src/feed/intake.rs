@@ -458,6 +458,34 @@ pub async fn record_failed_batch(
     Ok(batch_id)
 }
 
+/// Records a poll whose source answered "not modified": nothing to read, nothing changes.
+pub async fn record_unchanged_batch(
+    pool: &SqlitePool,
+    source_ref: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let mut tx = begin_write(pool).await?;
+    let batch_id: i64 = sqlx::query_scalar(
+        "INSERT INTO batches (source, source_ref, received_at, status, actor) VALUES ('feed', ?, ?, 'unchanged', ?) RETURNING id",
+    )
+    .bind(source_ref)
+    .bind(ts(now))
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        now,
+        Entry::by(actor, "batch_unchanged")
+            .batch(batch_id)
+            .detail(json!({"source": "feed", "source_ref": source_ref})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(batch_id)
+}
+
 async fn upsert_person(tx: &mut Tx, person: &Person, now: DateTime<Utc>) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO people (employee_id, email, username, upn, display_name, attributes, created_at, updated_at) \

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 
 use crate::audit::DAEMON;
-use crate::config::{Config, FeedConfig, FeedSource, HttpAuth};
+use crate::config::{Config, FeedConfig, FeedFormat, FeedSource, HttpAuth};
 use intake::{Batch, BatchSource, BatchSummary, Record};
 use rows::RowRules;
 
@@ -24,6 +24,11 @@ pub const MAX_FEED_BYTES: usize = 512 * 1024 * 1024;
 pub enum PollOutcome {
     /// The feed was read and ingested.
     Ingested(BatchSummary),
+    /// The server said the document has not changed since the last successful poll.
+    Unchanged {
+        /// The batch recording the poll.
+        batch_id: i64,
+    },
     /// The feed could not be read; a failed batch was recorded and nothing changed.
     Failed {
         /// The failed batch.
@@ -49,8 +54,40 @@ pub fn describe_source(source: &FeedSource) -> String {
     }
 }
 
-/// Reads the feed's bytes from its file or URL.
-pub async fn fetch(feed: &FeedConfig, http: &reqwest::Client) -> anyhow::Result<Vec<u8>> {
+/// What the last successful poll of a source saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct FeedState {
+    /// The ETag the server sent.
+    pub etag: Option<String>,
+    /// The Last-Modified the server sent.
+    pub last_modified: Option<String>,
+    /// When the last successful poll started (the incremental cursor).
+    pub last_success_at: Option<String>,
+}
+
+/// A fetched document, or the server's word that it has not changed.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// 304 Not Modified: the same document as last time.
+    NotModified,
+    /// The document, with the validators to send next time.
+    Body {
+        /// Its bytes.
+        bytes: Vec<u8>,
+        /// ETag, if sent.
+        etag: Option<String>,
+        /// Last-Modified, if sent.
+        last_modified: Option<String>,
+    },
+}
+
+/// Reads the feed's bytes from its file or URL. For a URL, `state` adds If-None-Match /
+/// If-Modified-Since and, with `cursor_param`, the incremental cursor.
+pub async fn fetch(
+    feed: &FeedConfig,
+    http: &reqwest::Client,
+    state: &FeedState,
+) -> anyhow::Result<Fetched> {
     match &feed.source {
         FeedSource::File(path) => {
             let meta = tokio::fs::metadata(path)
@@ -59,11 +96,27 @@ pub async fn fetch(feed: &FeedConfig, http: &reqwest::Client) -> anyhow::Result<
             if meta.len() > MAX_FEED_BYTES as u64 {
                 anyhow::bail!("{} is larger than {} bytes", path.display(), MAX_FEED_BYTES);
             }
-            tokio::fs::read(path)
+            let bytes = tokio::fs::read(path)
                 .await
-                .with_context(|| format!("cannot read {}", path.display()))
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(Fetched::Body {
+                bytes,
+                etag: None,
+                last_modified: None,
+            })
         }
         FeedSource::Http { url, auth } => {
+            let mut url = reqwest::Url::parse(url).context("invalid feed url")?;
+            if let (
+                crate::config::FeedFormat::Json {
+                    cursor_param: Some(param),
+                    ..
+                },
+                Some(since),
+            ) = (&feed.format, &state.last_success_at)
+            {
+                url.query_pairs_mut().append_pair(param, since);
+            }
             let mut request = http.get(url).timeout(feed.timeout);
             request = match auth {
                 Some(HttpAuth::Bearer { token }) => request.bearer_auth(token.expose()),
@@ -72,15 +125,33 @@ pub async fn fetch(feed: &FeedConfig, http: &reqwest::Client) -> anyhow::Result<
                 }
                 None => request,
             };
+            if let Some(etag) = &state.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &state.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+            }
             let where_ = describe_source(&feed.source);
             let mut response = request
                 .send()
                 .await
                 .map_err(|e| anyhow::anyhow!("GET {where_} failed: {}", without_url(&e)))?;
             let status = response.status();
+            if status == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(Fetched::NotModified);
+            }
             if !status.is_success() {
                 anyhow::bail!("GET {where_} answered HTTP {status}");
             }
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let etag = header(reqwest::header::ETAG);
+            let last_modified = header(reqwest::header::LAST_MODIFIED);
             let mut body = Vec::new();
             while let Some(chunk) = response
                 .chunk()
@@ -94,7 +165,11 @@ pub async fn fetch(feed: &FeedConfig, http: &reqwest::Client) -> anyhow::Result<
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(body)
+            Ok(Fetched::Body {
+                bytes: body,
+                etag,
+                last_modified,
+            })
         }
     }
 }
@@ -120,8 +195,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Reads a CSV document into intake records, or the file error that stops the whole file.
-pub fn read_csv_records(
+/// Parses a feed document (CSV or JSON, as configured) into intake records, or the file error
+/// that refuses the whole document.
+pub fn read_records(
     bytes: &[u8],
     feed: &FeedConfig,
     now: DateTime<Utc>,
@@ -131,14 +207,28 @@ pub fn read_csv_records(
         timezone: feed.timezone,
         now,
     };
-    Ok(csv::read_csv(bytes, &feed.columns, &rules)?
-        .into_iter()
-        .map(|r| Record {
-            row: r.row,
-            line: Some(r.line),
-            result: r.result,
-        })
-        .collect())
+    Ok(match &feed.format {
+        FeedFormat::Csv => {
+            csv::read_csv_with_attributes(bytes, &feed.columns, &feed.attributes, &rules)?
+                .into_iter()
+                .map(|r| Record {
+                    row: r.row,
+                    line: Some(r.line),
+                    result: r.result,
+                })
+                .collect()
+        }
+        FeedFormat::Json {
+            records, fields, ..
+        } => json::read_json(bytes, records, fields, &rules)?
+            .into_iter()
+            .map(|r| Record {
+                row: r.row,
+                line: None,
+                result: r.result,
+            })
+            .collect(),
+    })
 }
 
 /// A feed document read and parsed, ready for intake.
@@ -163,32 +253,83 @@ pub struct ReadError {
     pub message: String,
 }
 
-/// Fetches and parses the configured feed.
+/// Fetches and parses the configured feed; `Ok(None)` when the server says it has not changed.
 pub async fn read_feed(
     feed: &FeedConfig,
     http: &reqwest::Client,
+    state: &FeedState,
     now: DateTime<Utc>,
-) -> Result<ReadFeed, ReadError> {
+) -> Result<Option<(ReadFeed, FeedState)>, ReadError> {
     let source_ref = describe_source(&feed.source);
-    let bytes = fetch(feed, http).await.map_err(|e| ReadError {
+    let fetched = fetch(feed, http, state).await.map_err(|e| ReadError {
         source_ref: source_ref.clone(),
         code: "fetch_failed".into(),
         message: format!("{e:#}"),
     })?;
-    let records = read_csv_records(&bytes, feed, now).map_err(|e| ReadError {
+    let Fetched::Body {
+        bytes,
+        etag,
+        last_modified,
+    } = fetched
+    else {
+        return Ok(None);
+    };
+    let records = read_records(&bytes, feed, now).map_err(|e| ReadError {
         source_ref: source_ref.clone(),
         code: e.code().into(),
         message: e.to_string(),
     })?;
-    Ok(ReadFeed {
-        source_ref,
-        content_sha256: sha256_hex(&bytes),
-        records,
-    })
+    let next = FeedState {
+        etag,
+        last_modified,
+        last_success_at: Some(crate::db::ts(now)),
+    };
+    Ok(Some((
+        ReadFeed {
+            source_ref,
+            content_sha256: sha256_hex(&bytes),
+            records,
+        },
+        next,
+    )))
+}
+
+/// The saved state of a feed source.
+pub async fn load_state(pool: &SqlitePool, source_ref: &str) -> anyhow::Result<FeedState> {
+    Ok(sqlx::query_as(
+        "SELECT etag, last_modified, last_success_at FROM feed_state WHERE source_ref = ?",
+    )
+    .bind(source_ref)
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or_default())
+}
+
+async fn save_state(
+    pool: &SqlitePool,
+    source_ref: &str,
+    state: &FeedState,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    sqlx::query(
+        "INSERT INTO feed_state (source_ref, etag, last_modified, last_success_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (source_ref) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, \
+         last_success_at = excluded.last_success_at, updated_at = excluded.updated_at",
+    )
+    .bind(source_ref)
+    .bind(&state.etag)
+    .bind(&state.last_modified)
+    .bind(&state.last_success_at)
+    .bind(crate::db::ts(now))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Polls the configured feed once: fetch, read, ingest. A fetch or file error records a failed
-/// batch and changes nothing else.
+/// batch and changes nothing else; an unchanged document (304) records an `unchanged` batch.
 pub async fn poll_once(
     pool: &SqlitePool,
     config: &Config,
@@ -196,8 +337,14 @@ pub async fn poll_once(
     now: DateTime<Utc>,
 ) -> anyhow::Result<PollOutcome> {
     let feed = config.feed.as_ref().context("no [feed] is configured")?;
-    let read = match read_feed(feed, http, now).await {
-        Ok(read) => read,
+    let source_ref = describe_source(&feed.source);
+    let state = load_state(pool, &source_ref).await?;
+    let (read, next) = match read_feed(feed, http, &state, now).await {
+        Ok(Some(read)) => read,
+        Ok(None) => {
+            let batch_id = intake::record_unchanged_batch(pool, &source_ref, DAEMON, now).await?;
+            return Ok(PollOutcome::Unchanged { batch_id });
+        }
         Err(e) => {
             let batch_id = intake::record_failed_batch(
                 pool,
@@ -229,5 +376,6 @@ pub async fn poll_once(
         now,
     )
     .await?;
+    save_state(pool, &source_ref, &next, now).await?;
     Ok(PollOutcome::Ingested(summary))
 }
