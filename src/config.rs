@@ -2440,6 +2440,8 @@ mod tests {
             "listen",
             "push_token_file",
             "push_token_env",
+            "records",
+            "cursor_param",
         ];
         for key in keys {
             let documented = example.lines().any(|line| {
@@ -2453,6 +2455,8 @@ mod tests {
             "[feed]",
             "[feed.columns]",
             "[feed.status]",
+            "[feed.attributes]",
+            "[http]",
             "[workers]",
             "[retry]",
             "[safety]",
