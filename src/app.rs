@@ -15,6 +15,7 @@ use crate::connectors::Registry;
 use crate::db;
 use crate::feed::{self, PollOutcome};
 use crate::http::{Health, HttpState};
+use crate::metrics::Metrics;
 use crate::worker::{DrainSummary, Workers};
 use std::sync::atomic::Ordering;
 
@@ -30,6 +31,8 @@ pub struct App {
     pub clock: Clock,
     /// The HTTP client for feeds.
     pub http: reqwest::Client,
+    /// The metrics, shared by the workers, the poller and `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What `run --once` did.
@@ -96,6 +99,7 @@ impl App {
             registry,
             clock,
             http,
+            metrics: Arc::default(),
         })
     }
 
@@ -107,6 +111,7 @@ impl App {
             self.registry.clone(),
             self.clock.clone(),
         )
+        .with_metrics(self.metrics.clone())
     }
 
     /// Polls the feed once (if configured), then processes everything due.
@@ -161,6 +166,7 @@ impl App {
             clock: self.clock.clone(),
             wake: waker.clone(),
             health: health.clone(),
+            metrics: self.metrics.clone(),
         });
         let mut http_stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -208,6 +214,7 @@ impl App {
             let clock = self.clock.clone();
             let mut stop = shutdown.clone();
             let alive = health.clone();
+            let metrics = self.metrics.clone();
             let waker = waker.clone();
             alive.poller_alive.store(true, Ordering::Relaxed);
             poller = Some(tokio::spawn(async move {
@@ -221,6 +228,8 @@ impl App {
                     }
                     match feed::poll_once(&pool, &config, &http, clock.now()).await {
                         Ok(PollOutcome::Ingested(s)) => {
+                            metrics.add("offboard_feed_polls_total", &[("result", "ingested")], 1);
+                            metrics.batch(&s);
                             tracing::info!(
                                 batch_id = s.batch_id,
                                 rows = s.rows,
@@ -233,12 +242,17 @@ impl App {
                             waker.notify_one();
                         }
                         Ok(PollOutcome::Unchanged { batch_id }) => {
+                            metrics.add("offboard_feed_polls_total", &[("result", "unchanged")], 1);
                             tracing::info!(batch_id, "Feed unchanged since the last poll.");
                         }
                         Ok(PollOutcome::Failed { batch_id, error }) => {
+                            metrics.add("offboard_feed_polls_total", &[("result", "failed")], 1);
                             tracing::warn!(batch_id, error = %error, "Feed poll failed; nothing changed. Retrying at the next tick.");
                         }
-                        Err(e) => tracing::warn!(error = %format!("{e:#}"), "Feed poll failed."),
+                        Err(e) => {
+                            metrics.add("offboard_feed_polls_total", &[("result", "failed")], 1);
+                            tracing::warn!(error = %format!("{e:#}"), "Feed poll failed.");
+                        }
                     }
                 }
                 alive.poller_alive.store(false, Ordering::Relaxed);

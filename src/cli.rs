@@ -172,6 +172,21 @@ pub enum Command {
         #[arg(long)]
         column: String,
     },
+    /// Evidence per leaver and connector: when access was removed, time to revoke, SLA breaches.
+    Report {
+        /// Terminations effective at or after this time (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Terminations effective before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Reads the audit log, or verifies its hash chain.
     Audit {
         /// verify: checks the hash chain.
@@ -479,6 +494,22 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             )?;
             Ok(0)
         }
+        Command::Report {
+            since,
+            until,
+            connector,
+            format,
+        } => {
+            let pool = open(&config).await?;
+            let filter = crate::report::ReportFilter {
+                since: time_arg("--since", since.as_deref())?,
+                until: time_arg("--until", until.as_deref())?,
+                connector,
+            };
+            let report = crate::report::build(&pool, &config, &filter, Utc::now()).await?;
+            crate::report::print(&mut out, &report, format)?;
+            Ok(0)
+        }
         Command::Audit {
             action: Some(AuditAction::Verify),
             ..
@@ -503,12 +534,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             format,
         } => {
             let pool = open(&config).await?;
-            let since = since
-                .map(|s| {
-                    parse_time_arg(&s)
-                        .with_context(|| format!("--since {s:?}: expected YYYY-MM-DD or RFC 3339"))
-                })
-                .transpose()?;
+            let since = time_arg("--since", since.as_deref())?;
             let rows = audit::list(
                 &pool,
                 &audit::Filter {
@@ -576,6 +602,15 @@ fn list_ids(ids: &[i64]) -> String {
                 .join(", ")
         )
     }
+}
+
+fn time_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    value
+        .map(|s| {
+            parse_time_arg(s)
+                .with_context(|| format!("{flag} {s:?}: expected YYYY-MM-DD or RFC 3339"))
+        })
+        .transpose()
 }
 
 /// Parses a time argument: YYYY-MM-DD (UTC midnight) or RFC 3339.

@@ -56,6 +56,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "safety",
     "log",
     "http",
+    "report",
     "connector",
 ];
 
@@ -96,6 +97,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The HTTP listener: health, readiness, metrics and pushed terminations.
     pub http: HttpConfig,
+    /// Evidence settings for `offboard report`.
+    pub report: ReportConfig,
     /// The `[[connector]]` entries, in file order.
     pub connectors: Vec<ConnectorConfig>,
     /// Non-fatal notes for `check-config` (never contain secret values).
@@ -395,6 +398,21 @@ impl SafetyConfig {
         }
         let share = (rows as f64 * self.max_terminations_percent / 100.0).floor();
         absolute.min(share.max(0.0) as u64)
+    }
+}
+
+/// `[report]`: evidence settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportConfig {
+    /// Access must be gone within this long after the effective time plus the connector's grace.
+    pub sla: Duration,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            sla: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -698,6 +716,12 @@ struct RawHttp {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
+struct RawReport {
+    sla: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawLog {
     format: Option<RawLogFormat>,
     level: Option<String>,
@@ -835,6 +859,14 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
 
     let raw_log: RawLog = cx.section("log", sections.remove("log"));
     let log = cx.log(raw_log);
+    let raw_report: RawReport = cx.section("report", sections.remove("report"));
+    let report = ReportConfig {
+        sla: cx.duration(
+            "report.sla",
+            raw_report.sla.as_deref(),
+            ReportConfig::default().sla,
+        ),
+    };
 
     let connectors = match sections.remove("connector") {
         Some(value) => cx.connectors(value, &retry, &safety, &workers),
@@ -862,6 +894,7 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         safety,
         log,
         http,
+        report,
         connectors,
         warnings: cx.warnings,
     })
@@ -2442,6 +2475,7 @@ mod tests {
             "push_token_env",
             "records",
             "cursor_param",
+            "sla",
         ];
         for key in keys {
             let documented = example.lines().any(|line| {
@@ -2457,6 +2491,7 @@ mod tests {
             "[feed.status]",
             "[feed.attributes]",
             "[http]",
+            "[report]",
             "[workers]",
             "[retry]",
             "[safety]",

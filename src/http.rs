@@ -53,6 +53,8 @@ pub struct HttpState {
     pub wake: Arc<Notify>,
     /// Liveness of the other tasks.
     pub health: Arc<Health>,
+    /// The metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The router.
@@ -60,8 +62,27 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/terminations", post(push))
         .with_state(state)
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    match state.metrics.render(&state.pool, state.clock.now()).await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "Reading metrics failed.");
+            (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable\n").into_response()
+        }
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -197,6 +218,10 @@ async fn push(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
         })
         .collect();
     if !rejected.is_empty() {
+        let bad = records.iter().filter(|r| r.result.is_err()).count() as u64;
+        state
+            .metrics
+            .add("offboard_feed_rejected_rows_total", &[], bad);
         return (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({
@@ -231,6 +256,7 @@ async fn push(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
     .await
     {
         Ok(summary) => {
+            state.metrics.batch(&summary);
             state.wake.notify_one();
             (
                 StatusCode::ACCEPTED,

@@ -30,6 +30,8 @@ pub struct Claimed {
     pub retry_base: i64,
     /// The lease owner.
     pub owner: String,
+    /// The termination's effective time.
+    pub effective_at: DateTime<Utc>,
     /// The person.
     pub person: Person,
 }
@@ -42,6 +44,7 @@ struct ClaimRow {
     account: Option<String>,
     attempts: i64,
     retry_base: i64,
+    effective_at: String,
     employee_id: String,
     email: Option<String>,
     username: Option<String>,
@@ -83,7 +86,7 @@ pub async fn claim(
     for (id,) in ids {
         let row: ClaimRow = sqlx::query_as(
             "SELECT r.id, r.termination_id, r.connector, r.account, r.attempts, r.retry_base, \
-                    p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
+                    t.effective_at, p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
              FROM removals r JOIN terminations t ON t.id = r.termination_id \
              JOIN people p ON p.employee_id = t.employee_id WHERE r.id = ?",
         )
@@ -109,6 +112,7 @@ pub async fn claim(
             attempt: row.attempts,
             retry_base: row.retry_base,
             owner: owner.to_string(),
+            effective_at: parse_ts(&row.effective_at)?,
             person: Person {
                 employee_id: row.employee_id,
                 email: row.email,

@@ -67,6 +67,7 @@ pub struct Workers {
     global: Arc<Semaphore>,
     per_connector: Arc<HashMap<String, Arc<Semaphore>>>,
     health: Arc<crate::http::Health>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Workers {
@@ -98,7 +99,14 @@ impl Workers {
             wake: Arc::new(Notify::new()),
             per_connector: Arc::new(per_connector),
             health: Arc::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts attempts and times to revoke in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Reports each turn of the loop to `health` (for `/readyz`).
@@ -288,6 +296,7 @@ impl Workers {
             if applied == Applied::Stale {
                 tracing::warn!("The lease expired before this attempt finished; its late result was refused.");
             }
+            self.record_metrics(&claim, &completion, applied);
             self.wake.notify_one();
             (completion, applied)
         }
@@ -378,6 +387,23 @@ impl Workers {
                 remote_id: Some(remote.id),
             },
             Err(e) => self.failure(claim, config, e),
+        }
+    }
+
+    fn record_metrics(&self, claim: &Claimed, completion: &Completion, applied: Applied) {
+        let result = match (applied, completion) {
+            (Applied::Stale, _) => "stale",
+            (_, Completion::Done { .. }) => "done",
+            (_, Completion::Planned { .. }) => "planned",
+            (_, Completion::Retry { .. }) => "retry",
+            (_, Completion::Failed { .. }) => "failed",
+            (_, Completion::Cancelled { .. }) => "cancelled",
+        };
+        self.metrics.attempt(&claim.connector, result);
+        if result == "done" {
+            let seconds =
+                (self.clock.now() - claim.effective_at).num_milliseconds() as f64 / 1000.0;
+            self.metrics.time_to_revoke(&claim.connector, seconds);
         }
     }
 

@@ -5,6 +5,7 @@ mod audit_chain;
 mod cli;
 mod feed;
 mod helpers;
+mod ops;
 mod push;
 mod queue;
 mod retry;

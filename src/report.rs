@@ -1,0 +1,326 @@
+//! `offboard report`: the evidence an auditor samples: per leaver and connector, when access was
+//! removed (or why not), the time to revoke, and whether it breached the SLA.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, SqlitePool};
+
+use crate::cli::{Format, emit};
+use crate::config::Config;
+use crate::db::{parse_ts, ts};
+
+/// Which terminations the report covers.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFilter {
+    /// Effective at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Effective before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only this connector.
+    pub connector: Option<String>,
+}
+
+/// One removal in the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportRow {
+    /// The leaver.
+    pub employee_id: String,
+    /// The connector.
+    pub connector: String,
+    /// The termination's effective time.
+    pub effective_at: String,
+    /// When offboard received the termination.
+    pub received_at: String,
+    /// Where it came from (feed, push, cli, import).
+    pub source: String,
+    /// The removal's state.
+    pub state: String,
+    /// removed, deactivated, already_absent, …
+    pub outcome: Option<String>,
+    /// When access was removed (done removals).
+    pub removed_at: Option<String>,
+    /// Seconds from the effective time to the removal.
+    pub time_to_revoke_seconds: Option<i64>,
+    /// Access had to be gone by then: effective time + grace + SLA.
+    pub deadline: String,
+    /// Removed after the deadline, or still not removed past it.
+    pub breach: bool,
+    /// Why not removed (held, excluded, failed: reason), when it was not.
+    pub note: Option<String>,
+}
+
+/// The report's summary figures.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReportSummary {
+    /// Terminations covered.
+    pub leavers: u64,
+    /// Removals covered.
+    pub removals: u64,
+    /// Done.
+    pub done: u64,
+    /// Not yet done: pending, running or held.
+    pub open: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// Cancelled: rescinded, excluded or rejected.
+    pub cancelled: u64,
+    /// Dry-run only.
+    pub planned: u64,
+    /// Median time to revoke of done removals, in seconds.
+    pub median_time_to_revoke_seconds: Option<i64>,
+    /// Worst time to revoke of done removals, in seconds.
+    pub worst_time_to_revoke_seconds: Option<i64>,
+    /// Removals that breached the SLA.
+    pub breaches: u64,
+    /// The SLA in seconds.
+    pub sla_seconds: u64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// When it was made.
+    pub generated_at: String,
+    /// One row per removal.
+    pub rows: Vec<ReportRow>,
+    /// Figures.
+    pub summary: ReportSummary,
+}
+
+#[derive(FromRow)]
+struct Raw {
+    termination_id: i64,
+    employee_id: String,
+    effective_at: String,
+    received_at: String,
+    source: String,
+    connector: String,
+    state: String,
+    outcome: Option<String>,
+    finished_at: Option<String>,
+    last_error: Option<String>,
+    batch_held: i64,
+}
+
+/// Builds the report for terminations effective in the filter's window.
+pub async fn build(
+    pool: &SqlitePool,
+    config: &Config,
+    filter: &ReportFilter,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Report> {
+    let raw: Vec<Raw> = sqlx::query_as(
+        "SELECT t.id AS termination_id, t.employee_id, t.effective_at, b.received_at, t.source, r.connector, r.state, \
+                r.outcome, r.finished_at, r.last_error, rb.held AS batch_held \
+         FROM terminations t JOIN batches b ON b.id = t.batch_id \
+         JOIN removals r ON r.termination_id = t.id JOIN batches rb ON rb.id = r.batch_id \
+         WHERE (?1 IS NULL OR t.effective_at >= ?1) AND (?2 IS NULL OR t.effective_at < ?2) \
+           AND (?3 IS NULL OR r.connector = ?3) \
+         ORDER BY t.effective_at, t.employee_id, r.connector",
+    )
+    .bind(filter.since.map(ts))
+    .bind(filter.until.map(ts))
+    .bind(&filter.connector)
+    .fetch_all(pool)
+    .await?;
+
+    let sla = chrono::Duration::from_std(config.report.sla)?;
+    let mut rows = Vec::with_capacity(raw.len());
+    let mut summary = ReportSummary {
+        sla_seconds: config.report.sla.as_secs(),
+        ..ReportSummary::default()
+    };
+    let mut leavers = std::collections::BTreeSet::new();
+    let mut ttrs = Vec::new();
+    for r in raw {
+        leavers.insert(r.termination_id);
+        let effective = parse_ts(&r.effective_at)?;
+        let grace = config
+            .connector(&r.connector)
+            .and_then(|c| chrono::Duration::from_std(c.grace).ok())
+            .unwrap_or_else(chrono::Duration::zero);
+        let deadline = effective + grace + sla;
+        let (removed_at, ttr, breach, note) = match r.state.as_str() {
+            "done" => {
+                let at = r.finished_at.as_deref().map(parse_ts).transpose()?;
+                let ttr = at.map(|at| (at - effective).num_seconds());
+                if let Some(t) = ttr {
+                    ttrs.push(t);
+                }
+                (
+                    r.finished_at.clone(),
+                    ttr,
+                    at.is_some_and(|at| at > deadline),
+                    None,
+                )
+            }
+            "cancelled" => (None, None, false, r.last_error.clone()),
+            "held" => (
+                None,
+                None,
+                now > deadline,
+                Some("held by the mass-removal guard".into()),
+            ),
+            "planned" => (
+                None,
+                None,
+                now > deadline,
+                Some("dry-run: nothing was removed".into()),
+            ),
+            "failed" => (None, None, now > deadline, r.last_error.clone()),
+            _ => (
+                None,
+                None,
+                now > deadline,
+                r.last_error
+                    .clone()
+                    .or_else(|| (r.batch_held == 1).then(|| "approved after being held".into())),
+            ),
+        };
+        summary.removals += 1;
+        match r.state.as_str() {
+            "done" => summary.done += 1,
+            "failed" => summary.failed += 1,
+            "cancelled" => summary.cancelled += 1,
+            "planned" => summary.planned += 1,
+            _ => summary.open += 1,
+        }
+        if breach {
+            summary.breaches += 1;
+        }
+        rows.push(ReportRow {
+            employee_id: r.employee_id,
+            connector: r.connector,
+            effective_at: r.effective_at,
+            received_at: r.received_at,
+            source: r.source,
+            state: r.state,
+            outcome: r.outcome,
+            removed_at,
+            time_to_revoke_seconds: ttr,
+            deadline: ts(deadline),
+            breach,
+            note,
+        });
+    }
+    summary.leavers = leavers.len() as u64;
+    ttrs.sort_unstable();
+    summary.median_time_to_revoke_seconds = median(&ttrs);
+    summary.worst_time_to_revoke_seconds = ttrs.last().copied();
+    Ok(Report {
+        generated_at: ts(now),
+        rows,
+        summary,
+    })
+}
+
+/// The median of sorted values (the mean of the two middle ones for an even count, rounded down).
+fn median(sorted: &[i64]) -> Option<i64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]).div_euclid(2)),
+    }
+}
+
+/// Seconds as a short human duration: `45s`, `12m 5s`, `3h 20m`, `2d 4h`.
+pub fn human(seconds: i64) -> String {
+    let sign = if seconds < 0 { "-" } else { "" };
+    let s = seconds.unsigned_abs();
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    let text = if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {sec}s")
+    } else {
+        format!("{sec}s")
+    };
+    format!("{sign}{text}")
+}
+
+/// Prints the report.
+pub fn print(out: &mut impl Write, report: &Report, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
+        return Ok(());
+    }
+    let headers = [
+        "employee",
+        "connector",
+        "effective_at",
+        "received_at",
+        "state",
+        "removed_at",
+        "time_to_revoke",
+        "breach",
+        "note",
+    ];
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.employee_id.clone(),
+                r.connector.clone(),
+                r.effective_at.clone(),
+                r.received_at.clone(),
+                r.state.clone(),
+                r.removed_at.clone().unwrap_or_default(),
+                match (format, r.time_to_revoke_seconds) {
+                    (_, None) => String::new(),
+                    (Format::Csv, Some(s)) => s.to_string(),
+                    (_, Some(s)) => human(s),
+                },
+                if r.breach {
+                    "BREACH".into()
+                } else {
+                    String::new()
+                },
+                r.note.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    emit(out, format, &headers, &rows, &report.rows)?;
+    if format == Format::Table {
+        let s = &report.summary;
+        writeln!(
+            out,
+            "\n{} leavers, {} removals: {} done, {} open, {} failed, {} cancelled, {} dry-run; time to revoke median {}, worst {}; {} SLA breaches (SLA {}).",
+            s.leavers,
+            s.removals,
+            s.done,
+            s.open,
+            s.failed,
+            s.cancelled,
+            s.planned,
+            s.median_time_to_revoke_seconds.map_or("-".into(), human),
+            s.worst_time_to_revoke_seconds.map_or("-".into(), human),
+            s.breaches,
+            human(i64::try_from(s.sla_seconds).unwrap_or(i64::MAX)),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_human_durations() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[5]), Some(5));
+        assert_eq!(median(&[1, 3, 10]), Some(3));
+        assert_eq!(median(&[1, 3, 10, 20]), Some(6));
+        assert_eq!(human(45), "45s");
+        assert_eq!(human(725), "12m 5s");
+        assert_eq!(human(12_000), "3h 20m");
+        assert_eq!(human(187_200), "2d 4h");
+        assert_eq!(human(-30), "-30s");
+    }
+}

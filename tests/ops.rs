@@ -1,0 +1,217 @@
+//! Operations: /metrics after a run with successes, retries and a failure; the evidence report.
+
+use std::time::Duration;
+
+use offboard::report::{self, ReportFilter};
+
+use crate::helpers::{OK_SCRIPT, TestApp};
+
+/// ok@ succeeds, flaky@ fails once then succeeds, bad@ fails for good.
+const SCRIPT: &str = "#!/bin/sh\nd=\"$(dirname \"$0\")\"\ncase \"$1\" in\n\
+  bad@*) exit 2;;\n\
+  flaky@*) if [ ! -f \"$d/flaky\" ]; then touch \"$d/flaky\"; exit 1; fi;;\n\
+esac\nexit 0\n";
+
+#[tokio::test]
+async fn metrics_expose_queue_state_attempts_and_time_to_revoke() {
+    let t = TestApp::exec(
+        SCRIPT,
+        "[connector.retry]\ninitial = \"250ms\"\nmax = \"250ms\"\n",
+    )
+    .await;
+    t.write_feed(
+        "e1,ok@example.org,ok,,O,2026-01-05,Terminated\ne2,flaky@example.org,f,,F,2026-01-05,Terminated\n\
+         e3,bad@example.org,b,,B,2026-01-05,Terminated\ne4,later@example.org,l,,L,2035-01-05,Terminated\n",
+    );
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let config = offboard::config::Config::load(&t.path("offboard.toml")).unwrap();
+    let app = offboard::app::App::build(config, t.clock.clone())
+        .await
+        .unwrap();
+    let running = app.start(rx).await.unwrap();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let states: Vec<String> = t.removals().await.into_iter().map(|r| r.state).collect();
+        if states.iter().filter(|s| *s == "done").count() == 2
+            && states.contains(&"failed".to_string())
+        {
+            break;
+        }
+    }
+
+    let text = reqwest::get(format!("http://{}/metrics", running.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    stop.send(true).unwrap();
+    running.join.await.unwrap().unwrap();
+
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in\n{text}"))
+    };
+    assert_eq!(
+        value(
+            "offboard_removals",
+            &[("connector", "app"), ("state", "done")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            "offboard_removals",
+            &[("connector", "app"), ("state", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "offboard_removals",
+            &[("connector", "app"), ("state", "pending")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "offboard_removal_attempts_total",
+            &[("connector", "app"), ("result", "done")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            "offboard_removal_attempts_total",
+            &[("connector", "app"), ("result", "retry")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "offboard_removal_attempts_total",
+            &[("connector", "app"), ("result", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("offboard_feed_polls_total", &[("result", "ingested")]),
+        1.0
+    );
+    assert_eq!(value("offboard_held_batches", &[]), 0.0);
+    assert_eq!(value("offboard_oldest_due_removal_age_seconds", &[]), 0.0);
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "offboard_time_to_revoke_seconds")
+        .expect("a time-to-revoke histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &histogram.value else {
+        panic!("time to revoke is a histogram");
+    };
+    assert_eq!(buckets.last().unwrap().count, 2.0, "two removals done");
+    assert!(
+        !text.contains("ok@example.org"),
+        "no personal data in labels"
+    );
+}
+
+#[tokio::test]
+async fn the_report_shows_times_to_revoke_breaches_and_reasons() {
+    // Two connectors: `fast` has no grace; `slow` keeps access for 3 days (policy, not a breach).
+    let connectors = "[[connector]]\nname = \"fast\"\nkind = \"exec\"\nprogram = \"ok.sh\"\n\
+                      [[connector]]\nname = \"slow\"\nkind = \"exec\"\nprogram = \"ok.sh\"\ngrace = \"3d\"\nnever_remove = [\"keep@*\"]\n";
+    let t = TestApp::with(connectors, &[("ok.sh", OK_SCRIPT)]).await;
+    let text = std::fs::read_to_string(t.path("offboard.toml"))
+        .unwrap()
+        .replace("[http]", "[report]\nsla = \"1h\"\n\n[http]");
+    let t = TestApp::in_dir(t.dir, &text).await;
+    let now = t.clock.now();
+    let day = |d: i64| {
+        (now - chrono::Duration::days(d))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    // e1 became effective 3 days ago and e2 30 minutes ago; keep@ is excluded on `slow`.
+    let recent = (now - chrono::Duration::minutes(30))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    t.write_feed(&format!(
+        "e1,a@example.org,a,,A,{},Terminated\ne2,b@example.org,b,,B,{recent},Terminated\ne3,keep@example.org,k,,K,{},Terminated\n",
+        day(3),
+        day(3)
+    ));
+    t.poll().await;
+    t.drain().await;
+
+    let r = report::build(
+        &t.app.pool,
+        &t.app.config,
+        &ReportFilter::default(),
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    let row = |e: &str, c: &str| {
+        r.rows
+            .iter()
+            .find(|x| x.employee_id == e && x.connector == c)
+            .unwrap()
+            .clone()
+    };
+    // e1 on fast: removed about 3 days after the effective time with a 1 h SLA: a breach.
+    let e1 = row("e1", "fast");
+    assert_eq!(e1.state, "done");
+    assert!(e1.breach);
+    assert!((e1.time_to_revoke_seconds.unwrap() - 3 * 86_400).abs() < 120);
+    // e1 on slow: due just now (3 days ago + 3 d), deadline in an hour: in time.
+    assert!(!row("e1", "slow").breach);
+    // e2 on fast: 30 minutes, within the hour.
+    let e2 = row("e2", "fast");
+    assert!(!e2.breach);
+    assert!((e2.time_to_revoke_seconds.unwrap() - 1800).abs() < 120);
+    // e2 on slow is not due yet: open, no breach.
+    assert_eq!(row("e2", "slow").state, "pending");
+    assert!(!row("e2", "slow").breach);
+    let keep = row("e3", "slow");
+    assert_eq!(
+        (keep.state.as_str(), keep.note.as_deref(), keep.breach),
+        ("cancelled", Some("excluded"), false)
+    );
+    let s = &r.summary;
+    assert_eq!(
+        (s.leavers, s.removals, s.done, s.open, s.cancelled),
+        (3, 6, 4, 1, 1)
+    );
+    assert_eq!(s.breaches, 2, "e1 and e3 on fast");
+    assert!(s.worst_time_to_revoke_seconds.unwrap() >= 3 * 86_400 - 120);
+    assert_eq!(s.sla_seconds, 3600);
+
+    // CSV and JSON forms carry the same figures.
+    let mut csv = Vec::new();
+    report::print(&mut csv, &r, offboard::cli::Format::Csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with(
+        "employee,connector,effective_at,received_at,state,removed_at,time_to_revoke,breach,note"
+    ));
+    assert_eq!(csv.lines().count(), 7);
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("e1,fast,") && l.contains(",BREACH,"))
+    );
+    let mut json = Vec::new();
+    report::print(&mut json, &r, offboard::cli::Format::Json).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["summary"]["breaches"], 2);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 6);
+}
