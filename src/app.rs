@@ -215,6 +215,9 @@ impl App {
             let mut stop = shutdown.clone();
             let alive = health.clone();
             let metrics = self.metrics.clone();
+            let alert_after =
+                chrono::Duration::from_std(feed.alert_after).unwrap_or(chrono::Duration::MAX);
+            let mut failing_since: Option<chrono::DateTime<chrono::Utc>> = None;
             let waker = waker.clone();
             alive.poller_alive.store(true, Ordering::Relaxed);
             poller = Some(tokio::spawn(async move {
@@ -228,6 +231,7 @@ impl App {
                     }
                     match feed::poll_once(&pool, &config, &http, clock.now()).await {
                         Ok(PollOutcome::Ingested(s)) => {
+                            failing_since = None;
                             metrics.add("offboard_feed_polls_total", &[("result", "ingested")], 1);
                             metrics.batch(&s);
                             tracing::info!(
@@ -242,12 +246,21 @@ impl App {
                             waker.notify_one();
                         }
                         Ok(PollOutcome::Unchanged { batch_id }) => {
+                            failing_since = None;
                             metrics.add("offboard_feed_polls_total", &[("result", "unchanged")], 1);
                             tracing::info!(batch_id, "Feed unchanged since the last poll.");
                         }
                         Ok(PollOutcome::Failed { batch_id, error }) => {
                             metrics.add("offboard_feed_polls_total", &[("result", "failed")], 1);
-                            tracing::warn!(batch_id, error = %error, "Feed poll failed; nothing changed. Retrying at the next tick.");
+                            let since = *failing_since.get_or_insert_with(|| clock.now());
+                            if clock.now() - since >= alert_after {
+                                tracing::error!(
+                                    batch_id, error = %error, failing_since = %since,
+                                    "The HR feed has been failing for longer than feed.alert_after; leavers are not being seen. An operator must act."
+                                );
+                            } else {
+                                tracing::warn!(batch_id, error = %error, "Feed poll failed; nothing changed. Retrying at the next tick.");
+                            }
                         }
                         Err(e) => {
                             metrics.add("offboard_feed_polls_total", &[("result", "failed")], 1);

@@ -234,6 +234,8 @@ pub struct FeedConfig {
     pub timeout: Duration,
     /// CSV or JSON, with the JSON-only settings.
     pub format: FeedFormat,
+    /// Polls failing for this long are logged at ERROR (an operator must act), before that at WARN.
+    pub alert_after: Duration,
     /// Extra person attributes: name → CSV column (for CSV feeds; JSON feeds map them in `format`).
     pub attributes: BTreeMap<String, String>,
 }
@@ -647,6 +649,7 @@ struct RawFeed {
     fields: Option<RawColumns>,
     attributes: Option<BTreeMap<String, String>>,
     cursor_param: Option<String>,
+    alert_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1281,6 +1284,11 @@ impl Builder<'_> {
             },
         };
         let timeout = self.duration("feed.timeout", raw.timeout.as_deref(), DEFAULT_FEED_TIMEOUT);
+        let alert_after = self.duration(
+            "feed.alert_after",
+            raw.alert_after.as_deref(),
+            Duration::from_secs(3600),
+        );
         if timeout.is_zero() {
             self.problem("feed.timeout", "must be longer than 0s");
         }
@@ -1379,6 +1387,7 @@ impl Builder<'_> {
             timezone,
             timeout,
             format,
+            alert_after,
             attributes,
         })
     }
@@ -2476,6 +2485,7 @@ mod tests {
             "records",
             "cursor_param",
             "sla",
+            "alert_after",
         ];
         for key in keys {
             let documented = example.lines().any(|line| {

@@ -215,3 +215,123 @@ async fn the_report_shows_times_to_revoke_breaches_and_reasons() {
     assert_eq!(json["summary"]["breaches"], 2);
     assert_eq!(json["rows"].as_array().unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn json_logs_are_json_lines_with_span_fields_and_no_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const CANARY: &str = "canary-secret-5f1e9a0b7c";
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            "{}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n",
+            crate::helpers::HEADER
+        )))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::write_script(
+        dir.path(),
+        "remove.sh",
+        "#!/bin/sh\necho 'vendor said no' >&2\nexit 1\n",
+    );
+    for name in ["feed-password", "push-token"] {
+        std::fs::write(dir.path().join(name), format!("{CANARY}-{name}")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join(name),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let text = crate::helpers::config_text("[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n")
+        .replace(
+            "path = \"feed.csv\"",
+            &format!("url = \"{}/leavers.csv\"\nauth = {{ kind = \"basic\", username = \"svc\", password_file = \"feed-password\" }}", server.uri()),
+        )
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\npush_token_file = \"push-token\"")
+        .replace("format = \"text\"\nlevel = \"warn\"", "format = \"json\"\nlevel = \"debug\"");
+    std::fs::write(dir.path().join("offboard.toml"), text).unwrap();
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("--config")
+        .arg(dir.path().join("offboard.toml"))
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+
+    assert!(
+        !stderr.contains(CANARY),
+        "a secret reached the log:\n{stderr}"
+    );
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let attempt = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Attempt failed"))
+        })
+        .unwrap_or_else(|| panic!("no failed attempt logged:\n{stderr}"));
+    assert_eq!(attempt["level"], "WARN");
+    assert_eq!(attempt["span"]["connector"], "app");
+    assert_eq!(attempt["span"]["attempt"], 1);
+    assert!(attempt["span"]["removal_id"].is_number());
+}
+
+#[tokio::test]
+async fn a_feed_failing_longer_than_alert_after_is_logged_at_error() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::write_script(dir.path(), "remove.sh", OK_SCRIPT);
+    let text = crate::helpers::config_text(
+        "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n",
+    )
+    .replace(
+        "path = \"feed.csv\"",
+        "path = \"missing.csv\"\nalert_after = \"0s\"",
+    )
+    .replace("format = \"text\"", "format = \"json\"");
+    std::fs::write(dir.path().join("offboard.toml"), text).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("--config")
+        .arg(dir.path().join("offboard.toml"))
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let error = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no ERROR line:\n{stderr}"));
+    assert!(
+        error["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("feed.alert_after")
+    );
+}
