@@ -128,12 +128,20 @@ pub struct AuditRow {
     pub http_status: Option<i64>,
     /// Duration of a vendor call in milliseconds.
     pub duration_ms: Option<i64>,
-    /// Detail JSON text.
+    /// Detail JSON text (written out as JSON, not as a string, in `--format json`).
+    #[serde(serialize_with = "detail_as_json")]
     pub detail: String,
     /// Hash of the previous row.
     pub prev_hash: String,
     /// SHA-256 over this row's content and `prev_hash`.
     pub hash: String,
+}
+
+fn detail_as_json<S: serde::Serializer>(detail: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(detail) {
+        Ok(value) => serde::Serialize::serialize(&value, s),
+        Err(_) => s.serialize_str(detail),
+    }
 }
 
 /// The hash of a row: SHA-256 over a JSON array of every column but `hash`, in column order.

@@ -227,6 +227,16 @@ pub fn actor(explicit: Option<&str>) -> String {
 pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
     let actor = actor(cli.actor.as_deref());
     let mut out = std::io::stdout().lock();
+    if let Command::Status {
+        format: Format::Csv,
+    }
+    | Command::Run {
+        format: Format::Csv,
+        ..
+    } = cli.command
+    {
+        anyhow::bail!("--format csv is not available for this command; use table or json");
+    }
     match cli.command {
         Command::CheckConfig { probe } => check_config(&config, probe, &mut out).await,
         Command::Run { once: false, .. } => {
@@ -266,11 +276,11 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
                 .fetch_one(&pool)
                 .await?;
-            writeln!(out, "ok: {applied} migrations applied")?;
+            writeln!(out, "ok: the schema is up to date ({applied} migrations)")?;
             Ok(0)
         }
         Command::Status { format } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             let status = crate::status::gather(&pool, Utc::now()).await?;
             crate::status::print(&mut out, &status, format)?;
             Ok(0)
@@ -281,7 +291,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             employee,
             format,
         } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             let rows = queue::list(
                 &pool,
                 &RemovalFilter {
@@ -331,7 +341,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             failed: _,
             connector,
         } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             let selection = match id {
                 Some(id) => RetrySelection::One(id),
                 None => RetrySelection::Failed { connector },
@@ -345,7 +355,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             planned: _,
             connector,
         } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             match (batch, connector) {
                 (Some(batch), _) => {
                     let n = batches::decide(
@@ -375,20 +385,20 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Reject { batch } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             let n = batches::decide(&pool, batch, batches::Decision::Reject, &actor, Utc::now())
                 .await?;
             writeln!(out, "rejected batch {batch}: {n} removal(s) cancelled")?;
             Ok(0)
         }
         Command::Plan { resolve, format } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             let plan = crate::plan::plan(&pool, &config, resolve, Utc::now()).await?;
             crate::plan::print(&mut out, &plan, format)?;
             Ok(0)
         }
         Command::Cancel { id, reason } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             queue::cancel(&pool, id, &reason, &actor, Utc::now()).await?;
             writeln!(out, "cancelled removal {id}")?;
             Ok(0)
@@ -476,6 +486,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             let summary = intake::import_accounts(
                 &pool,
                 connector_config,
+                &config.safety,
                 &bytes,
                 &column,
                 &file.display().to_string(),
@@ -485,13 +496,22 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             .await?;
             writeln!(
                 out,
-                "batch {}: {} row(s), {} account(s) queued for removal from {}, {} rejected",
+                "batch {}: {} row(s), {} account(s) queued for removal from {} ({} excluded by never_remove), {} rejected",
                 summary.batch_id,
                 summary.rows,
-                summary.removals_planned,
+                summary.removals_planned - summary.excluded,
                 connector,
+                summary.excluded,
                 summary.rejected
             )?;
+            if summary.held {
+                writeln!(
+                    out,
+                    "batch {id} is HELD by the mass-removal guard (limit {}): nothing is removed until `offboard approve {id}`",
+                    summary.limit,
+                    id = summary.batch_id
+                )?;
+            }
             Ok(0)
         }
         Command::Report {
@@ -500,7 +520,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             connector,
             format,
         } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             let filter = crate::report::ReportFilter {
                 since: time_arg("--since", since.as_deref())?,
                 until: time_arg("--until", until.as_deref())?,
@@ -514,7 +534,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             action: Some(AuditAction::Verify),
             ..
         } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             match audit::verify(&pool).await? {
                 Verification::Ok { rows, head } => {
                     writeln!(out, "ok: {rows} rows, chain head {head}")?;
@@ -533,7 +553,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             since,
             format,
         } => {
-            let pool = open(&config).await?;
+            let pool = open_existing(&config).await?;
             let since = time_arg("--since", since.as_deref())?;
             let rows = audit::list(
                 &pool,
@@ -618,6 +638,19 @@ pub fn parse_time_arg(s: &str) -> Option<DateTime<Utc>> {
     rows::parse_effective_date(s, chrono_tz::UTC)
 }
 
+/// Opens the database for a command that reads or changes existing state: a missing file is an
+/// error (a wrong path must not show an empty, healthy-looking queue).
+async fn open_existing(config: &Config) -> anyhow::Result<SqlitePool> {
+    if !config.database.path.exists() {
+        anyhow::bail!(
+            "no database at {} (database.url in {}); check the path, or run `offboard migrate` to create it",
+            config.database.path.display(),
+            config.path.display()
+        );
+    }
+    open(config).await
+}
+
 async fn open(config: &Config) -> anyhow::Result<SqlitePool> {
     crate::db::open(
         &config.database.path,
@@ -672,19 +705,38 @@ fn print_once_summary(
 ) -> anyhow::Result<()> {
     use crate::app::PollSummary;
     match &summary.poll {
-        Some(PollSummary::Ingested(b)) => writeln!(
-            out,
-            "feed: batch {}: {} rows, {} accepted, {} rejected; {} new terminations, {} rescinded, {} moved; {} removals planned, {} cancelled",
-            b.batch_id,
-            b.rows,
-            b.accepted,
-            b.rejected,
-            b.new_terminations,
-            b.rescinded,
-            b.moved,
-            b.removals_planned,
-            b.removals_cancelled
-        )?,
+        Some(PollSummary::Ingested(b)) => {
+            writeln!(
+                out,
+                "feed: batch {}: {} rows, {} accepted, {} rejected; {} new terminations, {} rescinded, {} moved; {} removals planned ({} excluded by never_remove), {} cancelled by rescinds",
+                b.batch_id,
+                b.rows,
+                b.accepted,
+                b.rejected,
+                b.new_terminations,
+                b.rescinded,
+                b.moved,
+                b.removals_planned,
+                b.excluded,
+                b.removals_cancelled
+            )?;
+            if b.rehired_after_removal > 0 {
+                writeln!(
+                    out,
+                    "feed: {} REHIRED AFTER REMOVAL: restore their access by hand (see `offboard status`)",
+                    b.rehired_after_removal
+                )?;
+            }
+            if b.held {
+                writeln!(
+                    out,
+                    "feed: BATCH {id} HELD by the mass-removal guard ({} new terminations, limit {}): nothing in it is removed until `offboard approve {id}` (or `offboard reject {id}`)",
+                    b.new_terminations,
+                    b.limit,
+                    id = b.batch_id
+                )?;
+            }
+        }
         Some(PollSummary::Unchanged { batch_id }) => {
             writeln!(out, "feed: batch {batch_id}: unchanged since the last poll")?
         }

@@ -22,6 +22,13 @@ async fn main() -> ExitCode {
     offboard::telemetry::init(config.log.format, &config.log.level);
     match cli::execute(cli, config).await {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        // A reader that went away (`offboard audit | head`) is not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -8,8 +8,9 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber (once). Logs go to stderr so command output on stdout stays clean.
 pub fn init(format: LogFormat, level: &str) {
+    // The scheduler crate logs its own start-up at INFO; only its warnings matter to an operator.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+        .or_else(|_| EnvFilter::try_new(format!("{level},tokio_cron_scheduler=warn")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
         LogFormat::Json => true,
@@ -22,6 +23,10 @@ pub fn init(format: LogFormat, level: &str) {
     let _ = if json {
         builder.json().with_current_span(true).try_init()
     } else {
-        builder.with_target(false).try_init()
+        // Colour only on a terminal: journald and log files get plain text.
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
 }

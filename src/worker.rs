@@ -272,7 +272,8 @@ impl Workers {
         connector: ConnectorConfig,
         _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) -> (Completion, Applied) {
-        let span = tracing::info_span!(
+        // At ERROR level so the span (and its fields) exists whatever level the filter lets through.
+        let span = tracing::error_span!(
             "removal",
             removal_id = claim.id,
             connector = %claim.connector,

@@ -620,10 +620,15 @@ async fn rescind(
 /// `offboard import`: queues the removal of every account listed in `column` of a vendor's user
 /// export, on one connector, as one audited batch. Each account gets its own termination (source
 /// `import`, effective now) under a synthetic employee id `import-BATCH-ROW`, so the report and the
-/// audit log treat it like any other leaver without inventing HR data.
+/// audit log treat it like any other leaver without inventing HR data. Accounts matching a
+/// `never_remove` pattern are created cancelled (`excluded`); an import of more accounts than
+/// `safety.max_terminations_per_batch` is held for `offboard approve`, like any other batch. The
+/// connector's grace and scope do not apply: an import is an explicit, immediate clean-up.
+#[allow(clippy::too_many_arguments)]
 pub async fn import_accounts(
     pool: &SqlitePool,
     connector: &ConnectorConfig,
+    safety: &SafetyConfig,
     bytes: &[u8],
     column: &str,
     source_ref: &str,
@@ -674,6 +679,8 @@ pub async fn import_accounts(
     }
 
     let rows = accounts.len() as u64 + rejects.len() as u64;
+    let limit = safety.batch_limit(rows, false);
+    let held = accounts.len() as u64 > limit;
     let mut tx = begin_write(pool).await?;
     let batch_id: i64 = sqlx::query_scalar(
         "INSERT INTO batches (source, source_ref, received_at, status, content_sha256, rows, accepted, rejected, actor) \
@@ -699,7 +706,18 @@ pub async fn import_accounts(
         .await?;
     }
     let mut planned = 0;
+    let mut excluded = 0;
     for (row, account) in accounts {
+        let protected = safety
+            .never_remove
+            .iter()
+            .chain(connector.never_remove.iter())
+            .any(|p| p.matches(&account));
+        let state = match (protected, held) {
+            (true, _) => RemovalState::Cancelled,
+            (false, true) => RemovalState::Held,
+            (false, false) => RemovalState::Pending,
+        };
         let person = Person {
             employee_id: format!("import-{batch_id}-{row}"),
             ..Person::default()
@@ -720,14 +738,18 @@ pub async fn import_accounts(
             account: Ok(account),
             due_at: now,
             batch_id,
-            state: RemovalState::Pending,
+            state,
         };
         if planner::insert_removal(&mut tx, &person.employee_id, new, now).await? {
             planned += 1;
+            if protected {
+                excluded += 1;
+            }
         }
     }
-    sqlx::query("UPDATE batches SET new_terminations = ? WHERE id = ?")
+    sqlx::query("UPDATE batches SET new_terminations = ?, held = ? WHERE id = ?")
         .bind(planned as i64)
+        .bind(i64::from(held))
         .bind(batch_id)
         .execute(&mut *tx)
         .await?;
@@ -740,6 +762,7 @@ pub async fn import_accounts(
             .detail(json!({
                 "source": "import", "source_ref": source_ref, "column": column,
                 "rows": rows, "accepted": planned, "rejected": rejects.len(),
+                "excluded": excluded, "held": held, "limit": limit,
             })),
     )
     .await?;
@@ -751,6 +774,9 @@ pub async fn import_accounts(
         rejected: rejects.len() as u64,
         new_terminations: planned,
         removals_planned: planned,
+        excluded,
+        held,
+        limit,
         ..BatchSummary::default()
     })
 }
