@@ -398,8 +398,20 @@ impl PanoptoConnector {
 
     /// Applies the one-retry rule to an authentication failure of this attempt.
     fn auth_error(&self, target: &Target, reason: String) -> ConnectorError {
+        let first = |reason: String| {
+            ConnectorError::retryable(
+                format!(
+                    "{reason} (authentication or authorisation fault: retried once, then failed)"
+                ),
+                Some(AUTH_RETRY_AFTER),
+            )
+        };
+        // A lookup outside the queue (`offboard plan --resolve`) has no removal to count for.
+        if target.removal_id <= 0 {
+            return first(reason);
+        }
         let Ok(mut faults) = self.auth_faults.lock() else {
-            return ConnectorError::retryable(reason, Some(AUTH_RETRY_AFTER));
+            return first(reason);
         };
         let previous = faults.remove(&target.removal_id);
         if previous.is_some_and(|attempt| attempt < target.attempt) {
@@ -412,10 +424,7 @@ impl PanoptoConnector {
             faults.clear();
         }
         faults.insert(target.removal_id, target.attempt);
-        ConnectorError::retryable(
-            format!("{reason} (authentication or authorisation fault: retried once, then failed)"),
-            Some(AUTH_RETRY_AFTER),
-        )
+        first(reason)
     }
 
     /// Forgets an earlier authentication fault: this attempt ended another way.
