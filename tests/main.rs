@@ -6,6 +6,7 @@ mod cli;
 mod feed;
 mod helpers;
 mod ops;
+mod panopto;
 mod push;
 mod queue;
 mod retry;

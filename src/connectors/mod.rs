@@ -3,6 +3,8 @@
 pub mod exec;
 pub mod http;
 pub mod limit;
+pub mod panopto;
+pub mod soap;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -223,6 +225,13 @@ fn build_one(config: &ConnectorConfig, _clock: &Clock) -> anyhow::Result<Arc<dyn
     let limiter = Arc::new(Limiter::new(config.rate));
     Ok(match &config.kind {
         ConnectorKind::Exec(exec) => Arc::new(exec::ExecConnector::new(exec.clone(), limiter)),
+        ConnectorKind::Panopto(panopto) => {
+            let rate = config.rate.unwrap_or(panopto::DEFAULT_RATE);
+            Arc::new(panopto::PanoptoConnector::new(
+                panopto.clone(),
+                Arc::new(Limiter::new(Some(rate))),
+            )?)
+        }
     })
 }
 
