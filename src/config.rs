@@ -460,8 +460,8 @@ impl Scope {
     pub fn includes(&self, person: &crate::domain::Person) -> bool {
         self.rules.iter().all(|(field, patterns)| {
             person
-                .field(field)
-                .is_some_and(|value| patterns.iter().any(|p| p.matches(value)))
+                .value(field)
+                .is_some_and(|value| patterns.iter().any(|p| p.matches(&value)))
         })
     }
 }
@@ -2922,6 +2922,21 @@ mod tests {
             "cursor_param",
             "sla",
             "alert_after",
+            "base_url",
+            "client_id_file",
+            "client_id_env",
+            "client_secret_file",
+            "client_secret_env",
+            "match",
+            "action",
+            "deactivate_fields",
+            "page_size",
+            "index_ttl",
+            "token",
+            "users",
+            "user",
+            "username_file",
+            "username_env",
         ];
         for key in keys {
             let documented = example.lines().any(|line| {
@@ -2944,6 +2959,7 @@ mod tests {
             "[log]",
             "[[connector]]",
             "[connector.retry]",
+            "[connector.paths]",
         ] {
             assert!(
                 example.contains(table),

@@ -203,8 +203,8 @@ pub async fn plan_termination(
                 line.note = Some(format!("never_remove matches {pattern}"));
                 "excluded".into()
             }
-            (Err(field), None) => {
-                line.note = Some(format!("the account template needs {{{field}}}"));
+            (Err(reason), None) => {
+                line.note = Some(reason.clone());
                 "unplannable".into()
             }
             (Ok(_), None) if state == RemovalState::Held => "held".into(),

@@ -3,10 +3,13 @@
 
 mod audit_chain;
 mod cli;
+mod echo360;
 mod feed;
 mod helpers;
+mod openconext;
 mod ops;
 mod push;
 mod queue;
 mod retry;
 mod safety;
+mod vendor_http;
