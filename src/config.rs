@@ -39,6 +39,18 @@ pub const DEFAULT_EXIT_ALREADY_ABSENT: &[i32] = &[3];
 pub const DEFAULT_EXIT_PERMANENT: &[i32] = &[2];
 /// Default panopto `timeout` (one SOAP call).
 pub const DEFAULT_PANOPTO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `timeout` of one HTTP call for the echo360 and openconext kinds.
+pub const DEFAULT_VENDOR_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default echo360 `page_size` when listing users.
+pub const DEFAULT_ECHO360_PAGE_SIZE: u32 = 100;
+/// Default echo360 `index_ttl`: how long a user index built by paging stays in use.
+pub const DEFAULT_ECHO360_INDEX_TTL: Duration = Duration::from_secs(15 * 60);
+/// Default echo360 `paths.token`.
+pub const DEFAULT_ECHO360_TOKEN_PATH: &str = "/oauth2/access_token";
+/// Default echo360 `paths.users` (the user list).
+pub const DEFAULT_ECHO360_USERS_PATH: &str = "/public/api/v1/users";
+/// Default echo360 `paths.user` (one user; `{id}` is the URL-encoded id or email).
+pub const DEFAULT_ECHO360_USER_PATH: &str = "/public/api/v1/users/{id}";
 /// The example cron expression used in messages and docs.
 pub const EXAMPLE_SCHEDULE: &str = "0 */5 * * * *";
 
@@ -450,8 +462,8 @@ impl Scope {
     pub fn includes(&self, person: &crate::domain::Person) -> bool {
         self.rules.iter().all(|(field, patterns)| {
             person
-                .field(field)
-                .is_some_and(|value| patterns.iter().any(|p| p.matches(value)))
+                .value(field)
+                .is_some_and(|value| patterns.iter().any(|p| p.matches(&value)))
         })
     }
 }
@@ -518,6 +530,10 @@ pub enum ConnectorKind {
     Exec(ExecConfig),
     /// `kind = "panopto"`: Panopto's SOAP UserManagement API.
     Panopto(PanoptoConfig),
+    /// `kind = "echo360"`: the EchoVideo (Echo360) public REST API.
+    Echo360(Echo360Config),
+    /// `kind = "openconext"`: the OpenConext deprovision API (EngineBlock, Teams, Invite, …).
+    Openconext(OpenconextConfig),
 }
 
 impl ConnectorKind {
@@ -526,8 +542,115 @@ impl ConnectorKind {
         match self {
             ConnectorKind::Exec(_) => "exec",
             ConnectorKind::Panopto(_) => "panopto",
+            ConnectorKind::Echo360(_) => "echo360",
+            ConnectorKind::Openconext(_) => "openconext",
         }
     }
+
+    /// Checks a rendered account key at planning time; `Err` says why this kind can never act on
+    /// it (the reason never repeats the key, which is personal data). The removal then starts
+    /// `failed` with that reason instead of failing at the vendor.
+    pub fn check_account(&self, account: &str) -> Result<(), String> {
+        match self {
+            ConnectorKind::Exec(_) | ConnectorKind::Panopto(_) => Ok(()),
+            ConnectorKind::Echo360(c) => crate::connectors::echo360::check_account(c, account),
+            ConnectorKind::Openconext(_) => {
+                crate::connectors::openconext::check_collab_person_id(account)
+            }
+        }
+    }
+}
+
+/// How the echo360 connector finds a leaver's user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo360Match {
+    /// The account key is the user's email: one `GET users/{email}`.
+    Email,
+    /// The account key is the user's `ssoId`: found in an index built by paging the user list.
+    SsoId,
+    /// The account key is the user's `externalId`: found in an index built by paging the user list.
+    ExternalId,
+}
+
+impl Echo360Match {
+    /// The `match` value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::SsoId => "sso_id",
+            Self::ExternalId => "external_id",
+        }
+    }
+
+    /// The user field compared with the account key.
+    pub fn user_field(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::SsoId => "ssoId",
+            Self::ExternalId => "externalId",
+        }
+    }
+}
+
+/// What the echo360 connector does to a found user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Echo360Action {
+    /// `DELETE users/{id}`: permanent.
+    Delete,
+    /// Read the user, set these fields, and write it back with `PUT users/{id}` (the account and
+    /// its analytics stay, access goes).
+    Deactivate {
+        /// Field name → JSON value to set.
+        set: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+/// Request paths of the Echo360 API, kept in one place because parts of the user API are not
+/// publicly documented; each can be overridden in `[connector.paths]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Echo360Paths {
+    /// OAuth2 token endpoint.
+    pub token: String,
+    /// The user list (paged with `limit` and the `offset` cursor).
+    pub users: String,
+    /// One user; `{id}` is replaced by the URL-encoded id or email.
+    pub user: String,
+}
+
+/// `kind = "echo360"`: removes EchoVideo users through the public REST API.
+#[derive(Debug, Clone)]
+pub struct Echo360Config {
+    /// Regional base URL without a trailing slash, e.g. `https://echo360.org.uk`.
+    pub base_url: String,
+    /// OAuth2 client id (kept secret: with the secret it mints tokens).
+    pub client_id: Secret,
+    /// OAuth2 client secret.
+    pub client_secret: Secret,
+    /// Which user field the account key is compared with.
+    pub match_by: Echo360Match,
+    /// Delete or deactivate.
+    pub action: Echo360Action,
+    /// Users per page when building the index.
+    pub page_size: u32,
+    /// How long an index built by paging stays in use (`0s`: rebuilt for every lookup).
+    pub index_ttl: Duration,
+    /// Limit for one HTTP call.
+    pub timeout: Duration,
+    /// Request paths.
+    pub paths: Echo360Paths,
+}
+
+/// `kind = "openconext"`: calls one service's deprovision API.
+#[derive(Debug, Clone)]
+pub struct OpenconextConfig {
+    /// The service's API base URL, always ending in `/`, e.g. `https://engine-api.example.org/`.
+    pub base_url: String,
+    /// HTTP Basic user name.
+    pub username: Secret,
+    /// HTTP Basic password.
+    pub password: Secret,
+    /// Limit for one HTTP call.
+    pub timeout: Duration,
 }
 
 /// `kind = "exec"`: runs a local program per removal; its exit code is the outcome.
@@ -795,6 +918,8 @@ struct RawConnectorCommon {
 enum RawConnectorKind {
     Exec(RawExec),
     Panopto(RawPanopto),
+    Echo360(RawEcho360),
+    Openconext(RawOpenconext),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -818,6 +943,44 @@ struct RawPanopto {
     application_key_file: Option<String>,
     application_key_env: Option<String>,
     fallback_prefixes: Option<Vec<String>>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawEcho360 {
+    base_url: Option<String>,
+    client_id_file: Option<String>,
+    client_id_env: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret_env: Option<String>,
+    #[serde(rename = "match")]
+    match_by: Option<String>,
+    action: Option<String>,
+    deactivate_fields: Option<serde_json::Map<String, serde_json::Value>>,
+    page_size: Option<i64>,
+    index_ttl: Option<String>,
+    timeout: Option<String>,
+    paths: Option<RawEcho360Paths>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawEcho360Paths {
+    token: Option<String>,
+    users: Option<String>,
+    user: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawOpenconext {
+    base_url: Option<String>,
+    username: Option<String>,
+    username_file: Option<String>,
+    username_env: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
     timeout: Option<String>,
 }
 
@@ -1918,7 +2081,7 @@ impl Builder<'_> {
                     &format!("{prefix}.kind"),
                     format!(
                         "missing; set kind to one of {}",
-                        backticked(&["exec", "panopto"])
+                        backticked(&["exec", "panopto", "echo360", "openconext"])
                     ),
                 );
                 None
@@ -2049,6 +2212,12 @@ impl Builder<'_> {
             RawConnectorKind::Exec(raw) => ConnectorKind::Exec(self.exec(&prefix, raw, workers)?),
             RawConnectorKind::Panopto(raw) => {
                 ConnectorKind::Panopto(self.panopto(&prefix, raw, workers)?)
+            }
+            RawConnectorKind::Echo360(raw) => {
+                ConnectorKind::Echo360(self.echo360(&prefix, raw, workers)?)
+            }
+            RawConnectorKind::Openconext(raw) => {
+                ConnectorKind::Openconext(self.openconext(&prefix, raw, workers)?)
             }
         };
         let name = name?;
@@ -2367,6 +2536,268 @@ impl Builder<'_> {
             }
         }
         codes
+    }
+
+    fn echo360(
+        &mut self,
+        prefix: &str,
+        raw: RawEcho360,
+        workers: &WorkersConfig,
+    ) -> Option<Echo360Config> {
+        let before = self.problems.len();
+        let base_url = self
+            .service_url(&format!("{prefix}.base_url"), raw.base_url.as_deref())
+            .map(|url| url.trim_end_matches('/').to_string());
+        let client_id = self.secret(prefix, "client_id", raw.client_id_file, raw.client_id_env);
+        let client_secret = self.secret(
+            prefix,
+            "client_secret",
+            raw.client_secret_file,
+            raw.client_secret_env,
+        );
+        let match_by = match raw.match_by.as_deref() {
+            None | Some("email") => Echo360Match::Email,
+            Some("sso_id") => Echo360Match::SsoId,
+            Some("external_id") => Echo360Match::ExternalId,
+            Some(other) => {
+                self.problem(
+                    &format!("{prefix}.match"),
+                    format!(
+                        "unknown value {other:?}; expected \"email\", \"sso_id\" or \"external_id\""
+                    ),
+                );
+                Echo360Match::Email
+            }
+        };
+        let fields_key = format!("{prefix}.deactivate_fields");
+        let action = match (raw.action.as_deref(), raw.deactivate_fields) {
+            (Some("delete"), fields) => {
+                if fields.is_some() {
+                    self.problem(&fields_key, "is only used with action = \"deactivate\"");
+                }
+                Some(Echo360Action::Delete)
+            }
+            (Some("deactivate"), Some(set)) if !set.is_empty() => {
+                Some(Echo360Action::Deactivate { set })
+            }
+            (Some("deactivate"), _) => {
+                self.problem(
+                    &fields_key,
+                    "missing; action = \"deactivate\" needs the user fields that make an Echo360 user inactive \
+                     (the public API does not document them: read them from your region's Swagger UI), \
+                     e.g. deactivate_fields = { status = \"Inactive\" }",
+                );
+                None
+            }
+            (Some(other), _) => {
+                self.problem(
+                    &format!("{prefix}.action"),
+                    format!("unknown action {other:?}; expected \"delete\" or \"deactivate\""),
+                );
+                None
+            }
+            (None, _) => {
+                self.problem(
+                    &format!("{prefix}.action"),
+                    "missing; set action = \"delete\" (permanent) or action = \"deactivate\" (the user keeps \
+                     their recordings and analytics but cannot sign in)",
+                );
+                None
+            }
+        };
+        let page_size = self.integer_in(
+            &format!("{prefix}.page_size"),
+            raw.page_size,
+            i64::from(DEFAULT_ECHO360_PAGE_SIZE),
+            1,
+            1000,
+        );
+        let index_ttl = self.duration(
+            &format!("{prefix}.index_ttl"),
+            raw.index_ttl.as_deref(),
+            DEFAULT_ECHO360_INDEX_TTL,
+        );
+        let timeout = self.vendor_timeout(prefix, raw.timeout.as_deref(), workers);
+        let raw_paths = raw.paths.unwrap_or_default();
+        let token = self.api_path(
+            &format!("{prefix}.paths.token"),
+            raw_paths.token,
+            DEFAULT_ECHO360_TOKEN_PATH,
+            false,
+        );
+        let users = self.api_path(
+            &format!("{prefix}.paths.users"),
+            raw_paths.users,
+            DEFAULT_ECHO360_USERS_PATH,
+            false,
+        );
+        let user = self.api_path(
+            &format!("{prefix}.paths.user"),
+            raw_paths.user,
+            DEFAULT_ECHO360_USER_PATH,
+            true,
+        );
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Echo360Config {
+            base_url: base_url?,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            match_by,
+            action: action?,
+            page_size: u32::try_from(page_size).unwrap_or(DEFAULT_ECHO360_PAGE_SIZE),
+            index_ttl,
+            timeout,
+            paths: Echo360Paths { token, users, user },
+        })
+    }
+
+    fn openconext(
+        &mut self,
+        prefix: &str,
+        raw: RawOpenconext,
+        workers: &WorkersConfig,
+    ) -> Option<OpenconextConfig> {
+        let before = self.problems.len();
+        let base_url = self
+            .service_url(&format!("{prefix}.base_url"), raw.base_url.as_deref())
+            .map(|url| {
+                // Request paths are relative to the base, so it must end in '/'.
+                if url.ends_with('/') {
+                    url
+                } else {
+                    format!("{url}/")
+                }
+            });
+        let username = match (raw.username, raw.username_file, raw.username_env) {
+            (Some(name), None, None) if !name.is_empty() => Some(Secret(name)),
+            (Some(_), None, None) => {
+                self.problem(&format!("{prefix}.username"), "is empty");
+                None
+            }
+            (None, file, env) if file.is_some() || env.is_some() => {
+                self.secret(prefix, "username", file, env)
+            }
+            (None, _, _) => {
+                self.problem(
+                    &format!("{prefix}.username"),
+                    "missing; set username, username_file or username_env (the Basic auth user of the deprovision API)",
+                );
+                None
+            }
+            (Some(_), _, _) => {
+                self.problem(
+                    &format!("{prefix}.username"),
+                    "set only one of username, username_file and username_env",
+                );
+                None
+            }
+        };
+        let password = self.secret(prefix, "password", raw.password_file, raw.password_env);
+        let timeout = self.vendor_timeout(prefix, raw.timeout.as_deref(), workers);
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(OpenconextConfig {
+            base_url: base_url?,
+            username: username?,
+            password: password?,
+            timeout,
+        })
+    }
+
+    /// Checks a vendor base URL (required): http(s), a host, no credentials, no query or fragment.
+    /// Returns it as written. Plain http is a warning.
+    fn service_url(&mut self, key: &str, raw: Option<&str>) -> Option<String> {
+        let Some(raw) = raw else {
+            self.problem(key, "missing; set the service's https:// URL");
+            return None;
+        };
+        let url = match reqwest::Url::parse(raw) {
+            Ok(url) => url,
+            Err(e) => {
+                self.problem(key, format!("is not a valid URL: {e}"));
+                return None;
+            }
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" => self.warnings.push(format!(
+                "{key} uses plain http: personal data and credentials cross the network unencrypted"
+            )),
+            other => {
+                self.problem(
+                    key,
+                    format!("must start with http:// or https:// (found scheme {other:?})"),
+                );
+                return None;
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            self.problem(key, "has no host");
+            return None;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            self.problem(
+                key,
+                "must not contain credentials (user:password@); use the connector's _file or _env secrets",
+            );
+            return None;
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            self.problem(key, "must not have a query string or fragment");
+            return None;
+        }
+        Some(raw.to_string())
+    }
+
+    /// The `timeout` of one HTTP call of a vendor connector: above zero, and a warning when it is
+    /// not shorter than the lease.
+    fn vendor_timeout(
+        &mut self,
+        prefix: &str,
+        raw: Option<&str>,
+        workers: &WorkersConfig,
+    ) -> Duration {
+        let key = format!("{prefix}.timeout");
+        let timeout = self.duration(&key, raw, DEFAULT_VENDOR_TIMEOUT);
+        if timeout.is_zero() {
+            self.problem(&key, "must be longer than 0s");
+            return DEFAULT_VENDOR_TIMEOUT;
+        }
+        if timeout >= workers.lease {
+            self.warnings.push(format!(
+                "{key} ({}) is not shorter than workers.lease ({}): a slow call can outlive its lease and run twice",
+                format_duration(timeout),
+                format_duration(workers.lease)
+            ));
+        }
+        timeout
+    }
+
+    /// A request path: absolute (`/…`), no query, and (`with_id`) exactly one `{id}`.
+    fn api_path(&mut self, key: &str, raw: Option<String>, default: &str, with_id: bool) -> String {
+        let Some(path) = raw else {
+            return default.to_string();
+        };
+        if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace)
+        {
+            self.problem(
+                key,
+                format!(
+                    "{path:?} must be an absolute path such as {default:?}, without query or spaces"
+                ),
+            );
+        } else if with_id && path.matches("{id}").count() != 1 {
+            self.problem(
+                key,
+                format!("{path:?} must contain {{id}} exactly once, e.g. {default:?}"),
+            );
+        } else if !with_id && path.contains('{') {
+            self.problem(key, format!("{path:?} takes no placeholder"));
+        }
+        path
     }
 }
 
@@ -2734,7 +3165,7 @@ mod tests {
         let connector = config.connector("ldap_cleanup").unwrap();
         assert_eq!(connector.account.source(), "{username}");
         let ConnectorKind::Exec(exec) = &connector.kind else {
-            panic!("not exec")
+            panic!("expected an exec connector");
         };
         assert_eq!(exec.program, dir.path().join("scripts/remove-ldap-user"));
         assert_eq!(connector.retry.max_attempts, 5);
@@ -2804,6 +3235,21 @@ mod tests {
             "application_key_file",
             "application_key_env",
             "fallback_prefixes",
+            "base_url",
+            "client_id_file",
+            "client_id_env",
+            "client_secret_file",
+            "client_secret_env",
+            "match",
+            "action",
+            "deactivate_fields",
+            "page_size",
+            "index_ttl",
+            "token",
+            "users",
+            "user",
+            "username_file",
+            "username_env",
         ];
         for key in keys {
             let documented = example.lines().any(|line| {
@@ -2826,6 +3272,7 @@ mod tests {
             "[log]",
             "[[connector]]",
             "[connector.retry]",
+            "[connector.paths]",
         ] {
             assert!(
                 example.contains(table),
@@ -2903,7 +3350,7 @@ mod tests {
         );
         assert_eq!(c.retry, RetryPolicy::default());
         let ConnectorKind::Exec(exec) = &c.kind else {
-            panic!("not exec")
+            panic!("expected an exec connector");
         };
         assert_eq!(exec.args, Vec::<Template>::new());
         assert_eq!(exec.timeout, Duration::from_secs(30));
@@ -3329,7 +3776,7 @@ mod tests {
         let text = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\nargs = [\"--user\", \"{account}\", \"{employee_id}\"]\n";
         let config = parse(text).unwrap();
         let ConnectorKind::Exec(exec) = &config.connectors[0].kind else {
-            panic!("not exec")
+            panic!("expected an exec connector");
         };
         assert_eq!(exec.args[1].source(), "{account}");
         let text = "[[connector]]\nname = \"ldap\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\naccount = \"{account}\"\nargs = [\"{nope}\"]\n";
@@ -3726,6 +4173,10 @@ mod tests {
             .expect("the example has a commented panopto block");
         let mut text = String::new();
         for line in example[start..].lines() {
+            // The block ends where the next commented section begins.
+            if line.starts_with("# ---") {
+                break;
+            }
             let line = line.trim_start_matches("# ");
             let is_key = line.split_once(" = ").is_some_and(|(k, _)| {
                 !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')

@@ -1,5 +1,6 @@
 //! Domain types shared by intake, planner, queue and connectors.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -26,7 +27,8 @@ pub struct Person {
 }
 
 impl Person {
-    /// The value of a person field by its template name, if present.
+    /// The value of a stored person field by its template name, if present. Derived fields such as
+    /// `collab_uid` are only available through [`Person::value`].
     pub fn field(&self, name: &str) -> Option<&str> {
         match name {
             "employee_id" => Some(self.employee_id.as_str()),
@@ -38,6 +40,26 @@ impl Person {
                 .strip_prefix("attributes.")
                 .and_then(|key| self.attributes.get(key).map(String::as_str)),
         }
+    }
+
+    /// The value of any field a template may name: the stored fields plus the derived ones
+    /// ([`DERIVED_FIELDS`]).
+    pub fn value(&self, name: &str) -> Option<Cow<'_, str>> {
+        match name {
+            "collab_uid" => self.collab_uid().map(Cow::Owned),
+            other => self.field(other).map(Cow::Borrowed),
+        }
+    }
+
+    /// The uid part of an OpenConext collab person id: the username, else the email, with only
+    /// `@` replaced by `_` (the normalisation EngineBlock applies; nothing else changes, not even case).
+    pub fn collab_uid(&self) -> Option<String> {
+        let uid = self
+            .username
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .or(self.email.as_deref().filter(|e| !e.is_empty()))?;
+        Some(uid.replace('@', "_"))
     }
 }
 
@@ -113,8 +135,20 @@ impl Default for StatusValues {
     }
 }
 
-/// Person fields a template may name (attributes are named `attributes.KEY`).
-pub const PERSON_FIELDS: &[&str] = &["employee_id", "email", "username", "upn", "display_name"];
+/// Person fields a template may name (attributes are named `attributes.KEY`); the last ones are
+/// [`DERIVED_FIELDS`].
+pub const PERSON_FIELDS: &[&str] = &[
+    "employee_id",
+    "email",
+    "username",
+    "upn",
+    "display_name",
+    "collab_uid",
+];
+
+/// Fields computed from the stored ones: `collab_uid` is the username (else the email) with `@`
+/// replaced by `_`, for OpenConext collab person ids.
+pub const DERIVED_FIELDS: &[&str] = &["collab_uid"];
 
 /// A string with `{field}` placeholders, e.g. `"urn:collab:person:example.org:{username}"`.
 /// `{{` and `}}` stand for literal braces.
@@ -203,11 +237,20 @@ impl Template {
 
     /// Renders the template; `Err(field)` names the first field that has no value.
     pub fn render<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> Result<String, String> {
+        self.render_with(|f| lookup(f).map(Cow::Borrowed))
+    }
+
+    /// Renders the template with a lookup that may compute values (e.g. [`Person::value`]);
+    /// `Err(field)` names the first field that has no value.
+    pub fn render_with<'a>(
+        &self,
+        lookup: impl Fn(&str) -> Option<Cow<'a, str>>,
+    ) -> Result<String, String> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 TemplatePart::Literal(s) => out.push_str(s),
-                TemplatePart::Field(f) => out.push_str(lookup(f).ok_or_else(|| f.clone())?),
+                TemplatePart::Field(f) => out.push_str(&lookup(f).ok_or_else(|| f.clone())?),
             }
         }
         Ok(out)
@@ -406,5 +449,33 @@ mod tests {
         let t = Template::parse("{upn}", PERSON_FIELDS).unwrap();
         let p = Person::default();
         assert_eq!(t.render(|f| p.field(f)).unwrap_err(), "upn");
+    }
+
+    #[test]
+    fn collab_uid_replaces_only_the_at_sign_of_the_username_else_the_email() {
+        let t =
+            Template::parse("urn:collab:person:example.org:{collab_uid}", PERSON_FIELDS).unwrap();
+        let mut p = Person {
+            employee_id: "1".into(),
+            email: Some("j.doe@example.org".into()),
+            ..Person::default()
+        };
+        assert_eq!(
+            t.render_with(|f| p.value(f)).unwrap(),
+            "urn:collab:person:example.org:j.doe_example.org"
+        );
+        p.username = Some("J.Doe@Example.org".into());
+        assert_eq!(p.collab_uid().as_deref(), Some("J.Doe_Example.org"));
+        p.username = Some("jdoe".into());
+        assert_eq!(
+            t.render_with(|f| p.value(f)).unwrap(),
+            "urn:collab:person:example.org:jdoe"
+        );
+        assert_eq!(p.field("collab_uid"), None, "derived fields are not stored");
+        let nobody = Person::default();
+        assert_eq!(
+            t.render_with(|f| nobody.value(f)).unwrap_err(),
+            "collab_uid"
+        );
     }
 }

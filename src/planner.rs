@@ -17,9 +17,26 @@ pub fn due_at(effective_at: DateTime<Utc>, connector: &ConnectorConfig) -> DateT
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// The account key for a person on a connector, or the field the template needs and the person lacks.
+/// The account key for a person on a connector, or why none can be made: the template needs a
+/// field the person lacks, or the connector kind refuses the rendered key
+/// ([`crate::config::ConnectorKind::check_account`]).
 pub fn account_for(connector: &ConnectorConfig, person: &Person) -> Result<String, String> {
-    connector.account.render(|f| person.field(f))
+    let account = connector
+        .account
+        .render_with(|f| person.value(f))
+        .map_err(|field| {
+            format!(
+                "the account template of connector {} needs {{{field}}}, which the HR record of this person lacks",
+                connector.name
+            )
+        })?;
+    connector.kind.check_account(&account).map_err(|reason| {
+        format!(
+            "the account key made by connector {}'s template is refused: {reason}",
+            connector.name
+        )
+    })?;
+    Ok(account)
 }
 
 /// What one new removal row starts as.
@@ -58,14 +75,7 @@ pub async fn insert_removal(
             (RemovalState::Cancelled, None, Some("excluded".to_string()))
         }
         Ok(account) => (new.state, Some(account.as_str()), None),
-        Err(field) => (
-            RemovalState::Failed,
-            None,
-            Some(format!(
-                "the account template of connector {} needs {{{field}}}, which the HR record of this person lacks",
-                new.connector
-            )),
-        ),
+        Err(reason) => (RemovalState::Failed, None, Some(reason.clone())),
     };
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO removals (termination_id, connector, account, state, due_at, last_error, outcome, \
@@ -193,8 +203,8 @@ pub async fn plan_termination(
                 line.note = Some(format!("never_remove matches {pattern}"));
                 "excluded".into()
             }
-            (Err(field), None) => {
-                line.note = Some(format!("the account template needs {{{field}}}"));
+            (Err(reason), None) => {
+                line.note = Some(reason.clone());
                 "unplannable".into()
             }
             (Ok(_), None) if state == RemovalState::Held => "held".into(),

@@ -200,6 +200,7 @@ pub async fn complete(
                     "operation": call.operation,
                     "exit_code": call.exit_code,
                     "error": call.error,
+                    "evidence": call.evidence,
                 }))
                 .with_call(call),
         )

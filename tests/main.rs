@@ -3,11 +3,14 @@
 
 mod audit_chain;
 mod cli;
+mod echo360;
 mod feed;
 mod helpers;
+mod openconext;
 mod ops;
 mod panopto;
 mod push;
 mod queue;
 mod retry;
 mod safety;
+mod vendor_http;

@@ -36,9 +36,9 @@ impl ExecConnector {
             .args
             .iter()
             .map(|t| {
-                t.render(|field| match field {
-                    "account" => Some(target.account.as_str()),
-                    other => target.person.field(other),
+                t.render_with(|field| match field {
+                    "account" => Some(std::borrow::Cow::Borrowed(target.account.as_str())),
+                    other => target.person.value(other),
                 })
                 .map_err(|missing| {
                     ConnectorError::permanent(format!(
@@ -84,6 +84,7 @@ impl ExecConnector {
             exit_code,
             duration_ms,
             error: error.or_else(|| outcome.as_ref().err().map(|e| e.reason.clone())),
+            evidence: None,
         });
         outcome
     }

@@ -95,6 +95,7 @@ impl HttpClient {
                     exit_code: None,
                     duration_ms,
                     error: None,
+                    evidence: None,
                 });
                 if response.status == 429 {
                     let wait =
@@ -110,6 +111,7 @@ impl HttpClient {
                     exit_code: None,
                     duration_ms,
                     error: Some(reason.clone()),
+                    evidence: None,
                 });
                 Err(ConnectorError::retryable(
                     format!("{operation}: {reason}"),
@@ -209,6 +211,95 @@ pub fn body_excerpt(body: &[u8]) -> String {
     out.trim().to_string()
 }
 
+/// Percent-encodes one path segment or form value the way PHP's `urlencode` does (ASCII letters,
+/// digits, `-`, `_` and `.` stay; everything else becomes `%XX` of its UTF-8 bytes), except that a
+/// space is `%20`, since `+` means a plus sign in a URL path.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for byte in s.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Replaces every occurrence of `account` (personal data) in a vendor's text with `{account}`, so
+/// the text can go to the audit log and `last_error`.
+pub fn redact_account(text: &str, account: &str) -> String {
+    if account.is_empty() {
+        return text.to_string();
+    }
+    text.replace(account, "{account}")
+        .replace(&encode_component(account), "{account}")
+}
+
+/// A vendor's own error message from a body: a bare JSON string, or an object's `message`,
+/// `error_description`, `error` or `errors` (a string or a list of strings); else plain text.
+/// Shortened to a printable excerpt.
+pub fn vendor_message(body: &[u8]) -> Option<String> {
+    fn text(value: &serde_json::Value) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+            serde_json::Value::Array(items) => {
+                let parts: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
+                (!parts.is_empty()).then(|| parts.join(", "))
+            }
+            _ => None,
+        }
+    }
+    let found = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => ["message", "error_description", "error", "errors"]
+            .iter()
+            .find_map(|key| map.get(*key).and_then(text)),
+        Ok(value) => text(&value),
+        Err(_) => {
+            let excerpt = body_excerpt(body);
+            (!excerpt.is_empty()).then_some(excerpt)
+        }
+    }?;
+    Some(body_excerpt(found.as_bytes()))
+}
+
+/// How long a connector waits before its one retry after the vendor refused its credentials.
+pub const AUTH_RETRY_DELAY: Duration = Duration::from_secs(5 * 60);
+
+/// Remembers which removals already had their credentials refused (401/403), so that a refusal is
+/// retried once, after [`AUTH_RETRY_DELAY`] (a credential rotation may be under way), and is
+/// permanent the next time. Kept in memory: after a restart a removal gets its one retry again.
+#[derive(Debug, Default)]
+pub struct AuthStrikes(std::sync::Mutex<std::collections::HashSet<i64>>);
+
+impl AuthStrikes {
+    /// The error for a refusal of `removal_id`'s call; `reason` says what was refused.
+    pub fn refused(&self, removal_id: i64, reason: String) -> ConnectorError {
+        let first = self
+            .0
+            .lock()
+            .map(|mut seen| seen.insert(removal_id))
+            .unwrap_or(true);
+        if first {
+            ConnectorError::retryable(
+                format!("{reason} (retrying once, in case the credentials are being rotated)"),
+                Some(AUTH_RETRY_DELAY),
+            )
+        } else {
+            ConnectorError::permanent(format!(
+                "{reason}; refused again after a retry: fix the connector's credentials or permissions, then run `offboard retry`"
+            ))
+        }
+    }
+
+    /// Forgets a removal's refusal once one of its calls was accepted.
+    pub fn clear(&self, removal_id: i64) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.remove(&removal_id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +323,61 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn components_are_encoded_like_php_urlencode_but_with_percent_20() {
+        assert_eq!(
+            encode_component("urn:collab:person:example.org:j.doe_example.org"),
+            "urn%3Acollab%3Aperson%3Aexample.org%3Aj.doe_example.org"
+        );
+        assert_eq!(encode_component("a b@c~é"), "a%20b%40c%7E%C3%A9");
+    }
+
+    #[test]
+    fn vendor_messages_are_found_in_the_usual_shapes() {
+        assert_eq!(
+            vendor_message(br#""Deprovision API is disabled""#).as_deref(),
+            Some("Deprovision API is disabled")
+        );
+        assert_eq!(
+            vendor_message(br#"{"errors":["a","b"]}"#).as_deref(),
+            Some("a, b")
+        );
+        assert_eq!(
+            vendor_message(br#"{"error":"invalid_client"}"#).as_deref(),
+            Some("invalid_client")
+        );
+        assert_eq!(vendor_message(b"busy").as_deref(), Some("busy"));
+        assert_eq!(vendor_message(b"{}"), None);
+        assert_eq!(vendor_message(b""), None);
+    }
+
+    #[test]
+    fn the_account_is_redacted_plain_and_encoded() {
+        assert_eq!(
+            redact_account("user a@b.org (a%40b.org) not found", "a@b.org"),
+            "user {account} ({account}) not found"
+        );
+    }
+
+    #[test]
+    fn a_credential_refusal_is_retried_once_then_permanent() {
+        let strikes = AuthStrikes::default();
+        let first = strikes.refused(7, "HTTP 401".into());
+        assert_eq!(
+            first.class,
+            super::super::ErrorClass::Retryable {
+                after: Some(AUTH_RETRY_DELAY)
+            }
+        );
+        let second = strikes.refused(7, "HTTP 401".into());
+        assert_eq!(second.class, super::super::ErrorClass::Permanent);
+        strikes.clear(7);
+        assert!(matches!(
+            strikes.refused(7, "HTTP 401".into()).class,
+            super::super::ErrorClass::Retryable { .. }
+        ));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The connector contract (resolve, remove, probe), outcome and error classification, and the registry.
 
+pub mod echo360;
 pub mod exec;
 pub mod http;
 pub mod limit;
+pub mod openconext;
 pub mod panopto;
 pub mod soap;
 
@@ -49,6 +51,15 @@ impl CallLog {
         }
     }
 
+    /// Attaches evidence to the call recorded last (see [`VendorCall::evidence`]).
+    pub fn annotate_last(&self, evidence: serde_json::Value) {
+        if let Ok(mut calls) = self.0.lock()
+            && let Some(last) = calls.last_mut()
+        {
+            last.evidence = Some(evidence);
+        }
+    }
+
     /// Takes the calls recorded so far.
     pub fn take(&self) -> Vec<VendorCall> {
         self.0
@@ -71,6 +82,9 @@ pub struct VendorCall {
     pub duration_ms: u64,
     /// A short, redacted summary of a failure.
     pub error: Option<String>,
+    /// What the vendor's answer established, for the audit log; never secrets or personal data
+    /// (e.g. the names of the data categories a service erased and how many items each held).
+    pub evidence: Option<serde_json::Value>,
 }
 
 /// An account as the vendor knows it.
@@ -221,17 +235,27 @@ impl Registry {
     }
 }
 
-fn build_one(config: &ConnectorConfig, _clock: &Clock) -> anyhow::Result<Arc<dyn Connector>> {
-    let limiter = Arc::new(Limiter::new(config.rate));
+fn build_one(config: &ConnectorConfig, clock: &Clock) -> anyhow::Result<Arc<dyn Connector>> {
+    let limiter =
+        |default: Option<crate::config::Rate>| Arc::new(Limiter::new(config.rate.or(default)));
     Ok(match &config.kind {
-        ConnectorKind::Exec(exec) => Arc::new(exec::ExecConnector::new(exec.clone(), limiter)),
-        ConnectorKind::Panopto(panopto) => {
-            let rate = config.rate.unwrap_or(panopto::DEFAULT_RATE);
-            Arc::new(panopto::PanoptoConnector::new(
-                panopto.clone(),
-                Arc::new(Limiter::new(Some(rate))),
-            )?)
+        ConnectorKind::Exec(exec) => {
+            Arc::new(exec::ExecConnector::new(exec.clone(), limiter(None)))
         }
+        ConnectorKind::Echo360(echo) => Arc::new(echo360::Echo360Connector::new(
+            echo.clone(),
+            limiter(Some(echo360::DEFAULT_RATE)),
+            clock.clone(),
+        )?),
+        ConnectorKind::Panopto(panopto) => Arc::new(panopto::PanoptoConnector::new(
+            panopto.clone(),
+            limiter(Some(panopto::DEFAULT_RATE)),
+        )?),
+        ConnectorKind::Openconext(oc) => Arc::new(openconext::OpenconextConnector::new(
+            oc.clone(),
+            config.dry_run,
+            limiter(Some(openconext::DEFAULT_RATE)),
+        )?),
     })
 }
 
