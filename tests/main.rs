@@ -7,3 +7,4 @@ mod feed;
 mod helpers;
 mod queue;
 mod retry;
+mod scim;

@@ -3,6 +3,7 @@
 pub mod exec;
 pub mod http;
 pub mod limit;
+pub mod scim;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -219,10 +220,21 @@ impl Registry {
     }
 }
 
-fn build_one(config: &ConnectorConfig, _clock: &Clock) -> anyhow::Result<Arc<dyn Connector>> {
+fn build_one(config: &ConnectorConfig, clock: &Clock) -> anyhow::Result<Arc<dyn Connector>> {
     let limiter = Arc::new(Limiter::new(config.rate));
     Ok(match &config.kind {
         ConnectorKind::Exec(exec) => Arc::new(exec::ExecConnector::new(exec.clone(), limiter)),
+        ConnectorKind::Scim(scim) => {
+            let limiter = match config.rate {
+                Some(_) => limiter,
+                None => Arc::new(Limiter::new(Some(scim::DEFAULT_RATE))),
+            };
+            Arc::new(scim::ScimConnector::new(
+                scim.clone(),
+                limiter,
+                clock.clone(),
+            )?)
+        }
     })
 }
 
