@@ -245,15 +245,9 @@ impl ScimConnector {
             }
             return Err(status_error(response, op, message.as_deref()));
         }
+        // No body excerpt here: a cut-off token answer would put the token itself into the reason.
         let malformed = |what: &str| {
-            ConnectorError::retryable(
-                format!(
-                    "{op}: HTTP {} but {what}: {}",
-                    response.status,
-                    body_excerpt(&response.body)
-                ),
-                None,
-            )
+            ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
         };
         let body: Value = serde_json::from_slice(&response.body)
             .map_err(|_| malformed("the body is not JSON"))?;
@@ -1446,5 +1440,43 @@ mod tests {
         ] {
             assert!(text.contains(&format!("{key} =")), "{key} is not shown");
         }
+    }
+
+    #[test]
+    fn token_answers_are_read_and_a_cut_off_one_does_not_leak_the_token() {
+        let c = connector(vec![ScimAction::Deactivate], "entitlements");
+        let op = "POST /token/authenticate";
+        let e = c
+            .read_token(
+                &response(201, r#"{"tokenInfo": {"tokenValue": "tok-cut-off-9f8e"#),
+                op,
+            )
+            .err()
+            .unwrap();
+        assert!(!e.reason.contains("tok-cut-off"), "{}", e.reason);
+        assert!(matches!(e.class, ErrorClass::Retryable { after: None }));
+        let e = c
+            .read_token(&response(201, r#"{"tokenInfo": {"tokenValue": ""}}"#), op)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.reason,
+            "POST /token/authenticate: HTTP 201 but no tokenValue"
+        );
+
+        let expires = Utc::now().timestamp_millis() + 35 * 60 * 1000;
+        let token = c
+            .read_token(
+                &response(
+                    201,
+                    &format!(r#"{{"tokenInfo": {{"tokenValue": "tok-good-1234", "expiresAt": {expires}}}}}"#),
+                ),
+                op,
+            )
+            .unwrap();
+        assert_eq!(token.value.expose(), "tok-good-1234");
+        let left = token.valid_until - Utc::now();
+        assert!(left > chrono::Duration::minutes(34) && left <= chrono::Duration::minutes(35));
+        assert_eq!(c.scrub("x tok-good-1234 y", None), "x <redacted> y");
     }
 }
