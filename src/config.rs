@@ -51,6 +51,12 @@ pub const DEFAULT_ECHO360_TOKEN_PATH: &str = "/oauth2/access_token";
 pub const DEFAULT_ECHO360_USERS_PATH: &str = "/public/api/v1/users";
 /// Default echo360 `paths.user` (one user; `{id}` is the URL-encoded id or email).
 pub const DEFAULT_ECHO360_USER_PATH: &str = "/public/api/v1/users/{id}";
+/// Default scim `timeout`.
+pub const DEFAULT_SCIM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default scim `entitlements_path`.
+pub const DEFAULT_SCIM_ENTITLEMENTS_PATH: &str = "entitlements";
+/// Default scim `auth.auth_url` for the anaplan flavour.
+pub const DEFAULT_ANAPLAN_AUTH_URL: &str = "https://auth.anaplan.com";
 /// The example cron expression used in messages and docs.
 pub const EXAMPLE_SCHEDULE: &str = "0 */5 * * * *";
 
@@ -534,6 +540,8 @@ pub enum ConnectorKind {
     Echo360(Echo360Config),
     /// `kind = "openconext"`: the OpenConext deprovision API (EngineBlock, Teams, Invite, …).
     Openconext(OpenconextConfig),
+    /// `kind = "scim"`: a SCIM 2.0 user endpoint (Anaplan, Slack, Zoom, …).
+    Scim(ScimConfig),
 }
 
 impl ConnectorKind {
@@ -544,6 +552,7 @@ impl ConnectorKind {
             ConnectorKind::Panopto(_) => "panopto",
             ConnectorKind::Echo360(_) => "echo360",
             ConnectorKind::Openconext(_) => "openconext",
+            ConnectorKind::Scim(_) => "scim",
         }
     }
 
@@ -552,7 +561,7 @@ impl ConnectorKind {
     /// `failed` with that reason instead of failing at the vendor.
     pub fn check_account(&self, account: &str) -> Result<(), String> {
         match self {
-            ConnectorKind::Exec(_) | ConnectorKind::Panopto(_) => Ok(()),
+            ConnectorKind::Exec(_) | ConnectorKind::Panopto(_) | ConnectorKind::Scim(_) => Ok(()),
             ConnectorKind::Echo360(c) => crate::connectors::echo360::check_account(c, account),
             ConnectorKind::Openconext(_) => {
                 crate::connectors::openconext::check_collab_person_id(account)
@@ -693,6 +702,86 @@ pub enum PanoptoCredential {
     Password(Secret),
     /// An identity provider's application key, from which each call's `AuthCode` is derived.
     ApplicationKey(Secret),
+}
+
+/// `kind = "scim"`: finds the user on a SCIM 2.0 service (RFC 7644) and deactivates, strips or deletes it.
+#[derive(Debug, Clone)]
+pub struct ScimConfig {
+    /// The SCIM base URL without a trailing slash, e.g. `https://api.anaplan.com/scim/1/0/v2`.
+    pub base_url: String,
+    /// How requests are authenticated.
+    pub auth: ScimAuth,
+    /// Which user attribute the rendered account key is compared with.
+    pub match_on: ScimMatch,
+    /// What removal means, in the order it is done (deactivate, remove_entitlements, delete); never empty.
+    pub actions: Vec<ScimAction>,
+    /// The PATCH `remove` path for `remove_entitlements`, e.g. `entitlements[type eq "WORKSPACE"]`.
+    pub entitlements_path: String,
+    /// Limit for one whole HTTP request.
+    pub timeout: Duration,
+}
+
+/// How a scim connector authenticates.
+#[derive(Debug, Clone)]
+pub enum ScimAuth {
+    /// `Authorization: Bearer <token>` with a static token.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// Anaplan: log in with Basic credentials at `auth_url`, then send `Authorization: AnaplanAuthToken <token>`.
+    Anaplan {
+        /// The login (an email address) of the service user.
+        username: Secret,
+        /// Its password.
+        password: Secret,
+        /// The authentication service without a trailing slash, e.g. `https://auth.anaplan.com`.
+        auth_url: String,
+    },
+}
+
+/// The SCIM attribute a scim connector looks the account key up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimMatch {
+    /// `filter=userName eq "<account>"`.
+    UserName,
+    /// `filter=externalId eq "<account>"`.
+    ExternalId,
+    /// `GET /Users/<account>`: the account key is the service's own user id.
+    Id,
+}
+
+impl ScimMatch {
+    /// The attribute name as SCIM spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserName => "userName",
+            Self::ExternalId => "externalId",
+            Self::Id => "id",
+        }
+    }
+}
+
+/// One step of a scim removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScimAction {
+    /// PATCH `replace active false`.
+    Deactivate,
+    /// PATCH `remove` on the configured entitlements path.
+    RemoveEntitlements,
+    /// DELETE the user.
+    Delete,
+}
+
+impl ScimAction {
+    /// The action as written in `actions`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deactivate => "deactivate",
+            Self::RemoveEntitlements => "remove_entitlements",
+            Self::Delete => "delete",
+        }
+    }
 }
 
 /// A rate limit: at most `calls` vendor calls per `per`.
@@ -920,6 +1009,7 @@ enum RawConnectorKind {
     Panopto(RawPanopto),
     Echo360(RawEcho360),
     Openconext(RawOpenconext),
+    Scim(RawScim),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -982,6 +1072,33 @@ struct RawOpenconext {
     password_file: Option<String>,
     password_env: Option<String>,
     timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawScim {
+    base_url: Option<String>,
+    /// Boxed: the auth table is large next to the other kinds.
+    auth: Option<Box<RawScimAuth>>,
+    #[serde(rename = "match")]
+    match_on: Option<String>,
+    actions: Option<Vec<String>>,
+    entitlements_path: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+struct RawScimAuth {
+    kind: Option<String>,
+    token_file: Option<String>,
+    token_env: Option<String>,
+    username: Option<String>,
+    username_file: Option<String>,
+    username_env: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    auth_url: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -2081,7 +2198,7 @@ impl Builder<'_> {
                     &format!("{prefix}.kind"),
                     format!(
                         "missing; set kind to one of {}",
-                        backticked(&["exec", "panopto", "echo360", "openconext"])
+                        backticked(&["exec", "scim", "panopto", "echo360", "openconext"])
                     ),
                 );
                 None
@@ -2219,6 +2336,7 @@ impl Builder<'_> {
             RawConnectorKind::Openconext(raw) => {
                 ConnectorKind::Openconext(self.openconext(&prefix, raw, workers)?)
             }
+            RawConnectorKind::Scim(raw) => ConnectorKind::Scim(self.scim(&prefix, raw, workers)?),
         };
         let name = name?;
         if own_dry_run && !safety.dry_run {
@@ -2798,6 +2916,274 @@ impl Builder<'_> {
             self.problem(key, format!("{path:?} takes no placeholder"));
         }
         path
+    }
+}
+
+/// Building `kind = "scim"`.
+impl Builder<'_> {
+    fn scim(&mut self, prefix: &str, raw: RawScim, workers: &WorkersConfig) -> Option<ScimConfig> {
+        let before = self.problems.len();
+        let base_key = format!("{prefix}.base_url");
+        let base_url = match raw.base_url.as_deref() {
+            None => {
+                self.problem(
+                    &base_key,
+                    "missing; set the SCIM base URL, e.g. \"https://api.anaplan.com/scim/1/0/v2\"",
+                );
+                None
+            }
+            Some(url) => self.scim_service_url(&base_key, url),
+        };
+        let auth = match raw.auth {
+            None => {
+                self.problem(
+                    &format!("{prefix}.auth"),
+                    "missing; set auth = { kind = \"bearer\", token_file = \"…\" } or kind = \"anaplan\"",
+                );
+                None
+            }
+            Some(auth) => self.scim_auth(&format!("{prefix}.auth"), *auth),
+        };
+        let match_on = match raw.match_on.as_deref() {
+            None => ScimMatch::UserName,
+            Some(m) if m.eq_ignore_ascii_case("userName") => ScimMatch::UserName,
+            Some(m) if m.eq_ignore_ascii_case("externalId") => ScimMatch::ExternalId,
+            Some(m) if m.eq_ignore_ascii_case("id") => ScimMatch::Id,
+            Some(other) => {
+                self.problem(
+                    &format!("{prefix}.match"),
+                    format!("unknown attribute {other:?}; expected \"userName\", \"externalId\" or \"id\""),
+                );
+                ScimMatch::UserName
+            }
+        };
+        let actions = self.scim_actions(&format!("{prefix}.actions"), raw.actions);
+        let path_key = format!("{prefix}.entitlements_path");
+        let entitlements_path = match raw.entitlements_path {
+            None => DEFAULT_SCIM_ENTITLEMENTS_PATH.to_string(),
+            Some(path) => {
+                let path = path.trim().to_string();
+                let attribute = path
+                    .split(['[', '.'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if attribute != "entitlements" && attribute != "roles" {
+                    self.problem(
+                        &path_key,
+                        format!("{path:?} does not name entitlements or roles; e.g. \"entitlements\" or \"entitlements[type eq \\\"WORKSPACE\\\"]\""),
+                    );
+                } else if path.chars().any(char::is_control) {
+                    self.problem(&path_key, "contains a control character");
+                }
+                if !actions.contains(&ScimAction::RemoveEntitlements) {
+                    self.warnings.push(format!(
+                        "{path_key} is set but {prefix}.actions has no \"remove_entitlements\": it is not used"
+                    ));
+                }
+                path
+            }
+        };
+        let timeout_key = format!("{prefix}.timeout");
+        let timeout = self.duration(&timeout_key, raw.timeout.as_deref(), DEFAULT_SCIM_TIMEOUT);
+        if timeout.is_zero() {
+            self.problem(&timeout_key, "must be longer than 0s");
+        } else if timeout >= workers.lease {
+            self.warnings.push(format!(
+                "{timeout_key} ({}) is not shorter than workers.lease ({}): a slow call can outlive its lease and run twice",
+                format_duration(timeout),
+                format_duration(workers.lease)
+            ));
+        }
+        if matches!(auth, Some(ScimAuth::Anaplan { .. })) && actions.contains(&ScimAction::Delete) {
+            self.warnings.push(format!(
+                "{prefix}.actions has \"delete\", but Anaplan answers DELETE /Users with 501 Not Implemented, so every removal would fail; use [\"deactivate\", \"remove_entitlements\"]"
+            ));
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(ScimConfig {
+            base_url: base_url?,
+            auth: auth?,
+            match_on,
+            actions,
+            entitlements_path,
+            timeout,
+        })
+    }
+
+    fn scim_auth(&mut self, key: &str, raw: RawScimAuth) -> Option<ScimAuth> {
+        let RawScimAuth {
+            kind,
+            token_file,
+            token_env,
+            username,
+            username_file,
+            username_env,
+            password_file,
+            password_env,
+            auth_url,
+        } = raw;
+        let unused = |cx: &mut Self, kind: &str, keys: &[(&str, bool)]| {
+            for (name, set) in keys {
+                if *set {
+                    cx.problem(
+                        &format!("{key}.{name}"),
+                        format!("is not used with kind = \"{kind}\""),
+                    );
+                }
+            }
+        };
+        match kind.as_deref() {
+            Some("bearer") => {
+                unused(
+                    self,
+                    "bearer",
+                    &[
+                        ("username", username.is_some()),
+                        ("username_file", username_file.is_some()),
+                        ("username_env", username_env.is_some()),
+                        ("password_file", password_file.is_some()),
+                        ("password_env", password_env.is_some()),
+                        ("auth_url", auth_url.is_some()),
+                    ],
+                );
+                let token = self.secret(key, "token", token_file, token_env)?;
+                Some(ScimAuth::Bearer { token })
+            }
+            Some("anaplan") => {
+                unused(
+                    self,
+                    "anaplan",
+                    &[
+                        ("token_file", token_file.is_some()),
+                        ("token_env", token_env.is_some()),
+                    ],
+                );
+                let username = match (username, username_file.is_some() || username_env.is_some()) {
+                    (Some(_), true) => {
+                        self.problem(
+                            &format!("{key}.username"),
+                            "set one of username, username_file and username_env",
+                        );
+                        None
+                    }
+                    (Some(name), false) if name.trim().is_empty() => {
+                        self.problem(&format!("{key}.username"), "is empty");
+                        None
+                    }
+                    (Some(name), false) => Some(Secret(name.trim().to_string())),
+                    (None, _) => self.secret(key, "username", username_file, username_env),
+                };
+                let password = self.secret(key, "password", password_file, password_env);
+                let url_key = format!("{key}.auth_url");
+                let auth_url = self.scim_service_url(
+                    &url_key,
+                    auth_url.as_deref().unwrap_or(DEFAULT_ANAPLAN_AUTH_URL),
+                );
+                Some(ScimAuth::Anaplan {
+                    username: username?,
+                    password: password?,
+                    auth_url: auth_url?,
+                })
+            }
+            Some(other) => {
+                self.problem(
+                    &format!("{key}.kind"),
+                    format!("unknown auth kind {other:?}; expected \"bearer\" or \"anaplan\""),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    &format!("{key}.kind"),
+                    "missing; set kind = \"bearer\" or kind = \"anaplan\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn scim_actions(&mut self, key: &str, raw: Option<Vec<String>>) -> Vec<ScimAction> {
+        let Some(raw) = raw else {
+            return vec![ScimAction::Deactivate];
+        };
+        if raw.is_empty() {
+            self.problem(
+                key,
+                "must list at least one of \"deactivate\", \"remove_entitlements\", \"delete\"",
+            );
+        }
+        let mut actions: Vec<ScimAction> = Vec::new();
+        for name in &raw {
+            let action = match name.as_str() {
+                "deactivate" => ScimAction::Deactivate,
+                "remove_entitlements" => ScimAction::RemoveEntitlements,
+                "delete" => ScimAction::Delete,
+                other => {
+                    self.problem(
+                        key,
+                        format!("unknown action {other:?}; expected \"deactivate\", \"remove_entitlements\" or \"delete\""),
+                    );
+                    continue;
+                }
+            };
+            if actions.contains(&action) {
+                self.problem(key, format!("{name:?} is listed twice"));
+            } else if actions.last().is_some_and(|last| *last > action) {
+                self.problem(
+                    key,
+                    format!("{name:?} is out of order: actions run as deactivate, remove_entitlements, delete; list them in that order"),
+                );
+            } else {
+                actions.push(action);
+            }
+        }
+        actions
+    }
+
+    /// Checks an http(s) service URL (no credentials, query or fragment); returns it without a trailing slash.
+    /// Only the scheme of a bad URL is echoed.
+    fn scim_service_url(&mut self, key: &str, url: &str) -> Option<String> {
+        let url = url.trim();
+        let lower = url.to_ascii_lowercase();
+        let rest = if let Some(rest) = lower.strip_prefix("https://") {
+            rest
+        } else if let Some(rest) = lower.strip_prefix("http://") {
+            self.warnings.push(format!(
+                "{key} uses plain http: credentials and personal data cross the network unencrypted"
+            ));
+            rest
+        } else {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            self.problem(
+                key,
+                format!("must start with http:// or https:// (found scheme {scheme:?})"),
+            );
+            return None;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.problem(key, "is not a valid URL: it needs a host and no spaces");
+            return None;
+        }
+        if authority.contains('@') {
+            self.problem(
+                key,
+                "must not contain credentials (user:password@); use the auth table with a _file or _env secret",
+            );
+            return None;
+        }
+        if rest.contains(['?', '#']) {
+            self.problem(key, "must not contain a query or fragment");
+            return None;
+        }
+        if reqwest::Url::parse(url).is_err() {
+            self.problem(key, "is not a valid URL");
+            return None;
+        }
+        Some(url.trim_end_matches('/').to_string())
     }
 }
 

@@ -13,4 +13,5 @@ mod push;
 mod queue;
 mod retry;
 mod safety;
+mod scim;
 mod vendor_http;

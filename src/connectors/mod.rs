@@ -6,6 +6,7 @@ pub mod http;
 pub mod limit;
 pub mod openconext;
 pub mod panopto;
+pub mod scim;
 pub mod soap;
 
 use std::collections::BTreeMap;
@@ -255,6 +256,11 @@ fn build_one(config: &ConnectorConfig, clock: &Clock) -> anyhow::Result<Arc<dyn 
             oc.clone(),
             config.dry_run,
             limiter(Some(openconext::DEFAULT_RATE)),
+        )?),
+        ConnectorKind::Scim(scim) => Arc::new(scim::ScimConnector::new(
+            scim.clone(),
+            limiter(Some(scim::DEFAULT_RATE)),
+            clock.clone(),
         )?),
     })
 }

@@ -1,0 +1,1482 @@
+//! The `scim` connector: finds a user on a SCIM 2.0 service (RFC 7643/7644) and deactivates it, removes its
+//! entitlements and/or deletes it, authenticating with a bearer token or with Anaplan's token service.
+//!
+//! Lookup is `filter=<userName|externalId> eq "<account>"` (the value written as a JSON string, so quotes and
+//! backslashes are escaped) or `GET /Users/<id>`. Every answer is checked for the SCIM shape; an answer that
+//! names a different user than the one asked for is refused rather than acted on. Vendor text that reaches a
+//! reason (SCIM `detail`, body excerpts) is scrubbed of credentials and of the person's identifiers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, HeaderValue};
+use reqwest::{Method, Url};
+use serde_json::{Value, json};
+
+use super::http::{HttpClient, HttpResponse, body_excerpt, status_error};
+use super::limit::Limiter;
+use super::{
+    BoxFuture, CallLog, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target,
+    classify_http_status,
+};
+use crate::clock::Clock;
+use crate::config::{Rate, ScimAction, ScimAuth, ScimConfig, ScimMatch, Secret};
+
+/// The SCIM media type, sent as `Accept` and `Content-Type`.
+pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";
+
+/// The call rate used when a scim connector sets no `rate` (Anaplan asks for at most 5 requests a second).
+pub const DEFAULT_RATE: Rate = Rate {
+    calls: 5,
+    per: Duration::from_secs(1),
+};
+
+/// How long to wait before retrying after the service refused our credentials (a rotation in progress
+/// should not dead-letter every removal, and hammering a login endpoint can lock the account).
+pub const AUTH_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// An Anaplan token is refreshed when it has less than this left.
+pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// The token lifetime assumed when Anaplan's answer gives no usable `expiresAt` (its documented 30 minutes).
+pub const ANAPLAN_DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// Token values kept for scrubbing vendor text.
+const KEEP_ISSUED_TOKENS: usize = 8;
+
+/// Summary keys of a resolved account (no personal data: a flag and a count).
+const SUMMARY_ACTIVE: &str = "active";
+const SUMMARY_ACCESS_VALUES: &str = "access_values";
+
+/// A SCIM 2.0 connector.
+pub struct ScimConnector {
+    config: ScimConfig,
+    http: HttpClient,
+    clock: Clock,
+    /// The Anaplan token shared by every worker; the lock is held while logging in, so there is never more
+    /// than one login at a time.
+    token: tokio::sync::Mutex<Option<Token>>,
+    /// Token values issued to this connector lately, scrubbed from any vendor text.
+    issued: Mutex<VecDeque<String>>,
+}
+
+#[derive(Clone)]
+struct Token {
+    value: Secret,
+    valid_until: DateTime<Utc>,
+}
+
+/// What one removal step did.
+enum Step {
+    /// The service changed the user.
+    Done,
+    /// Nothing to do: the user was already in that state.
+    Skipped,
+    /// The service no longer knows the user.
+    Gone,
+}
+
+impl ScimConnector {
+    /// A connector for this config; its calls are limited by `limiter`, and Anaplan token expiry is measured
+    /// on `clock`.
+    pub fn new(
+        config: ScimConfig,
+        limiter: std::sync::Arc<Limiter>,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let http = HttpClient::new(config.timeout, limiter)?;
+        Ok(Self {
+            config,
+            http,
+            clock,
+            token: tokio::sync::Mutex::new(None),
+            issued: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Authentication
+    // -----------------------------------------------------------------------------------------------------
+
+    /// The credential for the next request: the static token, or a valid Anaplan token.
+    async fn credential(&self, calls: &CallLog) -> Result<Secret, ConnectorError> {
+        match &self.config.auth {
+            ScimAuth::Bearer { token } => Ok(token.clone()),
+            ScimAuth::Anaplan { .. } => self.anaplan_token(calls).await,
+        }
+    }
+
+    fn authorization(&self, credential: &Secret) -> Result<HeaderValue, ConnectorError> {
+        let scheme = match &self.config.auth {
+            ScimAuth::Bearer { .. } => "Bearer",
+            ScimAuth::Anaplan { .. } => "AnaplanAuthToken",
+        };
+        let mut value = HeaderValue::from_str(&format!("{scheme} {}", credential.expose()))
+            .map_err(|_| {
+                ConnectorError::permanent(
+                    "the token holds characters that cannot be sent in an HTTP header",
+                )
+            })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    /// A valid Anaplan token: the cached one, refreshed when it is close to expiry, or a new login.
+    async fn anaplan_token(&self, calls: &CallLog) -> Result<Secret, ConnectorError> {
+        let mut cache = self.token.lock().await;
+        let now = self.clock.now();
+        if let Some(token) = cache.as_ref() {
+            if now + margin() < token.valid_until {
+                return Ok(token.value.clone());
+            }
+            if now < token.valid_until {
+                match self.refresh(calls, &token.value).await {
+                    Ok(fresh) => {
+                        let value = fresh.value.clone();
+                        *cache = Some(fresh);
+                        return Ok(value);
+                    }
+                    Err(e) => tracing::info!(
+                        error = %self.scrub(&e.reason, None),
+                        "Refreshing the Anaplan token failed; logging in again."
+                    ),
+                }
+            }
+        }
+        *cache = None;
+        let token = self.login(calls).await?;
+        let value = token.value.clone();
+        *cache = Some(token);
+        Ok(value)
+    }
+
+    /// After the service answered 401 to `rejected`: a token issued since by another worker, or a new login.
+    async fn token_after_rejection(
+        &self,
+        calls: &CallLog,
+        rejected: &Secret,
+    ) -> Result<Secret, ConnectorError> {
+        let mut cache = self.token.lock().await;
+        if let Some(token) = cache.as_ref()
+            && token.value.expose() != rejected.expose()
+            && self.clock.now() + margin() < token.valid_until
+        {
+            return Ok(token.value.clone());
+        }
+        *cache = None;
+        let token = self.login(calls).await?;
+        let value = token.value.clone();
+        *cache = Some(token);
+        Ok(value)
+    }
+
+    async fn login(&self, calls: &CallLog) -> Result<Token, ConnectorError> {
+        let ScimAuth::Anaplan {
+            username,
+            password,
+            auth_url,
+        } = &self.config.auth
+        else {
+            return Err(ConnectorError::permanent(
+                "no Anaplan credentials are configured",
+            ));
+        };
+        const OP: &str = "POST /token/authenticate";
+        let request = self
+            .http
+            .client()
+            .post(format!("{auth_url}/token/authenticate"))
+            .basic_auth(username.expose(), Some(password.expose()))
+            .header(ACCEPT, "application/json");
+        let response = self.http.send(calls, OP, request).await?;
+        let token = self.read_token(&response, OP)?;
+        tracing::info!(
+            valid_for_s = (token.valid_until - self.clock.now()).num_seconds(),
+            "Logged in to Anaplan."
+        );
+        Ok(token)
+    }
+
+    async fn refresh(&self, calls: &CallLog, current: &Secret) -> Result<Token, ConnectorError> {
+        let ScimAuth::Anaplan { auth_url, .. } = &self.config.auth else {
+            return Err(ConnectorError::permanent(
+                "no Anaplan credentials are configured",
+            ));
+        };
+        const OP: &str = "POST /token/refresh";
+        let request = self
+            .http
+            .client()
+            .post(format!("{auth_url}/token/refresh"))
+            .header(AUTHORIZATION, self.authorization(current)?)
+            .header(ACCEPT, "application/json");
+        let response = self.http.send(calls, OP, request).await?;
+        self.read_token(&response, OP)
+    }
+
+    /// Reads Anaplan's token answer (`tokenInfo.tokenValue`, `tokenInfo.expiresAt` in epoch milliseconds).
+    fn read_token(&self, response: &HttpResponse, op: &str) -> Result<Token, ConnectorError> {
+        if !response.is_success() {
+            let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+            let field = |name: &str| {
+                body.as_ref()
+                    .and_then(|b| attr(b, name))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let message = match (field("status"), field("statusMessage")) {
+                (Some(s), Some(m)) => Some(format!("{s}: {m}")),
+                (s, m) => s.or(m),
+            };
+            if matches!(response.status, 401 | 403) {
+                let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+                return Err(ConnectorError::retryable(
+                    format!(
+                        "{op}: HTTP {}{detail}: Anaplan refused the login; check the connector's auth credentials",
+                        response.status
+                    ),
+                    Some(AUTH_RETRY_AFTER),
+                ));
+            }
+            return Err(status_error(response, op, message.as_deref()));
+        }
+        // No body excerpt here: a cut-off token answer would put the token itself into the reason.
+        let malformed = |what: &str| {
+            ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
+        };
+        let body: Value = serde_json::from_slice(&response.body)
+            .map_err(|_| malformed("the body is not JSON"))?;
+        let info = attr(&body, "tokenInfo").ok_or_else(|| malformed("there is no tokenInfo"))?;
+        let value = attr(info, "tokenValue")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ConnectorError::retryable(
+                    format!("{op}: HTTP {} but no tokenValue", response.status),
+                    None,
+                )
+            })?;
+        let now = self.clock.now();
+        let server_now = response
+            .headers
+            .get(DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&Utc));
+        let expires_at = attr(info, "expiresAt").and_then(Value::as_f64);
+        let lifetime = token_lifetime(expires_at, server_now, now);
+        self.remember_token(value);
+        Ok(Token {
+            value: Secret::new(value.to_string()),
+            valid_until: now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
+        })
+    }
+
+    fn remember_token(&self, value: &str) {
+        if let Ok(mut issued) = self.issued.lock() {
+            if !issued.iter().any(|t| t == value) {
+                issued.push_back(value.to_string());
+            }
+            while issued.len() > KEEP_ISSUED_TOKENS {
+                issued.pop_front();
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Requests
+    // -----------------------------------------------------------------------------------------------------
+
+    /// Sends one SCIM request with its credential. A 401 with the Anaplan flavour triggers exactly one
+    /// fresh login and one resend; any other 401 is an authentication error.
+    async fn request(
+        &self,
+        calls: &CallLog,
+        op: &str,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<HttpResponse, ConnectorError> {
+        let mut credential = self.credential(calls).await?;
+        let mut logged_in_again = false;
+        loop {
+            let mut request = self
+                .http
+                .client()
+                .request(method.clone(), url.clone())
+                .header(ACCEPT, SCIM_MEDIA_TYPE)
+                .header(AUTHORIZATION, self.authorization(&credential)?);
+            if let Some(body) = body {
+                request = request
+                    .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
+                    .body(body.to_string());
+            }
+            let response = self.http.send(calls, op, request).await?;
+            if response.status != 401 {
+                return Ok(response);
+            }
+            if matches!(self.config.auth, ScimAuth::Anaplan { .. }) && !logged_in_again {
+                logged_in_again = true;
+                credential = self.token_after_rejection(calls, &credential).await?;
+                continue;
+            }
+            let why = match self.config.auth {
+                ScimAuth::Anaplan { .. } => {
+                    "the service refused a fresh Anaplan token (the caller must be an active non-SSO user with the USER_ADMIN role)"
+                }
+                ScimAuth::Bearer { .. } => {
+                    "the service refused the bearer token; check the connector's auth.token"
+                }
+            };
+            let detail = scim_error_message(&response.body)
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+            return Err(ConnectorError::retryable(
+                format!("{op}: HTTP 401: {why}{detail}"),
+                Some(AUTH_RETRY_AFTER),
+            ));
+        }
+    }
+
+    fn users_url(&self) -> Result<Url, ConnectorError> {
+        Url::parse(&format!("{}/Users", self.config.base_url))
+            .map_err(|e| ConnectorError::permanent(format!("invalid base_url: {e}")))
+    }
+
+    fn user_url(&self, id: &str) -> Result<Url, ConnectorError> {
+        if id.is_empty() || id.chars().all(|c| c == '.') {
+            return Err(ConnectorError::permanent(
+                "the user id is empty or only dots, which cannot name a user",
+            ));
+        }
+        Url::parse(&format!(
+            "{}/Users/{}",
+            self.config.base_url,
+            percent_encode(id)
+        ))
+        .map_err(|e| ConnectorError::permanent(format!("invalid base_url: {e}")))
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Resolve
+    // -----------------------------------------------------------------------------------------------------
+
+    async fn find(&self, target: &Target) -> Result<Resolution, ConnectorError> {
+        let account = target.account.as_str();
+        if account.trim().is_empty() {
+            return Err(ConnectorError::permanent("the account key is empty"));
+        }
+        match self.config.match_on {
+            ScimMatch::Id => {
+                const OP: &str = "GET /Users/{id}";
+                let url = self.user_url(account)?;
+                let response = self
+                    .request(&target.calls, OP, Method::GET, &url, None)
+                    .await?;
+                match response.status {
+                    404 => Ok(Resolution::NotFound),
+                    200 => {
+                        let user = read_resource(&response, OP)?;
+                        let id = user_id(&user, OP)?;
+                        if !same_value(id, account) {
+                            return Err(ConnectorError::permanent(format!(
+                                "{OP}: the service answered with a different user id than the one asked for; refusing to act"
+                            )));
+                        }
+                        Ok(Resolution::Found(self.remote(&user, id)))
+                    }
+                    _ => Err(self.http_error(&response, OP)),
+                }
+            }
+            ScimMatch::UserName | ScimMatch::ExternalId => {
+                const OP: &str = "GET /Users?filter";
+                let attribute = self.config.match_on.as_str();
+                let mut url = self.users_url()?;
+                url.set_query(Some(&format!(
+                    "filter={}&startIndex=1&count=2",
+                    percent_encode(&eq_filter(attribute, account))
+                )));
+                let response = self
+                    .request(&target.calls, OP, Method::GET, &url, None)
+                    .await?;
+                if response.status != 200 {
+                    return Err(self.http_error(&response, OP));
+                }
+                let list = read_list(&response, OP)?;
+                // A service that ignores the filter would hand back someone else: never act on that.
+                if list.resources.iter().any(|u| {
+                    !attr(u, attribute)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| same_value(v, account))
+                }) {
+                    return Err(ConnectorError::permanent(format!(
+                        "{OP}: the service answered with a user whose {attribute} is not the account key (does it ignore filters?); refusing to act"
+                    )));
+                }
+                match list.total.max(list.resources.len()) {
+                    0 => Ok(Resolution::NotFound),
+                    1 => {
+                        let Some(user) = list.resources.first() else {
+                            return Err(ConnectorError::retryable(
+                                format!("{OP}: totalResults is 1 but no user was returned"),
+                                None,
+                            ));
+                        };
+                        let id = user_id(user, OP)?;
+                        Ok(Resolution::Found(self.remote(user, id)))
+                    }
+                    n => Ok(Resolution::Ambiguous(n)),
+                }
+            }
+        }
+    }
+
+    /// The account as the worker keeps it: the SCIM id, whether it is active, and how many access values
+    /// (entitlements or roles) it holds.
+    fn remote(&self, user: &Value, id: &str) -> RemoteAccount {
+        let mut summary = BTreeMap::new();
+        let active = match attr(user, "active").and_then(parse_bool) {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "unknown",
+        };
+        summary.insert(SUMMARY_ACTIVE.to_string(), active.to_string());
+        let count = attr(user, self.access_attribute())
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        summary.insert(SUMMARY_ACCESS_VALUES.to_string(), count.to_string());
+        RemoteAccount {
+            id: id.to_string(),
+            summary,
+        }
+    }
+
+    /// The attribute `entitlements_path` works on (`entitlements` for `entitlements[type eq "WORKSPACE"]`).
+    fn access_attribute(&self) -> &str {
+        self.config
+            .entitlements_path
+            .split(['[', '.'])
+            .next()
+            .unwrap_or("entitlements")
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Remove
+    // -----------------------------------------------------------------------------------------------------
+
+    async fn strip(
+        &self,
+        target: &Target,
+        account: &RemoteAccount,
+    ) -> Result<RemovalOutcome, ConnectorError> {
+        let goal = if self.config.actions.contains(&ScimAction::Delete) {
+            RemovalOutcome::Removed
+        } else {
+            RemovalOutcome::Deactivated
+        };
+        let mut changed = false;
+        for action in &self.config.actions {
+            let step = match action {
+                ScimAction::Deactivate if summary(account, SUMMARY_ACTIVE) == Some("false") => {
+                    Step::Skipped
+                }
+                ScimAction::Deactivate => self.deactivate(target, &account.id).await?,
+                ScimAction::RemoveEntitlements
+                    if summary(account, SUMMARY_ACCESS_VALUES) == Some("0") =>
+                {
+                    Step::Skipped
+                }
+                ScimAction::RemoveEntitlements => {
+                    self.remove_entitlements(target, &account.id).await?
+                }
+                ScimAction::Delete => self.delete(target, &account.id).await?,
+            };
+            match step {
+                Step::Done => changed = true,
+                Step::Skipped => {}
+                Step::Gone if changed => return Ok(goal),
+                Step::Gone => return Ok(RemovalOutcome::AlreadyAbsent),
+            }
+        }
+        Ok(goal)
+    }
+
+    async fn deactivate(&self, target: &Target, id: &str) -> Result<Step, ConnectorError> {
+        const OP: &str = "PATCH /Users/{id} active";
+        let body = json!({
+            "schemas": [PATCH_OP_SCHEMA],
+            "Operations": [{"op": "replace", "path": "active", "value": false}],
+        });
+        let url = self.user_url(id)?;
+        let response = self
+            .request(&target.calls, OP, Method::PATCH, &url, Some(&body))
+            .await?;
+        match response.status {
+            204 => Ok(Step::Done),
+            207 => Err(partial(OP)),
+            200..=299 => {
+                if let Some(user) = read_optional_resource(&response, OP)?
+                    && attr(&user, "active").and_then(parse_bool) == Some(true)
+                {
+                    return Err(ConnectorError::retryable(
+                        format!(
+                            "{OP}: HTTP {} but the user is still active",
+                            response.status
+                        ),
+                        None,
+                    ));
+                }
+                Ok(Step::Done)
+            }
+            404 => Ok(Step::Gone),
+            _ => Err(self.action_error(&response, OP)),
+        }
+    }
+
+    async fn remove_entitlements(&self, target: &Target, id: &str) -> Result<Step, ConnectorError> {
+        const OP: &str = "PATCH /Users/{id} entitlements";
+        let path = self.config.entitlements_path.as_str();
+        let body = json!({
+            "schemas": [PATCH_OP_SCHEMA],
+            "Operations": [{"op": "remove", "path": path}],
+        });
+        let url = self.user_url(id)?;
+        let response = self
+            .request(&target.calls, OP, Method::PATCH, &url, Some(&body))
+            .await?;
+        match response.status {
+            204 => Ok(Step::Done),
+            207 => Err(partial(OP)),
+            200..=299 => {
+                let plain = !path.contains(['[', '.']);
+                if let Some(user) = read_optional_resource(&response, OP)?
+                    && plain
+                {
+                    let left = attr(&user, path)
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    if left > 0 {
+                        return Err(ConnectorError::retryable(
+                            format!(
+                                "{OP}: HTTP {} but the user still has {left} {path}",
+                                response.status
+                            ),
+                            None,
+                        ));
+                    }
+                }
+                Ok(Step::Done)
+            }
+            404 => Ok(Step::Gone),
+            // RFC 7644 §3.5.2.2: removing values a user does not have is "noTarget"; there is nothing to remove.
+            400 if scim_type(&response.body).as_deref() == Some("noTarget") => Ok(Step::Skipped),
+            _ => Err(self.action_error(&response, OP)),
+        }
+    }
+
+    async fn delete(&self, target: &Target, id: &str) -> Result<Step, ConnectorError> {
+        const OP: &str = "DELETE /Users/{id}";
+        let url = self.user_url(id)?;
+        let response = self
+            .request(&target.calls, OP, Method::DELETE, &url, None)
+            .await?;
+        match response.status {
+            204 => Ok(Step::Done),
+            207 => Err(partial(OP)),
+            200..=299 => {
+                // No body is defined for a DELETE answer, but an error dressed as success is still an error.
+                if let Ok(body) = serde_json::from_slice::<Value>(&response.body)
+                    && let Some(e) = error_in_body(&body, OP)
+                {
+                    return Err(e);
+                }
+                Ok(Step::Done)
+            }
+            404 => Ok(Step::Gone),
+            _ => Err(self.action_error(&response, OP)),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Errors
+    // -----------------------------------------------------------------------------------------------------
+
+    /// A failed action: 405 and 501 mean the service does not offer it; otherwise as [`Self::http_error`].
+    fn action_error(&self, response: &HttpResponse, op: &str) -> ConnectorError {
+        if matches!(response.status, 405 | 501) {
+            let detail = scim_error_message(&response.body)
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+            return ConnectorError::permanent(format!(
+                "{op}: HTTP {}: not supported by this service{detail}",
+                response.status
+            ));
+        }
+        self.http_error(response, op)
+    }
+
+    /// A non-success answer, classified by status (design §3) with the SCIM error's `scimType` and `detail`.
+    fn http_error(&self, response: &HttpResponse, op: &str) -> ConnectorError {
+        let message = scim_error_message(&response.body).or_else(|| {
+            let excerpt = body_excerpt(&response.body);
+            (!excerpt.is_empty()).then_some(excerpt)
+        });
+        status_error(response, op, message.as_deref())
+    }
+
+    /// Vendor text with credentials replaced by `<redacted>` and the person's identifiers by `<person>`.
+    fn scrub(&self, text: &str, target: Option<&Target>) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        match &self.config.auth {
+            ScimAuth::Bearer { token } => secrets.push(token.expose().to_string()),
+            ScimAuth::Anaplan {
+                username, password, ..
+            } => {
+                secrets.push(password.expose().to_string());
+                secrets.push(username.expose().to_string());
+            }
+        }
+        if let Ok(issued) = self.issued.lock() {
+            secrets.extend(issued.iter().cloned());
+        }
+        let mut out = text.to_string();
+        for secret in &secrets {
+            out = replace_ignoring_ascii_case(&out, secret, "<redacted>", false);
+        }
+        if let Some(target) = target {
+            let person = &target.person;
+            let mut values: Vec<&str> = vec![target.account.as_str()];
+            values.extend(
+                [
+                    &person.email,
+                    &person.username,
+                    &person.upn,
+                    &person.display_name,
+                ]
+                .into_iter()
+                .filter_map(|v| v.as_deref()),
+            );
+            // Longest first, so an email is replaced whole before the username inside it.
+            values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+            for value in values {
+                // A two-letter name would blank out ordinary words; the employee id is not scrubbed at all.
+                if value.chars().count() >= 3 && value != person.employee_id {
+                    out = replace_ignoring_ascii_case(&out, value, "<person>", true);
+                    if let Ok(quoted) = serde_json::to_string(value) {
+                        let inner = &quoted[1..quoted.len() - 1];
+                        if inner != value {
+                            out = replace_ignoring_ascii_case(&out, inner, "<person>", true);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn scrubbed(&self, mut e: ConnectorError, target: Option<&Target>) -> ConnectorError {
+        e.reason = self.scrub(&e.reason, target);
+        e
+    }
+
+    async fn check(&self) -> Result<String, ConnectorError> {
+        const OP: &str = "GET /Users?count=1";
+        let calls = CallLog::default();
+        let mut url = self.users_url()?;
+        url.set_query(Some("startIndex=1&count=1"));
+        let response = self.request(&calls, OP, Method::GET, &url, None).await?;
+        if response.status != 200 {
+            return Err(self.http_error(&response, OP));
+        }
+        let list = read_list(&response, OP)?;
+        let how = match self.config.auth {
+            ScimAuth::Anaplan { .. } => "logged in to Anaplan",
+            ScimAuth::Bearer { .. } => "bearer token accepted",
+        };
+        Ok(format!(
+            "{how}; GET /Users answered a SCIM list of {} user(s)",
+            list.total.max(list.resources.len())
+        ))
+    }
+}
+
+impl super::Connector for ScimConnector {
+    fn resolve<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
+        Box::pin(async move {
+            self.find(target)
+                .await
+                .map_err(|e| self.scrubbed(e, Some(target)))
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        target: &'a Target,
+        account: &'a RemoteAccount,
+    ) -> BoxFuture<'a, Result<RemovalOutcome, ConnectorError>> {
+        Box::pin(async move {
+            self.strip(target, account)
+                .await
+                .map_err(|e| self.scrubbed(e, Some(target)))
+        })
+    }
+
+    fn describe_removal(&self, _target: &Target, account: &RemoteAccount) -> String {
+        let steps: Vec<String> = self
+            .config
+            .actions
+            .iter()
+            .map(|action| match action {
+                ScimAction::Deactivate if summary(account, SUMMARY_ACTIVE) == Some("false") => {
+                    "skip deactivate (already inactive)".to_string()
+                }
+                ScimAction::Deactivate => "deactivate (PATCH replace active=false)".to_string(),
+                ScimAction::RemoveEntitlements
+                    if summary(account, SUMMARY_ACCESS_VALUES) == Some("0") =>
+                {
+                    format!("skip remove_entitlements (no {})", self.access_attribute())
+                }
+                ScimAction::RemoveEntitlements => {
+                    format!("remove {} (PATCH remove)", self.config.entitlements_path)
+                }
+                ScimAction::Delete => "delete (DELETE /Users/{id})".to_string(),
+            })
+            .collect();
+        format!(
+            "would {} for SCIM user {}",
+            steps.join(", then "),
+            account.id
+        )
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>> {
+        Box::pin(async move { self.check().await.map_err(|e| self.scrubbed(e, None)) })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SCIM shapes
+// ---------------------------------------------------------------------------------------------------------
+
+/// A `ListResponse`.
+struct List {
+    total: usize,
+    resources: Vec<Value>,
+}
+
+/// The body as JSON, or a retryable error: a proxy's HTML page or a cut-off answer may be gone next time.
+fn read_json(response: &HttpResponse, op: &str) -> Result<Value, ConnectorError> {
+    serde_json::from_slice(&response.body).map_err(|_| {
+        ConnectorError::retryable(
+            format!(
+                "{op}: HTTP {} but the body is not JSON (Content-Type {:?}): {}",
+                response.status,
+                response.content_type(),
+                body_excerpt(&response.body)
+            ),
+            None,
+        )
+    })
+}
+
+fn read_list(response: &HttpResponse, op: &str) -> Result<List, ConnectorError> {
+    let body = read_json(response, op)?;
+    if let Some(e) = error_in_body(&body, op) {
+        return Err(e);
+    }
+    let not_a_list = || {
+        ConnectorError::retryable(
+            format!(
+                "{op}: HTTP {} but the body is not a SCIM ListResponse: {}",
+                response.status,
+                body_excerpt(&response.body)
+            ),
+            None,
+        )
+    };
+    if !body.is_object() {
+        return Err(not_a_list());
+    }
+    let total = attr(&body, "totalResults").map(|t| t.as_u64());
+    let resources = attr(&body, "Resources").map(|r| r.as_array());
+    let (total, resources) = match (total, resources) {
+        (None, None) | (Some(None), _) | (_, Some(None)) => return Err(not_a_list()),
+        (total, resources) => (
+            total.flatten().unwrap_or(0),
+            resources.flatten().cloned().unwrap_or_default(),
+        ),
+    };
+    if resources.iter().any(|r| !r.is_object()) {
+        return Err(not_a_list());
+    }
+    Ok(List {
+        total: usize::try_from(total).unwrap_or(usize::MAX),
+        resources,
+    })
+}
+
+/// A single resource (a User).
+fn read_resource(response: &HttpResponse, op: &str) -> Result<Value, ConnectorError> {
+    let body = read_json(response, op)?;
+    if let Some(e) = error_in_body(&body, op) {
+        return Err(e);
+    }
+    if !body.is_object() || attr(&body, "id").is_none() {
+        return Err(ConnectorError::retryable(
+            format!(
+                "{op}: HTTP {} but the body is not a SCIM resource: {}",
+                response.status,
+                body_excerpt(&response.body)
+            ),
+            None,
+        ));
+    }
+    Ok(body)
+}
+
+/// A resource when the answer carries a body (a 200 to PATCH), `None` for an empty body.
+fn read_optional_resource(
+    response: &HttpResponse,
+    op: &str,
+) -> Result<Option<Value>, ConnectorError> {
+    if response.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    read_resource(response, op).map(Some)
+}
+
+fn user_id<'a>(user: &'a Value, op: &str) -> Result<&'a str, ConnectorError> {
+    attr(user, "id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| ConnectorError::retryable(format!("{op}: a returned user has no id"), None))
+}
+
+/// A SCIM error (RFC 7644 §3.12) inside a success answer, classified by its own `status`.
+fn error_in_body(body: &Value, op: &str) -> Option<ConnectorError> {
+    let is_error = attr(body, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(ERROR_SCHEMA)))
+        || (attr(body, "id").is_none()
+            && attr(body, "status").is_some()
+            && attr(body, "detail").is_some());
+    if !is_error {
+        return None;
+    }
+    let status = attr(body, "status").and_then(|s| match s {
+        Value::String(s) => s.trim().parse::<u16>().ok(),
+        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        _ => None,
+    });
+    let message = error_message(body).unwrap_or_else(|| "no detail".into());
+    Some(match status {
+        Some(status) => ConnectorError {
+            class: classify_http_status(status, None),
+            reason: format!(
+                "{op}: the service answered success with a SCIM error {status}: {message}"
+            ),
+        },
+        None => ConnectorError::retryable(
+            format!("{op}: the service answered success with a SCIM error: {message}"),
+            None,
+        ),
+    })
+}
+
+/// `scimType: detail` (or either) of a SCIM error body.
+fn scim_error_message(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    error_message(&body)
+}
+
+fn error_message(body: &Value) -> Option<String> {
+    let text = |name: &str| {
+        attr(body, name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    match (text("scimType"), text("detail")) {
+        (Some(t), Some(d)) => Some(format!("{t}: {d}")),
+        (t, d) => t.or(d),
+    }
+}
+
+fn scim_type(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    attr(&body, "scimType")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn partial(op: &str) -> ConnectorError {
+    ConnectorError::retryable(
+        format!("{op}: HTTP 207: the service applied the change only in part"),
+        None,
+    )
+}
+
+/// A top-level attribute; SCIM attribute names are case-insensitive (RFC 7643 §2.1).
+fn attr<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    let object = value.as_object()?;
+    object.get(name).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// A SCIM boolean; some services send `"True"`/`"false"` strings.
+fn parse_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn summary<'a>(account: &'a RemoteAccount, key: &str) -> Option<&'a str> {
+    account.summary.get(key).map(String::as_str)
+}
+
+/// Whether two identifiers are the same ignoring case (userName, externalId and Anaplan's id are not
+/// case-exact).
+fn same_value(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+fn margin() -> chrono::Duration {
+    chrono::Duration::from_std(TOKEN_REFRESH_MARGIN).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Text helpers
+// ---------------------------------------------------------------------------------------------------------
+
+/// `attribute eq "value"` with the value written as a JSON string (RFC 7644 §3.4.2.2: compValue is JSON),
+/// so `"` and `\` and control characters are escaped.
+pub fn eq_filter(attribute: &str, value: &str) -> String {
+    let quoted = serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\""));
+    format!("{attribute} eq {quoted}")
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (so spaces are `%20`, never `+`).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// How long a token lasts: `expires_at_ms` measured against the service's own clock (its `Date`) when it
+/// sent one, so clock skew between us and the service does not matter; implausible values fall back to
+/// [`ANAPLAN_DEFAULT_TOKEN_LIFETIME`].
+fn token_lifetime(
+    expires_at_ms: Option<f64>,
+    server_now: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Duration {
+    let Some(ms) = expires_at_ms.filter(|ms| ms.is_finite()) else {
+        return ANAPLAN_DEFAULT_TOKEN_LIFETIME;
+    };
+    let reference = server_now.unwrap_or(now).timestamp_millis() as f64;
+    let left = (ms - reference) / 1000.0;
+    let plausible = TOKEN_REFRESH_MARGIN.as_secs_f64() + 60.0..=24.0 * 3600.0;
+    if plausible.contains(&left) {
+        Duration::from_secs_f64(left)
+    } else {
+        ANAPLAN_DEFAULT_TOKEN_LIFETIME
+    }
+}
+
+/// Replaces every occurrence of `needle` in `text`, ignoring ASCII case; with `whole_word`, only where it is
+/// not part of a longer word (so the name "ann" leaves "cannot" alone).
+fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str, whole_word: bool) -> String {
+    if needle.is_empty() {
+        return text.to_string();
+    }
+    // ASCII lower-casing keeps every byte offset, so offsets found here are valid in `text`.
+    let haystack = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in haystack.match_indices(&needle) {
+        if at < last {
+            continue;
+        }
+        let end = at + needle.len();
+        if whole_word
+            && (is_word(text[..at].chars().next_back()) || is_word(text[end..].chars().next()))
+        {
+            continue;
+        }
+        out.push_str(&text[last..at]);
+        out.push_str(with);
+        last = at + needle.len();
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConnectorKind};
+    use crate::connectors::Connector;
+    use crate::connectors::ErrorClass;
+    use crate::domain::Person;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    #[test]
+    fn filter_values_are_json_strings() {
+        assert_eq!(
+            eq_filter("userName", "ann@example.org"),
+            r#"userName eq "ann@example.org""#
+        );
+        assert_eq!(
+            eq_filter("userName", r#"o"brien\x"#),
+            r#"userName eq "o\"brien\\x""#
+        );
+        assert_eq!(
+            eq_filter("externalId", "a\tb\u{1}"),
+            r#"externalId eq "a\tb\u0001""#
+        );
+        // A value cannot close the string early and smuggle in another condition.
+        let sneaky = eq_filter("userName", r#"x" or userName pr or "y"#);
+        assert_eq!(sneaky, r#"userName eq "x\" or userName pr or \"y""#);
+    }
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(
+            percent_encode(r#"userName eq "a b+c@d/é""#),
+            "userName%20eq%20%22a%20b%2Bc%40d%2F%C3%A9%22"
+        );
+        assert_eq!(percent_encode("A-z_0.9~"), "A-z_0.9~");
+        assert_eq!(percent_encode("../x%2e"), "..%2Fx%252e");
+    }
+
+    #[test]
+    fn token_lifetime_is_measured_on_the_services_clock() {
+        let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let ms = |t: DateTime<Utc>| Some(t.timestamp_millis() as f64);
+        // 35 minutes from the service's Date, even though our clock is 10 minutes ahead of it.
+        let server = at("2026-11-23T09:50:00Z");
+        assert_eq!(
+            token_lifetime(ms(at("2026-11-23T10:25:00Z")), Some(server), now),
+            Duration::from_secs(35 * 60)
+        );
+        assert_eq!(
+            token_lifetime(ms(at("2026-11-23T10:35:00Z")), None, now),
+            Duration::from_secs(35 * 60)
+        );
+        // Missing, already expired or absurdly long: the documented 30 minutes.
+        for expires in [
+            None,
+            ms(at("2026-11-23T09:00:00Z")),
+            ms(at("2027-01-01T00:00:00Z")),
+        ] {
+            assert_eq!(
+                token_lifetime(expires, None, now),
+                ANAPLAN_DEFAULT_TOKEN_LIFETIME
+            );
+        }
+    }
+
+    #[test]
+    fn booleans_may_be_strings() {
+        assert_eq!(parse_bool(&json!(false)), Some(false));
+        assert_eq!(parse_bool(&json!("True")), Some(true));
+        assert_eq!(parse_bool(&json!(" false ")), Some(false));
+        assert_eq!(parse_bool(&json!("no")), None);
+        assert_eq!(parse_bool(&json!(0)), None);
+    }
+
+    #[test]
+    fn attributes_are_found_ignoring_case() {
+        let v = json!({"resources": [], "TotalResults": 0, "id": "x"});
+        assert!(attr(&v, "Resources").is_some());
+        assert!(attr(&v, "totalResults").is_some());
+        assert!(attr(&v, "ID").is_some());
+        assert!(attr(&v, "userName").is_none());
+    }
+
+    fn response(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: Default::default(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn list_responses_are_checked_for_shape() {
+        let ok = read_list(
+            &response(200, r#"{"totalResults": 0, "Resources": []}"#),
+            "op",
+        )
+        .unwrap();
+        assert_eq!((ok.total, ok.resources.len()), (0, 0));
+        // Resources may be left out when nothing matches.
+        let ok = read_list(&response(200, r#"{"totalResults": 0}"#), "op").unwrap();
+        assert_eq!(ok.total, 0);
+        for bad in [
+            "[]",
+            r#"{"users": []}"#,
+            r#"{"totalResults": "1"}"#,
+            r#"{"Resources": {}}"#,
+            r#"{"Resources": [1]}"#,
+        ] {
+            let e = read_list(&response(200, bad), "op").err().unwrap();
+            assert!(matches!(e.class, ErrorClass::Retryable { .. }), "{bad}");
+            assert!(e.reason.contains("not a SCIM ListResponse"), "{}", e.reason);
+        }
+        let e = read_list(&response(200, "<html>login</html>"), "op")
+            .err()
+            .unwrap();
+        assert!(e.reason.contains("not JSON"), "{}", e.reason);
+        let e = read_list(
+            &response(
+                200,
+                r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "scimType": "invalidFilter", "detail": "bad"}"#,
+            ),
+            "op",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.class, ErrorClass::Permanent);
+        assert!(e.reason.ends_with("SCIM error 400: invalidFilter: bad"));
+    }
+
+    #[test]
+    fn whole_word_replacement_leaves_longer_words_alone() {
+        assert_eq!(
+            replace_ignoring_ascii_case("Ann cannot find ANN, ann@x", "ann", "<p>", true),
+            "<p> cannot find <p>, <p>@x"
+        );
+        assert_eq!(
+            replace_ignoring_ascii_case("xTOKENx token", "token", "<r>", false),
+            "x<r>x <r>"
+        );
+        assert_eq!(
+            replace_ignoring_ascii_case("é ann é", "ann", "<p>", true),
+            "é <p> é"
+        );
+    }
+
+    const CONNECTOR_HEAD: &str = "[[connector]]\nname = \"anaplan\"\nkind = \"scim\"\n";
+
+    fn load(dir: &Path, connector: &str) -> Result<Config, crate::config::ConfigError> {
+        for name in ["token", "password"] {
+            let path = dir.join(name);
+            std::fs::write(&path, "s3cret-value\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Config::from_toml_str(
+            &format!("{CONNECTOR_HEAD}{connector}"),
+            &dir.join("offboard.toml"),
+        )
+    }
+
+    fn scim_config(config: &Config) -> &ScimConfig {
+        match &config.connectors[0].kind {
+            ConnectorKind::Scim(scim) => scim,
+            other => panic!("not a scim connector: {}", other.as_str()),
+        }
+    }
+
+    #[test]
+    fn a_bearer_connector_gets_its_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(
+            dir.path(),
+            "base_url = \"https://scim.example.org/scim/v2/\"\nauth = { kind = \"bearer\", token_file = \"token\" }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let scim = scim_config(&config);
+        assert_eq!(scim.base_url, "https://scim.example.org/scim/v2");
+        assert_eq!(scim.match_on, ScimMatch::UserName);
+        assert_eq!(scim.actions, vec![ScimAction::Deactivate]);
+        assert_eq!(scim.entitlements_path, "entitlements");
+        assert_eq!(scim.timeout, Duration::from_secs(30));
+        assert!(
+            matches!(&scim.auth, ScimAuth::Bearer { token } if token.expose() == "s3cret-value")
+        );
+        assert_eq!(
+            config.connectors[0].rate, None,
+            "the connector applies DEFAULT_RATE"
+        );
+    }
+
+    #[test]
+    fn anaplan_with_delete_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(
+            dir.path(),
+            "base_url = \"https://api.anaplan.com/scim/1/0/v2\"\nmatch = \"id\"\nactions = [\"deactivate\", \"delete\"]\n\
+             auth = { kind = \"anaplan\", username = \"svc@example.com\", password_file = \"password\" }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let scim = scim_config(&config);
+        assert_eq!(scim.match_on, ScimMatch::Id);
+        let ScimAuth::Anaplan { auth_url, .. } = &scim.auth else {
+            panic!("not anaplan")
+        };
+        assert_eq!(auth_url, "https://auth.anaplan.com");
+        assert!(
+            config.warnings.iter().any(
+                |w| w.contains("connector.anaplan.actions has \"delete\"") && w.contains("501")
+            ),
+            "{:?}",
+            config.warnings
+        );
+        assert!(!format!("{config:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn bad_scim_settings_are_each_reported_with_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(
+            dir.path(),
+            "base_url = \"https://u:p@scim.example.org\"\nmatch = \"email\"\nactions = [\"delete\", \"deactivate\", \"wipe\"]\n\
+             entitlements_path = \"emails\"\ntimeout = \"0s\"\nauth = { kind = \"bearer\", token_file = \"token\", username = \"x\" }\n",
+        )
+        .err()
+        .unwrap();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "connector.anaplan.base_url",
+            "connector.anaplan.match",
+            "connector.anaplan.actions",
+            "connector.anaplan.entitlements_path",
+            "connector.anaplan.timeout",
+            "connector.anaplan.auth.username",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        let text = err.to_string();
+        assert!(text.contains("out of order"), "{text}");
+        assert!(text.contains("unknown action \"wipe\""), "{text}");
+        assert!(!text.contains("u:p@"), "credentials are not echoed: {text}");
+    }
+
+    #[test]
+    fn unknown_scim_keys_and_missing_auth_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(
+            dir.path(),
+            "base_url = \"https://scim.example.org\"\nfilter = \"userName\"\n",
+        )
+        .err()
+        .unwrap();
+        let text = err.to_string();
+        assert!(text.contains("unknown field `filter`"), "{text}");
+        assert!(text.contains("connector.anaplan.auth: missing"), "{text}");
+        let err = load(
+            dir.path(),
+            "base_url = \"ftp://scim.example.org\"\nauth = { kind = \"anaplan\", password_file = \"password\", token_env = \"T\" }\n",
+        )
+        .err()
+        .unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("connector.anaplan.base_url: must start with http"),
+            "{text}"
+        );
+        assert!(
+            text.contains("connector.anaplan.auth.username_file: missing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("connector.anaplan.auth.token_env: is not used"),
+            "{text}"
+        );
+    }
+
+    fn connector(actions: Vec<ScimAction>, path: &str) -> ScimConnector {
+        ScimConnector::new(
+            ScimConfig {
+                base_url: "http://127.0.0.1:9/scim".into(),
+                auth: ScimAuth::Anaplan {
+                    username: Secret::new("svc@example.com".into()),
+                    password: Secret::new("pa55word-xyz".into()),
+                    auth_url: "http://127.0.0.1:9".into(),
+                },
+                match_on: ScimMatch::UserName,
+                actions,
+                entitlements_path: path.into(),
+                timeout: Duration::from_secs(1),
+            },
+            std::sync::Arc::new(Limiter::unlimited()),
+            Clock::system(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn vendor_text_loses_credentials_and_personal_identifiers() {
+        let c = connector(vec![ScimAction::Deactivate], "entitlements");
+        c.remember_token("tok-abcdef123456");
+        let target = Target {
+            removal_id: 1,
+            attempt: 1,
+            account: "ann.smith@example.org".into(),
+            person: Person {
+                employee_id: "E100".into(),
+                email: Some("ann.smith@example.org".into()),
+                username: Some("asmith".into()),
+                display_name: Some("Ann Smith".into()),
+                ..Person::default()
+            },
+            calls: CallLog::default(),
+        };
+        let text = "user ANN.SMITH@example.org (Ann Smith, asmith, E100) with tok-abcdef123456 by svc@example.com:pa55word-xyz";
+        assert_eq!(
+            c.scrub(text, Some(&target)),
+            "user <person> (<person>, <person>, E100) with <redacted> by <redacted>:<redacted>"
+        );
+    }
+
+    #[test]
+    fn dry_run_descriptions_say_what_each_step_would_do() {
+        let c = connector(
+            vec![
+                ScimAction::Deactivate,
+                ScimAction::RemoveEntitlements,
+                ScimAction::Delete,
+            ],
+            "entitlements[type eq \"WORKSPACE\"]",
+        );
+        let target = Target {
+            removal_id: 1,
+            attempt: 1,
+            account: "a@example.org".into(),
+            person: Person::default(),
+            calls: CallLog::default(),
+        };
+        let mut account = c.remote(
+            &json!({"id": "u1", "active": "False", "entitlements": []}),
+            "u1",
+        );
+        assert_eq!(
+            c.describe_removal(&target, &account),
+            "would skip deactivate (already inactive), then skip remove_entitlements (no entitlements), then delete (DELETE /Users/{id}) for SCIM user u1"
+        );
+        account = c.remote(
+            &json!({"id": "u1", "active": true, "entitlements": [{"value": "w"}]}),
+            "u1",
+        );
+        assert_eq!(
+            c.describe_removal(&target, &account),
+            "would deactivate (PATCH replace active=false), then remove entitlements[type eq \"WORKSPACE\"] (PATCH remove), then delete (DELETE /Users/{id}) for SCIM user u1"
+        );
+    }
+
+    #[test]
+    fn the_example_scim_blocks_load_once_uncommented() {
+        let example = include_str!("../../config/offboard.example.toml");
+        let start = example
+            .find("# --- SCIM connectors")
+            .expect("the example has a SCIM section");
+        let text: String = example[start..]
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.strip_prefix("# "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["anaplan-password", "wiki-scim-token"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "s3cret-value\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let config = Config::from_toml_str(&text, &dir.path().join("offboard.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let anaplan = scim_config(&config);
+        assert_eq!(
+            anaplan.entitlements_path,
+            "entitlements[type eq \"WORKSPACE\"]"
+        );
+        assert_eq!(
+            anaplan.actions,
+            vec![ScimAction::Deactivate, ScimAction::RemoveEntitlements]
+        );
+        assert!(
+            matches!(&anaplan.auth, ScimAuth::Anaplan { auth_url, .. } if auth_url == "https://auth.anaplan.com")
+        );
+        let ConnectorKind::Scim(wiki) = &config.connectors[1].kind else {
+            panic!("not scim")
+        };
+        assert!(matches!(wiki.auth, ScimAuth::Bearer { .. }));
+        for key in [
+            "base_url",
+            "match",
+            "actions",
+            "entitlements_path",
+            "timeout",
+            "auth_url",
+            "username",
+            "password_file",
+        ] {
+            assert!(text.contains(&format!("{key} =")), "{key} is not shown");
+        }
+    }
+
+    #[test]
+    fn token_answers_are_read_and_a_cut_off_one_does_not_leak_the_token() {
+        let c = connector(vec![ScimAction::Deactivate], "entitlements");
+        let op = "POST /token/authenticate";
+        let e = c
+            .read_token(
+                &response(201, r#"{"tokenInfo": {"tokenValue": "tok-cut-off-9f8e"#),
+                op,
+            )
+            .err()
+            .unwrap();
+        assert!(!e.reason.contains("tok-cut-off"), "{}", e.reason);
+        assert!(matches!(e.class, ErrorClass::Retryable { after: None }));
+        let e = c
+            .read_token(&response(201, r#"{"tokenInfo": {"tokenValue": ""}}"#), op)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.reason,
+            "POST /token/authenticate: HTTP 201 but no tokenValue"
+        );
+
+        let expires = Utc::now().timestamp_millis() + 35 * 60 * 1000;
+        let token = c
+            .read_token(
+                &response(
+                    201,
+                    &format!(r#"{{"tokenInfo": {{"tokenValue": "tok-good-1234", "expiresAt": {expires}}}}}"#),
+                ),
+                op,
+            )
+            .unwrap();
+        assert_eq!(token.value.expose(), "tok-good-1234");
+        let left = token.valid_until - Utc::now();
+        assert!(left > chrono::Duration::minutes(34) && left <= chrono::Duration::minutes(35));
+        assert_eq!(c.scrub("x tok-good-1234 y", None), "x <redacted> y");
+    }
+}
