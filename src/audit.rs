@@ -175,53 +175,103 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Appends `entry` in the caller's write transaction and returns its sequence number.
+///
+/// For more than one entry in a transaction use a [`Chain`], which reads the head once and writes many rows
+/// per statement; never mix the two in one transaction while a chain holds unwritten rows.
 pub async fn append(tx: &mut Tx, at: DateTime<Utc>, entry: Entry) -> Result<i64, sqlx::Error> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
-    let mut row = AuditRow {
-        seq: prev_seq + 1,
-        at: ts(at),
-        actor: entry.actor,
-        event: entry.event.to_string(),
-        employee_id: entry.employee_id,
-        connector: entry.connector,
-        removal_id: entry.removal_id,
-        batch_id: entry.batch_id,
-        attempt: entry.attempt,
-        outcome: entry.outcome,
-        http_status: entry.http_status,
-        duration_ms: entry.duration_ms,
-        detail: entry.detail.to_string(),
-        prev_hash,
-        hash: String::new(),
-    };
-    row.hash = row_hash(&row);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
-         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(row.seq)
-    .bind(&row.at)
-    .bind(&row.actor)
-    .bind(&row.event)
-    .bind(&row.employee_id)
-    .bind(&row.connector)
-    .bind(row.removal_id)
-    .bind(row.batch_id)
-    .bind(row.attempt)
-    .bind(&row.outcome)
-    .bind(row.http_status)
-    .bind(row.duration_ms)
-    .bind(&row.detail)
-    .bind(&row.prev_hash)
-    .bind(&row.hash)
-    .execute(&mut **tx)
-    .await?;
-    Ok(row.seq)
+    let mut chain = Chain::start(tx).await?;
+    let seq = chain.push(at, entry);
+    chain.write(tx).await?;
+    Ok(seq)
+}
+
+/// Audit rows appended within one write transaction: the head of the chain is read once, each entry is
+/// hashed onto the chain as it is pushed, and [`Chain::write`] stores the pushed rows, many per statement.
+///
+/// While a chain is in use, every append of the transaction must go through it; rows pushed but not written
+/// when the transaction commits are lost (the chain stays intact: their sequence numbers were never stored).
+#[derive(Debug)]
+pub struct Chain {
+    seq: i64,
+    hash: String,
+    pending: Vec<AuditRow>,
+}
+
+impl Chain {
+    /// Reads the head of the chain in the caller's write transaction.
+    pub async fn start(tx: &mut Tx) -> Result<Chain, sqlx::Error> {
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+        let (seq, hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+        Ok(Chain {
+            seq,
+            hash,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Hashes `entry` onto the chain and returns its sequence number; stored by the next [`Chain::write`].
+    pub fn push(&mut self, at: DateTime<Utc>, entry: Entry) -> i64 {
+        let mut row = AuditRow {
+            seq: self.seq + 1,
+            at: ts(at),
+            actor: entry.actor,
+            event: entry.event.to_string(),
+            employee_id: entry.employee_id,
+            connector: entry.connector,
+            removal_id: entry.removal_id,
+            batch_id: entry.batch_id,
+            attempt: entry.attempt,
+            outcome: entry.outcome,
+            http_status: entry.http_status,
+            duration_ms: entry.duration_ms,
+            detail: entry.detail.to_string(),
+            prev_hash: std::mem::take(&mut self.hash),
+            hash: String::new(),
+        };
+        row.hash = row_hash(&row);
+        self.seq = row.seq;
+        self.hash = row.hash.clone();
+        self.pending.push(row);
+        self.seq
+    }
+
+    /// Rows pushed and not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Stores the pushed rows in the caller's transaction; the chain can go on being pushed to afterwards.
+    pub async fn write(&mut self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        let rows = std::mem::take(&mut self.pending);
+        for chunk in crate::db::insert_chunks(&rows) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+                 attempt, outcome, http_status, duration_ms, detail, prev_hash, hash) ",
+            );
+            insert.push_values(chunk, |mut b, row| {
+                b.push_bind(row.seq)
+                    .push_bind(&row.at)
+                    .push_bind(&row.actor)
+                    .push_bind(&row.event)
+                    .push_bind(&row.employee_id)
+                    .push_bind(&row.connector)
+                    .push_bind(row.removal_id)
+                    .push_bind(row.batch_id)
+                    .push_bind(row.attempt)
+                    .push_bind(&row.outcome)
+                    .push_bind(row.http_status)
+                    .push_bind(row.duration_ms)
+                    .push_bind(&row.detail)
+                    .push_bind(&row.prev_hash)
+                    .push_bind(&row.hash);
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The result of checking the chain.

@@ -15,6 +15,30 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A write transaction on the pool.
 pub type Tx = Transaction<'static, Sqlite>;
 
+/// Most rows one multi-row statement carries (15 columns × 128 rows stays far below SQLite's limit of
+/// 32,766 bound values).
+pub const MAX_ROWS_PER_STATEMENT: usize = 128;
+
+/// Prepared statements kept per connection. The multi-row statements of [`insert_chunks`] add a few sizes per
+/// table to the crate's fixed statements; a cache too small for all of them would prepare them again and again.
+const STATEMENT_CACHE: usize = 400;
+
+/// Splits `rows` into slices whose lengths are powers of two of at most [`MAX_ROWS_PER_STATEMENT`], largest
+/// first: a multi-row statement is prepared once per size and connection, so eight statement shapes serve any
+/// number of rows.
+pub fn insert_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = MAX_ROWS_PER_STATEMENT.min(1 << rest.len().ilog2());
+        let (chunk, later) = rest.split_at(size);
+        rest = later;
+        Some(chunk)
+    })
+}
+
 /// Opens (creating if missing) the database with WAL, `busy_timeout`, foreign keys and `synchronous=FULL`
 /// on every pooled connection.
 pub async fn connect(
@@ -33,9 +57,13 @@ pub async fn connect(
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(busy_timeout);
+        .busy_timeout(busy_timeout)
+        .statement_cache_capacity(STATEMENT_CACHE);
     SqlitePoolOptions::new()
         .max_connections(max_connections.max(1))
+        // A connection to a local file does not go stale; testing it on every acquire costs a round trip to
+        // its worker thread before each statement run on the pool.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .with_context(|| format!("cannot open the database {}", path.display()))
@@ -89,6 +117,16 @@ mod tests {
         assert_eq!(a, "2026-01-02T03:04:05.000Z");
         assert!(a < b);
         assert_eq!(parse_ts(&b).unwrap().timestamp_millis() % 1000, 500);
+    }
+
+    #[test]
+    fn rows_are_split_into_power_of_two_chunks() {
+        let rows: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = insert_chunks(&rows).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [128, 128, 32, 8, 4]);
+        let joined: Vec<u32> = insert_chunks(&rows).flatten().copied().collect();
+        assert_eq!(joined, rows);
+        assert_eq!(insert_chunks::<u32>(&[]).count(), 0);
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use sqlx::{FromRow, SqlitePool};
 
 use crate::audit::{self, Entry};
 use crate::connectors::VendorCall;
-use crate::db::{begin_write, parse_ts, ts};
+use crate::db::{Tx, begin_write, parse_ts, ts};
 use crate::domain::{Person, RemovalState};
 
 /// A removal claimed by a worker, with what the connector needs.
@@ -44,6 +44,14 @@ struct ClaimRow {
     account: Option<String>,
     attempts: i64,
     retry_base: i64,
+    due_at: String,
+    /// The termination and the person, as a JSON object ([`Who`]).
+    who: Option<String>,
+}
+
+/// The termination and person columns a claim brings along.
+#[derive(serde::Deserialize)]
+struct Who {
     effective_at: String,
     employee_id: String,
     email: Option<String>,
@@ -66,44 +74,117 @@ pub async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
+    let turn = record_and_claim(pool, &[], &[(connector, limit)], limit, owner, lease, now).await?;
+    Ok(turn.claimed)
+}
+
+/// A finished attempt for [`record_and_claim`]: the claim, the vendor calls it made, and how it ended.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The claim the attempt worked on.
+    pub claim: Claimed,
+    /// Its vendor calls, in order.
+    pub calls: Vec<VendorCall>,
+    /// How it ended.
+    pub completion: Completion,
+}
+
+/// What one [`record_and_claim`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Turn {
+    /// For each recorded attempt, in order: applied, or refused by the fence.
+    pub applied: Vec<Applied>,
+    /// The removals claimed, per connector in the order asked, each connector's oldest due first.
+    pub claimed: Vec<Claimed>,
+}
+
+/// One turn of the worker loop in one short `BEGIN IMMEDIATE` transaction, so the whole turn costs a
+/// single commit: records `finished` attempts (each fenced as [`complete`] does), then claims, for each
+/// `(connector, limit)` of `wanted` in turn, up to `limit` due removals for `owner` under a lease until
+/// `now + lease`, and no more than `total` over all connectors. Every change is audited in the same
+/// transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_and_claim(
+    pool: &SqlitePool,
+    finished: &[Attempt],
+    wanted: &[(&str, u32)],
+    total: u32,
+    owner: &str,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Turn> {
     let expires = now + chrono::Duration::from_std(lease)?;
     let mut tx = begin_write(pool).await?;
-    let ids: Vec<(i64,)> = sqlx::query_as(
-        "UPDATE removals SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
-         lease_expires_at = ?2, updated_at = ?3 \
-         WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?3 AND connector = ?4 \
-                      ORDER BY due_at, id LIMIT ?5) \
-         RETURNING id",
-    )
-    .bind(owner)
-    .bind(ts(expires))
-    .bind(ts(now))
-    .bind(connector)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut claimed = Vec::with_capacity(ids.len());
-    for (id,) in ids {
-        let row: ClaimRow = sqlx::query_as(
-            "SELECT r.id, r.termination_id, r.connector, r.account, r.attempts, r.retry_base, \
-                    t.effective_at, p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
-             FROM removals r JOIN terminations t ON t.id = r.termination_id \
-             JOIN people p ON p.employee_id = t.employee_id WHERE r.id = ?",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
+    let mut chain = audit::Chain::start(&mut tx).await?;
+    let mut turn = Turn {
+        applied: record_all(&mut tx, &mut chain, finished, now).await?,
+        claimed: Vec::new(),
+    };
+    let mut left = total;
+    for (connector, limit) in wanted {
+        let limit = left.min(*limit);
+        if limit > 0 {
+            let claimed =
+                claim_in(&mut tx, &mut chain, owner, connector, limit, expires, now).await?;
+            left -= u32::try_from(claimed.len()).unwrap_or(limit).min(limit);
+            turn.claimed.extend(claimed);
+        }
+    }
+    chain.write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(turn)
+}
+
+/// Claims the next due pending removals of one connector (`?4`, at most `?5`, due by `?3`) for owner `?1`
+/// until `?2`. The subquery reads the partial index `removals_claim`, so it never sorts and never sees a
+/// finished removal. RETURNING brings the termination and the person along, so a claim is one statement.
+const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
+     lease_expires_at = ?2, updated_at = ?3 \
+     WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?3 AND connector = ?4 \
+                  ORDER BY due_at, id LIMIT ?5) \
+     RETURNING id, termination_id, connector, account, attempts, retry_base, due_at, \
+       (SELECT json_object('effective_at', t.effective_at, 'employee_id', p.employee_id, 'email', p.email, \
+                           'username', p.username, 'upn', p.upn, 'display_name', p.display_name, \
+                           'attributes', p.attributes) \
+        FROM terminations t JOIN people p ON p.employee_id = t.employee_id \
+        WHERE t.id = removals.termination_id) AS who";
+
+async fn claim_in(
+    tx: &mut Tx,
+    chain: &mut audit::Chain,
+    owner: &str,
+    connector: &str,
+    limit: u32,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Claimed>> {
+    let mut rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
+        .bind(owner)
+        .bind(ts(expires))
+        .bind(ts(now))
+        .bind(connector)
+        .bind(limit)
+        .fetch_all(&mut **tx)
         .await?;
-        audit::append(
-            &mut tx,
+    // RETURNING gives no order: work (and audit) oldest due first.
+    rows.sort_by(|a, b| (&a.due_at, a.id).cmp(&(&b.due_at, b.id)));
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let who: Who = serde_json::from_str(row.who.as_deref().unwrap_or("null")).map_err(|e| {
+            anyhow::anyhow!(
+                "removal {}: its termination or person is missing: {e}",
+                row.id
+            )
+        })?;
+        chain.push(
             now,
             Entry::daemon("removal_claimed")
-                .employee(&row.employee_id)
+                .employee(&who.employee_id)
                 .connector(&row.connector)
                 .removal(row.id)
                 .attempt(row.attempts)
                 .detail(json!({"from": "pending", "to": "running", "lease_owner": owner, "lease_expires_at": ts(expires)})),
-        )
-        .await?;
+        );
         claimed.push(Claimed {
             id: row.id,
             termination_id: row.termination_id,
@@ -112,18 +193,17 @@ pub async fn claim(
             attempt: row.attempts,
             retry_base: row.retry_base,
             owner: owner.to_string(),
-            effective_at: parse_ts(&row.effective_at)?,
+            effective_at: parse_ts(&who.effective_at)?,
             person: Person {
-                employee_id: row.employee_id,
-                email: row.email,
-                username: row.username,
-                upn: row.upn,
-                display_name: row.display_name,
-                attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
+                employee_id: who.employee_id,
+                email: who.email,
+                username: who.username,
+                upn: who.upn,
+                display_name: who.display_name,
+                attributes: serde_json::from_str(&who.attributes).unwrap_or_default(),
             },
         });
     }
-    tx.commit().await?;
     Ok(claimed)
 }
 
@@ -185,10 +265,151 @@ pub async fn complete(
     completion: &Completion,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Applied> {
-    let mut tx = begin_write(pool).await?;
+    let attempt = Attempt {
+        claim: claim.clone(),
+        calls: calls.to_vec(),
+        completion: completion.clone(),
+    };
+    let turn =
+        record_and_claim(pool, &[attempt], &[], 0, &claim.owner, Duration::ZERO, now).await?;
+    turn.applied
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("the completion was not recorded"))
+}
+
+/// The new column values of a removal after an attempt.
+struct Outcome {
+    state: RemovalState,
+    outcome: Option<String>,
+    remote_id: Option<String>,
+    last_error: Option<String>,
+    due_at: Option<String>,
+    finished_at: Option<String>,
+}
+
+/// The state an attempt leaves its removal in.
+fn state_of(completion: &Completion) -> RemovalState {
+    match completion {
+        Completion::Done { .. } => RemovalState::Done,
+        Completion::Planned { .. } => RemovalState::Planned,
+        Completion::Retry { .. } => RemovalState::Pending,
+        Completion::Failed { .. } => RemovalState::Failed,
+        Completion::Cancelled { .. } => RemovalState::Cancelled,
+    }
+}
+
+fn outcome_of(completion: &Completion, now: &str) -> Outcome {
+    let finished = |state,
+                    outcome: Option<&str>,
+                    remote_id: &Option<String>,
+                    last_error: Option<&String>| Outcome {
+        state,
+        outcome: outcome.map(str::to_string),
+        remote_id: remote_id.clone(),
+        last_error: last_error.cloned(),
+        due_at: None,
+        finished_at: Some(now.to_string()),
+    };
+    match completion {
+        Completion::Done { outcome, remote_id } => {
+            finished(RemovalState::Done, Some(outcome), remote_id, None)
+        }
+        Completion::Planned { would, remote_id } => finished(
+            RemovalState::Planned,
+            Some("planned"),
+            remote_id,
+            Some(would),
+        ),
+        Completion::Retry { error, due_at, .. } => Outcome {
+            state: RemovalState::Pending,
+            outcome: None,
+            remote_id: None,
+            last_error: Some(error.clone()),
+            due_at: Some(ts(*due_at)),
+            finished_at: None,
+        },
+        Completion::Failed { error } => {
+            finished(RemovalState::Failed, Some("failed"), &None, Some(error))
+        }
+        Completion::Cancelled { reason } => finished(
+            RemovalState::Cancelled,
+            Some("cancelled"),
+            &None,
+            Some(reason),
+        ),
+    }
+}
+
+/// Records attempts in the caller's transaction: every outcome in one statement, each fenced by the
+/// removal's attempt number and lease owner, then per attempt its vendor calls and its outcome (or the
+/// refusal) in the audit chain. Returns, per attempt, whether the fence let it through.
+async fn record_all(
+    tx: &mut Tx,
+    chain: &mut audit::Chain,
+    attempts: &[Attempt],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Applied>> {
+    if attempts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let t = ts(now);
+    let rows: Vec<serde_json::Value> = attempts
+        .iter()
+        .map(|a| {
+            let o = outcome_of(&a.completion, &t);
+            json!({
+                "id": a.claim.id, "attempt": a.claim.attempt, "owner": a.claim.owner,
+                "state": o.state.as_str(), "outcome": o.outcome, "remote_id": o.remote_id,
+                "last_error": o.last_error, "due_at": o.due_at, "finished_at": o.finished_at,
+            })
+        })
+        .collect();
+    // Driven by the attempts (a primary-key lookup each); `+state` keeps the planner off the state index.
+    let applied: std::collections::HashSet<(i64, i64)> = sqlx::query_as(
+        "UPDATE removals SET state = c.value->>'state', \
+           outcome = COALESCE(c.value->>'outcome', removals.outcome), \
+           remote_id = COALESCE(c.value->>'remote_id', removals.remote_id), \
+           last_error = c.value->>'last_error', due_at = COALESCE(c.value->>'due_at', removals.due_at), \
+           finished_at = c.value->>'finished_at', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2 \
+         FROM json_each(?1) AS c \
+         WHERE removals.id = c.value->>'id' AND +removals.state = 'running' \
+           AND removals.attempts = c.value->>'attempt' AND removals.lease_owner = c.value->>'owner' \
+         RETURNING removals.id, removals.attempts",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(&t)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    Ok(attempts
+        .iter()
+        .map(|a| {
+            audit_attempt(
+                chain,
+                a,
+                applied.contains(&(a.claim.id, a.claim.attempt)),
+                now,
+            )
+        })
+        .collect())
+}
+
+/// Pushes an attempt's vendor calls and its outcome (or the fence's refusal) onto the audit chain.
+fn audit_attempt(
+    chain: &mut audit::Chain,
+    attempt: &Attempt,
+    applied: bool,
+    now: DateTime<Utc>,
+) -> Applied {
+    let Attempt {
+        claim,
+        calls,
+        completion,
+    } = attempt;
     for call in calls {
-        audit::append(
-            &mut tx,
+        chain.push(
             now,
             Entry::daemon("vendor_call")
                 .employee(&claim.person.employee_id)
@@ -203,76 +424,15 @@ pub async fn complete(
                     "evidence": call.evidence,
                 }))
                 .with_call(call),
-        )
-        .await?;
+        );
     }
-    let t = ts(now);
-    let (state, outcome, remote_id, last_error, due_at, finished) = match completion {
-        Completion::Done { outcome, remote_id } => (
-            RemovalState::Done,
-            Some(outcome.clone()),
-            remote_id.clone(),
-            None,
-            None,
-            Some(t.clone()),
-        ),
-        Completion::Planned { would, remote_id } => (
-            RemovalState::Planned,
-            Some("planned".to_string()),
-            remote_id.clone(),
-            Some(would.clone()),
-            None,
-            Some(t.clone()),
-        ),
-        Completion::Retry { error, due_at, .. } => (
-            RemovalState::Pending,
-            None,
-            None,
-            Some(error.clone()),
-            Some(ts(*due_at)),
-            None,
-        ),
-        Completion::Failed { error } => (
-            RemovalState::Failed,
-            Some("failed".to_string()),
-            None,
-            Some(error.clone()),
-            None,
-            Some(t.clone()),
-        ),
-        Completion::Cancelled { reason } => (
-            RemovalState::Cancelled,
-            Some("cancelled".to_string()),
-            None,
-            Some(reason.clone()),
-            None,
-            Some(t.clone()),
-        ),
-    };
-    let result = sqlx::query(
-        "UPDATE removals SET state = ?1, outcome = COALESCE(?2, outcome), remote_id = COALESCE(?3, remote_id), \
-         last_error = ?4, due_at = COALESCE(?5, due_at), finished_at = ?6, lease_owner = NULL, \
-         lease_expires_at = NULL, updated_at = ?7 \
-         WHERE id = ?8 AND state = 'running' AND attempts = ?9 AND lease_owner = ?10",
-    )
-    .bind(state.as_str())
-    .bind(&outcome)
-    .bind(&remote_id)
-    .bind(&last_error)
-    .bind(&due_at)
-    .bind(&finished)
-    .bind(&t)
-    .bind(claim.id)
-    .bind(claim.attempt)
-    .bind(&claim.owner)
-    .execute(&mut *tx)
-    .await?;
+    let state = state_of(completion);
     let entry = Entry::daemon("removal_attempt")
         .employee(&claim.person.employee_id)
         .connector(&claim.connector)
         .removal(claim.id)
         .attempt(claim.attempt);
-    let applied = if result.rows_affected() == 1 {
+    if applied {
         let (event, detail) = match completion {
             Completion::Done { outcome, remote_id } => (
                 "removal_done",
@@ -307,7 +467,7 @@ pub async fn complete(
         };
         let mut entry = entry.detail(detail).outcome(state.as_str());
         entry.event = event;
-        audit::append(&mut tx, now, entry).await?;
+        chain.push(now, entry);
         Applied::Applied
     } else {
         let mut entry = entry.outcome("refused").detail(json!({
@@ -316,11 +476,9 @@ pub async fn complete(
             "late_result": completion_name(completion),
         }));
         entry.event = "stale_completion_refused";
-        audit::append(&mut tx, now, entry).await?;
+        chain.push(now, entry);
         Applied::Stale
-    };
-    tx.commit().await?;
-    Ok(applied)
+    }
 }
 
 /// The vendor's own id for the audit detail; left out when it is just the account key (often an
@@ -370,6 +528,7 @@ pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::R
     .bind(ts(now))
     .fetch_all(&mut *tx)
     .await?;
+    let mut chain = audit::Chain::start(&mut tx).await?;
     for (id, connector, attempts, owner, employee) in &rows {
         sqlx::query(
             "UPDATE removals SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
@@ -379,8 +538,7 @@ pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::R
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        audit::append(
-            &mut tx,
+        chain.push(
             now,
             Entry::daemon("lease_expired")
                 .employee(employee)
@@ -388,34 +546,32 @@ pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::R
                 .removal(*id)
                 .attempt(*attempts)
                 .detail(json!({"from": "running", "to": "pending", "lease_owner": owner})),
-        )
-        .await?;
+        );
     }
+    chain.write(&mut tx).await?;
     tx.commit().await?;
     Ok(rows.len() as u64)
 }
 
 /// The earliest moment work may become claimable for these connectors: a pending removal's due
-/// time or a running removal's lease expiry.
+/// time or a running removal's lease expiry. One read, each part from an index: the next due
+/// removal of each connector (removals_claim) and the running removals, which are few.
 pub async fn next_wakeup(
     pool: &SqlitePool,
     connectors: &[String],
 ) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let due: Option<String> =
-        sqlx::query_scalar("SELECT MIN(due_at) FROM removals WHERE state = 'pending' AND connector IN (SELECT value FROM json_each(?))")
-            .bind(serde_json::to_string(connectors)?)
-            .fetch_one(pool)
-            .await?;
-    let lease: Option<String> =
-        sqlx::query_scalar("SELECT MIN(lease_expires_at) FROM removals WHERE state = 'running'")
-            .fetch_one(pool)
-            .await?;
-    let mut best: Option<DateTime<Utc>> = None;
-    for t in [due, lease].into_iter().flatten() {
-        let t = parse_ts(&t)?;
-        best = Some(best.map_or(t, |b| b.min(t)));
-    }
-    Ok(best)
+    let next: Option<String> = sqlx::query_scalar(
+        "SELECT MIN(t) FROM ( \
+           SELECT (SELECT due_at FROM removals WHERE state = 'pending' AND connector = c.value \
+                   ORDER BY due_at LIMIT 1) AS t FROM json_each(?) AS c \
+           UNION ALL \
+           SELECT (SELECT lease_expires_at FROM removals WHERE state = 'running' \
+                   ORDER BY lease_expires_at LIMIT 1))",
+    )
+    .bind(serde_json::to_string(connectors)?)
+    .fetch_one(pool)
+    .await?;
+    next.as_deref().map(parse_ts).transpose()
 }
 
 /// How many removals are due now for a connector.
@@ -627,4 +783,45 @@ pub async fn cancel(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query plan of `sql` as one line per step.
+    async fn plan(pool: &SqlitePool, sql: &str) -> String {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn claims_and_wake_ups_read_small_indexes_and_never_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::open(&dir.path().join("q.db"), 1, Duration::from_secs(5))
+            .await
+            .unwrap();
+
+        let claim = plan(&pool, CLAIM_SQL).await;
+        assert!(claim.contains("INDEX removals_claim"), "{claim}");
+        assert!(!claim.contains("TEMP B-TREE"), "{claim}");
+        let record = plan(
+            &pool,
+            "UPDATE removals SET state = c.value->>'state' FROM json_each(?1) AS c \
+             WHERE removals.id = c.value->>'id' AND +removals.state = 'running'",
+        )
+        .await;
+        assert!(record.contains("INTEGER PRIMARY KEY"), "{record}");
+        let wake = plan(
+            &pool,
+            "SELECT due_at FROM removals WHERE state = 'pending' AND connector = ?1 ORDER BY due_at LIMIT 1",
+        )
+        .await;
+        assert!(wake.contains("INDEX removals_claim"), "{wake}");
+        assert!(!wake.contains("TEMP B-TREE"), "{wake}");
+    }
 }

@@ -17,7 +17,7 @@ use crate::config::{Config, ConnectorConfig};
 use crate::connectors::{
     CallLog, ConnectorError, ErrorClass, Registry, RemovalOutcome, Resolution, Target,
 };
-use crate::queue::{self, Applied, Claimed, Completion};
+use crate::queue::{self, Applied, Attempt, Claimed, Completion};
 
 /// What a drain did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -125,123 +125,191 @@ impl Workers {
         &self.owner
     }
 
-    /// Claims what is due for every connector with free capacity and starts a task for each claim.
-    async fn dispatch(&self, tasks: &mut JoinSet<(Completion, Applied)>) -> anyhow::Result<usize> {
-        let now = self.clock.now();
-        queue::reclaim_expired(&self.pool, now).await?;
-        let mut started = 0;
-        for connector in &self.config.connectors {
-            let Some(sem) = self.per_connector.get(&connector.name) else {
-                continue;
-            };
-            let free = self.global.available_permits().min(sem.available_permits());
-            if free == 0 {
-                continue;
-            }
-            let claimed = queue::claim(
-                &self.pool,
-                &self.owner,
-                &connector.name,
-                u32::try_from(free).unwrap_or(u32::MAX),
-                self.config.workers.lease,
-                now,
-            )
-            .await?;
-            for claim in claimed {
-                let (Ok(g), Ok(c)) = (
-                    self.global.clone().try_acquire_owned(),
-                    sem.clone().try_acquire_owned(),
-                ) else {
-                    // Only this dispatcher takes permits, so this cannot happen; the lease returns the row.
-                    tracing::error!(
-                        removal_id = claim.id,
-                        "No free worker for a claimed removal."
-                    );
+    /// The free slots of each connector that has any, and the free global slots, which the claims of
+    /// all connectors share.
+    fn wanted(&self) -> (Vec<(String, u32)>, u32) {
+        let global = self.global.available_permits();
+        let mut wanted = Vec::new();
+        if global > 0 {
+            for connector in &self.config.connectors {
+                let Some(sem) = self.per_connector.get(&connector.name) else {
                     continue;
                 };
-                let this = self.clone();
-                let connector = connector.clone();
-                tasks.spawn(async move { this.execute(claim, connector, (g, c)).await });
-                started += 1;
+                let free = global.min(sem.available_permits());
+                if free > 0 {
+                    wanted.push((
+                        connector.name.clone(),
+                        u32::try_from(free).unwrap_or(u32::MAX),
+                    ));
+                }
             }
         }
-        Ok(started)
+        (wanted, u32::try_from(global).unwrap_or(u32::MAX))
     }
 
-    /// Runs until `shutdown` turns true: claims due work, waits for it to become due, and on
-    /// shutdown stops claiming and waits up to `workers.shutdown_grace` for calls in flight.
+    /// One turn of the loop: in a single transaction, records the attempts in `finished` (emptying it)
+    /// and, with `claim`, claims due work for every connector with free slots; then starts a task per
+    /// claim. Returns the recorded attempts with what the fence said, and how many tasks started.
+    /// Nothing is written when there is nothing to record and no free slot. On an error `finished` is
+    /// left as it was, to be recorded by a later turn.
+    async fn turn(
+        &self,
+        finished: &mut Vec<Attempt>,
+        tasks: &mut JoinSet<Attempt>,
+        claim: bool,
+    ) -> anyhow::Result<(Vec<(Attempt, Applied)>, usize)> {
+        let (wanted, total) = if claim {
+            self.wanted()
+        } else {
+            (Vec::new(), 0)
+        };
+        if finished.is_empty() && wanted.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let asked: Vec<(&str, u32)> = wanted.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+        let turn = queue::record_and_claim(
+            &self.pool,
+            finished,
+            &asked,
+            total,
+            &self.owner,
+            self.config.workers.lease,
+            self.clock.now(),
+        )
+        .await?;
+        let recorded: Vec<(Attempt, Applied)> = std::mem::take(finished)
+            .into_iter()
+            .zip(turn.applied)
+            .collect();
+        for (attempt, applied) in &recorded {
+            if *applied == Applied::Stale {
+                tracing::warn!(
+                    removal_id = attempt.claim.id,
+                    connector = %attempt.claim.connector,
+                    attempt = attempt.claim.attempt,
+                    "The lease expired before this attempt finished; its late result was refused."
+                );
+            }
+            self.record_metrics(&attempt.claim, &attempt.completion, *applied);
+        }
+        let mut started = 0;
+        for claim in turn.claimed {
+            let connector = self.config.connector(&claim.connector).cloned();
+            let sem = self.per_connector.get(&claim.connector);
+            let (Some(connector), Some(sem)) = (connector, sem) else {
+                continue;
+            };
+            let (Ok(g), Ok(c)) = (
+                self.global.clone().try_acquire_owned(),
+                sem.clone().try_acquire_owned(),
+            ) else {
+                // Only this loop takes permits, and it claimed no more than were free, so this cannot
+                // happen; the lease returns the row.
+                tracing::error!(
+                    removal_id = claim.id,
+                    "No free worker for a claimed removal."
+                );
+                continue;
+            };
+            let this = self.clone();
+            tasks.spawn(async move { this.execute(claim, connector, (g, c)).await });
+            started += 1;
+        }
+        Ok((recorded, started))
+    }
+
+    /// Runs until `shutdown` turns true: records finished attempts and claims due work, a turn at a
+    /// time, and waits for work to become due, a wake-up or a call to finish. On shutdown it stops
+    /// claiming, waits up to `workers.shutdown_grace` for calls in flight, and records what finished.
     pub async fn run_until_stopped(
         self,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let mut tasks = JoinSet::new();
-        let names: Vec<String> = self
-            .config
-            .connectors
-            .iter()
-            .map(|c| c.name.clone())
-            .collect();
+        let mut finished: Vec<Attempt> = Vec::new();
+        let mut reclaim = ReclaimSchedule::default();
         loop {
             self.health.beat();
             if *shutdown.borrow() {
                 break;
             }
-            while tasks.try_join_next().is_some() {}
-            let started = match self.dispatch(&mut tasks).await {
-                Ok(n) => n,
+            while let Some(result) = tasks.try_join_next() {
+                collect(result, &mut finished);
+            }
+            if let Err(e) = reclaim.run(&self.pool, &self.clock).await {
+                tracing::warn!(error = %format!("{e:#}"), "Reclaiming expired leases failed; trying again shortly.");
+            }
+            let failed = match self.turn(&mut finished, &mut tasks, true).await {
+                Ok(_) => false,
                 Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "Claiming removals failed; trying again shortly.");
-                    0
+                    tracing::warn!(error = %format!("{e:#}"), "Recording or claiming removals failed; trying again shortly.");
+                    true
                 }
             };
-            if started > 0 {
-                continue;
-            }
             let now = self.clock.now();
             let idle = self.config.workers.idle_poll;
-            let free: Vec<String> = names
-                .iter()
-                .filter(|n| {
-                    self.global.available_permits() > 0
-                        && self
-                            .per_connector
-                            .get(*n)
-                            .is_some_and(|s| s.available_permits() > 0)
-                })
-                .cloned()
-                .collect();
-            let wait = match queue::next_wakeup(&self.pool, &free).await {
-                Ok(Some(at)) => (at - now)
-                    .to_std()
-                    .unwrap_or(Duration::from_millis(50))
-                    .max(Duration::from_millis(50))
-                    .min(idle),
-                Ok(None) => idle,
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "Reading the queue failed.");
-                    Duration::from_secs(1)
+            let free: Vec<String> = self.wanted().0.into_iter().map(|(name, _)| name).collect();
+            let wait = if failed {
+                Duration::from_millis(500)
+            } else if free.is_empty() {
+                // Every slot is busy: the next thing to do comes when a call finishes.
+                idle
+            } else {
+                match queue::next_wakeup(&self.pool, &free).await {
+                    Ok(Some(at)) => (at - now)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .max(Duration::from_millis(50))
+                        .min(idle),
+                    Ok(None) => idle,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "Reading the queue failed.");
+                        Duration::from_secs(1)
+                    }
                 }
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
                 _ = shutdown.changed() => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(result) = tasks.join_next(), if !tasks.is_empty() => collect(result, &mut finished),
             }
         }
         let in_flight = tasks.len();
         if in_flight > 0 {
             tracing::info!(in_flight, "Stopping: waiting for calls in flight.");
             let grace = self.config.workers.shutdown_grace;
-            let drained =
-                tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-                    .await;
+            let drained = tokio::time::timeout(grace, async {
+                while let Some(result) = tasks.join_next().await {
+                    collect(result, &mut finished);
+                }
+            })
+            .await;
             if drained.is_err() {
                 tracing::warn!(
                     abandoned = tasks.len(),
                     "Calls still in flight after the shutdown grace were abandoned; their leases will expire and they will run again."
                 );
                 tasks.abort_all();
+            }
+        }
+        // The vendor calls happened: their records must land even if the database is briefly busy.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !finished.is_empty() {
+            match self.turn(&mut finished, &mut tasks, false).await {
+                Ok(_) => {}
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %format!("{e:#}"), "Recording finished attempts failed; retrying.");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = %format!("{e:#}"),
+                        unrecorded = finished.len(),
+                        "Finished attempts could not be recorded before stopping; their leases will expire and they will run again."
+                    );
+                    break;
+                }
             }
         }
         Ok(())
@@ -251,27 +319,45 @@ impl Workers {
     /// `run --once` and tests). Retries scheduled for later stay pending.
     pub async fn drain(&self) -> anyhow::Result<DrainSummary> {
         let mut tasks = JoinSet::new();
+        let mut finished: Vec<Attempt> = Vec::new();
         let mut summary = DrainSummary::default();
+        let mut reclaim = ReclaimSchedule::default();
         loop {
-            let started = self.dispatch(&mut tasks).await?;
-            if started == 0 && tasks.is_empty() {
-                break;
+            while let Some(result) = tasks.try_join_next() {
+                finished.push(result?);
+            }
+            reclaim.run(&self.pool, &self.clock).await?;
+            match self.turn(&mut finished, &mut tasks, true).await {
+                Ok((recorded, started)) => {
+                    for (attempt, applied) in &recorded {
+                        summary.add(&attempt.completion, *applied);
+                    }
+                    if started == 0 && tasks.is_empty() {
+                        break;
+                    }
+                }
+                // The vendor calls happened: their records must land even if the database is briefly busy.
+                Err(e) if !finished.is_empty() => {
+                    tracing::warn!(error = %format!("{e:#}"), "Recording the outcome failed; retrying.");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             if let Some(result) = tasks.join_next().await {
-                let (completion, applied) = result?;
-                summary.add(&completion, applied);
+                finished.push(result?);
             }
         }
         Ok(summary)
     }
 
-    /// Processes one claimed removal and records its outcome.
+    /// Processes one claimed removal and returns how it ended, for the loop to record.
     async fn execute(
         &self,
         claim: Claimed,
         connector: ConnectorConfig,
         _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
-    ) -> (Completion, Applied) {
+    ) -> Attempt {
         // At ERROR level so the span (and its fields) exists whatever level the filter lets through.
         let span = tracing::error_span!(
             "removal",
@@ -283,23 +369,11 @@ impl Workers {
             let calls = CallLog::default();
             let completion = self.attempt(&claim, &connector, &calls).await;
             log_completion(&completion);
-            let calls = calls.take();
-            let applied = loop {
-                // The vendor call happened: its record must land even if the database is briefly busy.
-                match queue::complete(&self.pool, &claim, &calls, &completion, self.clock.now()).await {
-                    Ok(applied) => break applied,
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "Recording the outcome failed; retrying.");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            };
-            if applied == Applied::Stale {
-                tracing::warn!("The lease expired before this attempt finished; its late result was refused.");
+            Attempt {
+                claim,
+                calls: calls.take(),
+                completion,
             }
-            self.record_metrics(&claim, &completion, applied);
-            self.wake.notify_one();
-            (completion, applied)
         }
         .instrument(span)
         .await
@@ -451,6 +525,35 @@ fn log_completion(completion: &Completion) {
             tracing::error!(error = %error, "Removal failed for good; an operator must act (offboard retry).")
         }
         Completion::Cancelled { reason } => tracing::info!(reason = %reason, "Removal cancelled."),
+    }
+}
+
+/// Keeps a finished task's attempt; a task that panicked or was aborted leaves its lease to expire.
+fn collect(result: Result<Attempt, tokio::task::JoinError>, finished: &mut Vec<Attempt>) {
+    match result {
+        Ok(attempt) => finished.push(attempt),
+        Err(e) => {
+            tracing::error!(error = %e, "A removal task ended without a result; its lease will expire and it will run again.")
+        }
+    }
+}
+
+/// Looks for expired leases at the first turn and then at most once a second: a lease lasts at least
+/// ten seconds, and the look is a read the busy loop need not repeat on every turn.
+#[derive(Debug, Default)]
+struct ReclaimSchedule {
+    next: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ReclaimSchedule {
+    async fn run(&mut self, pool: &SqlitePool, clock: &Clock) -> anyhow::Result<()> {
+        let now = clock.now();
+        if self.next.is_some_and(|next| now < next) {
+            return Ok(());
+        }
+        queue::reclaim_expired(pool, now).await?;
+        self.next = Some(now + chrono::Duration::seconds(1));
+        Ok(())
     }
 }
 

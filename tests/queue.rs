@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use offboard::queue::{self, Applied, Completion};
+use offboard::queue::{self, Applied, Attempt, Completion};
 
 use crate::helpers::{OK_SCRIPT, TestApp, detail};
 
@@ -172,4 +172,117 @@ async fn the_daemon_wakes_for_work_that_becomes_due_without_waiting_for_idle_pol
     stop_tx.send(true).unwrap();
     handle.await.unwrap().unwrap();
     assert_eq!(state, "done", "the worker slept past the due time");
+}
+
+#[tokio::test]
+async fn one_turn_records_several_attempts_and_the_fence_refuses_only_the_stale_one() {
+    // Arrange: three claimed removals; the third reports under an attempt number that is not the current one.
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed(
+        "e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n\
+         e2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n\
+         e3,cy@example.org,cy,,Cy,2026-01-05,Terminated\n",
+    );
+    t.poll().await;
+    let mut claims = queue::claim(
+        &t.app.pool,
+        "worker",
+        "app",
+        10,
+        Duration::from_secs(60),
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(claims.len(), 3);
+    claims[2].attempt += 1;
+    let done = Completion::Done {
+        outcome: "removed".into(),
+        remote_id: None,
+    };
+    let failed = Completion::Failed {
+        error: "permanent".into(),
+    };
+    let attempts: Vec<Attempt> = [done.clone(), failed, done]
+        .into_iter()
+        .zip(claims)
+        .map(|(completion, claim)| Attempt {
+            claim,
+            calls: Vec::new(),
+            completion,
+        })
+        .collect();
+
+    // Act: one turn records all three and claims nothing.
+    let turn = queue::record_and_claim(
+        &t.app.pool,
+        &attempts,
+        &[],
+        0,
+        "worker",
+        Duration::from_secs(60),
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    // Assert
+    assert_eq!(
+        turn.applied,
+        [Applied::Applied, Applied::Applied, Applied::Stale]
+    );
+    assert!(turn.claimed.is_empty());
+    assert_eq!(t.removal("e1").await.state, "done");
+    assert_eq!(t.removal("e2").await.state, "failed");
+    assert_eq!(
+        t.removal("e3").await.state,
+        "running",
+        "the stale result changed nothing"
+    );
+    assert_eq!(t.events("removal_done").await.len(), 1);
+    assert_eq!(t.events("removal_failed").await.len(), 1);
+    assert_eq!(t.events("stale_completion_refused").await.len(), 1);
+    assert!(matches!(
+        offboard::audit::verify(&t.app.pool).await.unwrap(),
+        offboard::audit::Verification::Ok { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_turn_shares_the_free_slots_between_connectors_and_skips_one_with_nothing_due() {
+    // Arrange: "later" has nothing due (a day of grace), "now" has three due removals.
+    let connectors = "[[connector]]\nname = \"later\"\nkind = \"exec\"\nprogram = \"remove.sh\"\ngrace = \"1d\"\n\
+                      [[connector]]\nname = \"now\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n";
+    let t = TestApp::with(connectors, &[("remove.sh", OK_SCRIPT)]).await;
+    let today = t.clock.now().format("%Y-%m-%d");
+    t.write_feed(&format!(
+        "e1,ann@example.org,ann,,Ann,{today},Terminated\n\
+         e2,bob@example.org,bob,,Bob,{today},Terminated\n\
+         e3,cy@example.org,cy,,Cy,{today},Terminated\n"
+    ));
+    t.poll().await;
+
+    // Act: two free slots in all, each connector could take two.
+    let turn = queue::record_and_claim(
+        &t.app.pool,
+        &[],
+        &[("later", 2), ("now", 2)],
+        2,
+        "worker",
+        Duration::from_secs(60),
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    // Assert: the slots "later" could not use went to "now", and no more than two were claimed.
+    assert_eq!(turn.claimed.len(), 2);
+    assert!(turn.claimed.iter().all(|c| c.connector == "now"));
+    let ids: Vec<&str> = turn
+        .claimed
+        .iter()
+        .map(|c| c.person.employee_id.as_str())
+        .collect();
+    assert_eq!(ids, ["e1", "e2"], "oldest due first, then by id");
+    assert_eq!(t.events("removal_claimed").await.len(), 2);
 }

@@ -36,6 +36,31 @@ pub(crate) async fn raw_commit_rate(base: &Path, commits: usize) -> anyhow::Resu
     Ok(rate)
 }
 
+/// What one drain measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drained {
+    /// Wall time of the drain.
+    pub(crate) wall: Duration,
+    /// CPU time (user + system) of the whole harness process during the drain, fake vendor included.
+    pub(crate) cpu: Duration,
+    /// Context switches (voluntary and involuntary) of the process during the drain.
+    pub(crate) switches: u64,
+}
+
+/// CPU time and context switches of this process so far.
+fn usage() -> (Duration, u64) {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into `u`, which lives for the whole call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    let switches = u64::try_from(u.ru_nvcsw + u.ru_nivcsw).unwrap_or(0);
+    (tv(u.ru_utime) + tv(u.ru_stime), switches)
+}
+
 /// Queues `n` due removals for one scim connector (through intake, as a batch of leavers effective an hour
 /// ago), then times the worker pool's drain (`Workers::drain`, the code path of `offboard run --once`) until all
 /// are done. Checks that every removal ended done and that the vendor saw exactly one lookup and one
@@ -45,7 +70,7 @@ pub(crate) async fn drain(
     vendor: &Vendor,
     n: usize,
     concurrency: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Drained> {
     let dir = tempfile::tempdir_in(base)?;
     let text = base_config(
         concurrency,
@@ -81,9 +106,11 @@ pub(crate) async fn drain(
     );
 
     let (gets, patches) = (vendor.gets(), vendor.patches());
+    let (cpu, switches) = usage();
     let start = Instant::now();
     let drained = app.workers().drain().await?;
     let elapsed = start.elapsed();
+    let (cpu_after, switches_after) = usage();
 
     anyhow::ensure!(
         drained.done == n as u64 && drained.attempts == n as u64,
@@ -101,5 +128,9 @@ pub(crate) async fn drain(
         .await?;
     anyhow::ensure!(left == 0, "{left} removals are not done after the drain");
     app.pool.close().await;
-    Ok(elapsed)
+    Ok(Drained {
+        wall: elapsed,
+        cpu: cpu_after.saturating_sub(cpu),
+        switches: switches_after.saturating_sub(switches),
+    })
 }
