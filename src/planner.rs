@@ -65,18 +65,7 @@ pub async fn insert_removal(
     new: NewRemoval<'_>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let (state, account, error) = match &new.account {
-        Ok(account) if new.state == RemovalState::Cancelled => (
-            RemovalState::Cancelled,
-            Some(account.as_str()),
-            Some("excluded".to_string()),
-        ),
-        Err(_) if new.state == RemovalState::Cancelled => {
-            (RemovalState::Cancelled, None, Some("excluded".to_string()))
-        }
-        Ok(account) => (new.state, Some(account.as_str()), None),
-        Err(reason) => (RemovalState::Failed, None, Some(reason.clone())),
-    };
+    let stored = Stored::of(&new);
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO removals (termination_id, connector, account, state, due_at, last_error, outcome, \
                                batch_id, created_at, updated_at, finished_at) \
@@ -85,36 +74,88 @@ pub async fn insert_removal(
     )
     .bind(new.termination_id)
     .bind(new.connector)
-    .bind(account)
-    .bind(state.as_str())
+    .bind(stored.account)
+    .bind(stored.state.as_str())
     .bind(ts(new.due_at))
-    .bind(&error)
-    .bind(match state {
-        RemovalState::Failed => Some("failed"),
-        RemovalState::Cancelled => Some("cancelled"),
-        _ => None,
-    })
+    .bind(&stored.error)
+    .bind(stored.outcome())
     .bind(new.batch_id)
     .bind(ts(now))
-    .bind(matches!(state, RemovalState::Failed | RemovalState::Cancelled).then(|| ts(now)))
+    .bind(stored.finished().then(|| ts(now)))
     .fetch_optional(&mut **tx)
     .await?;
     let Some(id) = id else {
         return Ok(false);
     };
-    audit::append(
-        tx,
-        now,
-        Entry::daemon("removal_planned")
-            .employee(employee_id)
-            .connector(new.connector)
-            .removal(id)
-            .batch(new.batch_id)
-            .outcome(state.as_str())
-            .detail(json!({"to": state.as_str(), "due_at": ts(new.due_at), "error": error})),
-    )
-    .await?;
+    audit::append(tx, now, planned_entry(employee_id, &new, &stored, id)).await?;
     Ok(true)
+}
+
+/// The columns a new removal is stored with: a removal whose account key cannot be rendered starts
+/// `failed` with the reason, an excluded one `cancelled` with the reason `excluded`.
+#[derive(Debug, Clone)]
+pub struct Stored<'a> {
+    /// Its first state.
+    pub state: RemovalState,
+    /// The account key, when there is one.
+    pub account: Option<&'a str>,
+    /// Why it starts failed or cancelled.
+    pub error: Option<String>,
+}
+
+impl<'a> Stored<'a> {
+    /// The stored columns of `new`.
+    pub fn of(new: &'a NewRemoval<'_>) -> Stored<'a> {
+        let (state, account, error) = match &new.account {
+            Ok(account) if new.state == RemovalState::Cancelled => (
+                RemovalState::Cancelled,
+                Some(account.as_str()),
+                Some("excluded".to_string()),
+            ),
+            Err(_) if new.state == RemovalState::Cancelled => {
+                (RemovalState::Cancelled, None, Some("excluded".to_string()))
+            }
+            Ok(account) => (new.state, Some(account.as_str()), None),
+            Err(reason) => (RemovalState::Failed, None, Some(reason.clone())),
+        };
+        Stored {
+            state,
+            account,
+            error,
+        }
+    }
+
+    /// The `outcome` column: set for removals that start finished.
+    pub fn outcome(&self) -> Option<&'static str> {
+        match self.state {
+            RemovalState::Failed => Some("failed"),
+            RemovalState::Cancelled => Some("cancelled"),
+            _ => None,
+        }
+    }
+
+    /// Whether the removal starts finished (`finished_at` is set).
+    pub fn finished(&self) -> bool {
+        matches!(self.state, RemovalState::Failed | RemovalState::Cancelled)
+    }
+}
+
+/// The audit entry of a planned removal.
+pub fn planned_entry(
+    employee_id: &str,
+    new: &NewRemoval<'_>,
+    stored: &Stored<'_>,
+    id: i64,
+) -> Entry {
+    Entry::daemon("removal_planned")
+        .employee(employee_id)
+        .connector(new.connector)
+        .removal(id)
+        .batch(new.batch_id)
+        .outcome(stored.state.as_str())
+        .detail(
+            json!({"to": stored.state.as_str(), "due_at": ts(new.due_at), "error": stored.error}),
+        )
 }
 
 /// A termination to plan removals for.
@@ -166,6 +207,40 @@ pub async fn plan_termination(
     now: DateTime<Utc>,
 ) -> anyhow::Result<PlanOutcome> {
     let mut outcome = PlanOutcome::default();
+    for decided in decide(connectors, safety, person, termination) {
+        if let Some(new) = decided.removal
+            && insert_removal(tx, &person.employee_id, new, now).await?
+        {
+            outcome.created += 1;
+            if decided.excluded {
+                outcome.excluded += 1;
+            }
+        }
+        outcome.lines.push(decided.line);
+    }
+    Ok(outcome)
+}
+
+/// What the planner decided for one connector, before anything is stored.
+#[derive(Debug, Clone)]
+pub struct Decided<'a> {
+    /// The removal to create; `None` when the person is out of the connector's scope.
+    pub removal: Option<NewRemoval<'a>>,
+    /// Whether the removal is created cancelled because of `never_remove`.
+    pub excluded: bool,
+    /// The plan line for `offboard plan`.
+    pub line: PlanLine,
+}
+
+/// Decides, for each connector, the removal of a termination (or why there is none), without touching
+/// the database: the connector's scope, the account key, `never_remove`, and the first state.
+pub fn decide<'a>(
+    connectors: &'a [ConnectorConfig],
+    safety: &SafetyConfig,
+    person: &Person,
+    termination: Planned,
+) -> Vec<Decided<'a>> {
+    let mut decided = Vec::with_capacity(connectors.len());
     for c in connectors {
         let due = due_at(termination.effective_at, c);
         let mut line = PlanLine {
@@ -179,7 +254,11 @@ pub async fn plan_termination(
         if !c.scope.includes(person) {
             line.action = "out_of_scope".into();
             line.due_at = None;
-            outcome.lines.push(line);
+            decided.push(Decided {
+                removal: None,
+                excluded: false,
+                line,
+            });
             continue;
         }
         let account = account_for(c, person);
@@ -210,15 +289,13 @@ pub async fn plan_termination(
             (Ok(_), None) if state == RemovalState::Held => "held".into(),
             (Ok(_), None) => "new".into(),
         };
-        if insert_removal(tx, &person.employee_id, new, now).await? {
-            outcome.created += 1;
-            if excluded.is_some() {
-                outcome.excluded += 1;
-            }
-        }
-        outcome.lines.push(line);
+        decided.push(Decided {
+            removal: Some(new),
+            excluded: excluded.is_some(),
+            line,
+        });
     }
-    Ok(outcome)
+    decided
 }
 
 /// Moves the due time of a termination's pending and held removals after its effective date changed.

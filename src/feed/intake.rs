@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::SqlitePool;
 
-use crate::audit::{self, Entry};
+use crate::audit::{self, Chain, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
-use crate::db::{Tx, begin_write, parse_ts, ts};
+use crate::db::{Tx, begin_write, insert_chunks, parse_ts, ts};
 use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
 use crate::feed::rows::Fault;
 use crate::planner;
@@ -125,7 +125,7 @@ pub async fn ingest(
     now: DateTime<Utc>,
 ) -> anyhow::Result<BatchSummary> {
     let mut tx = begin_write(pool).await?;
-    let (summary, _) = ingest_in(&mut tx, connectors, safety, batch, now).await?;
+    let (summary, _) = ingest_in(&mut tx, connectors, safety, batch, now, false).await?;
     tx.commit().await?;
     if summary.held {
         tracing::error!(
@@ -150,7 +150,7 @@ pub async fn simulate(
     now: DateTime<Utc>,
 ) -> anyhow::Result<(BatchSummary, Vec<PlanLine>)> {
     let mut tx = begin_write(pool).await?;
-    let result = ingest_in(&mut tx, connectors, safety, batch, now).await;
+    let result = ingest_in(&mut tx, connectors, safety, batch, now, true).await;
     tx.rollback().await?;
     result
 }
@@ -165,12 +165,17 @@ enum Decision {
     Nothing(FeedRow),
 }
 
+/// Employees whose rows are applied together: their people rows, new terminations and removals are each
+/// written with a few multi-row statements.
+const CHUNK: usize = 512;
+
 async fn ingest_in(
     tx: &mut Tx,
     connectors: &[ConnectorConfig],
     safety: &SafetyConfig,
     batch: Batch,
     now: DateTime<Utc>,
+    want_lines: bool,
 ) -> anyhow::Result<(BatchSummary, Vec<PlanLine>)> {
     let rows = batch.records.len() as u64;
     let rejected = batch.records.iter().filter(|r| r.result.is_err()).count() as u64;
@@ -196,25 +201,16 @@ async fn ingest_in(
         ..BatchSummary::default()
     };
     let mut lines = Vec::new();
+    let mut chain = Chain::start(tx).await?;
 
     // Collapse per employee: the last valid row wins; rejected rows have no effect at all.
     let mut order: Vec<String> = Vec::new();
     let mut last: HashMap<String, FeedRow> = HashMap::new();
+    let mut rejects: Vec<(u64, Option<u64>, Fault)> = Vec::new();
     for record in batch.records {
         match record.result {
             Err(faults) => {
-                for fault in faults {
-                    sqlx::query(
-                        "INSERT INTO feed_rejects (batch_id, row, line, field, reason) VALUES (?, ?, ?, ?, ?)",
-                    )
-                    .bind(batch_id)
-                    .bind(record.row as i64)
-                    .bind(record.line.map(|l| l as i64))
-                    .bind(&fault.field)
-                    .bind(fault.reason.as_str())
-                    .execute(&mut **tx)
-                    .await?;
-                }
+                rejects.extend(faults.into_iter().map(|f| (record.row, record.line, f)));
             }
             Ok(row) => {
                 let id = row.person.employee_id.clone();
@@ -224,31 +220,42 @@ async fn ingest_in(
             }
         }
     }
+    insert_rejects(tx, batch_id, &rejects).await?;
+    drop(rejects);
 
+    // What each employee's row means, against the active terminations, before anything is written.
     let mut decisions = Vec::with_capacity(order.len());
-    for employee_id in order {
-        let Some(row) = last.remove(&employee_id) else {
-            continue;
-        };
-        let active: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, effective_at FROM terminations WHERE employee_id = ? AND status = 'active'",
+    for ids in order.chunks(CHUNK) {
+        let mut active: HashMap<String, (i64, String)> = sqlx::query_as(
+            "SELECT employee_id, id, effective_at FROM terminations \
+             WHERE status = 'active' AND employee_id IN (SELECT value FROM json_each(?))",
         )
-        .bind(&employee_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        decisions.push(match (row.status, active) {
-            (HrStatus::Terminated { .. }, None) => Decision::New(row),
-            (HrStatus::Terminated { effective_at }, Some((id, current))) => {
-                if parse_ts(&current)? == effective_at {
-                    Decision::Same(row, id)
-                } else {
-                    Decision::Move(row, id, current)
+        .bind(serde_json::to_string(ids)?)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(employee, id, effective_at): (String, i64, String)| (employee, (id, effective_at)))
+        .collect();
+        for employee_id in ids {
+            let Some(row) = last.remove(employee_id) else {
+                continue;
+            };
+            decisions.push(match (row.status, active.remove(employee_id)) {
+                (HrStatus::Terminated { .. }, None) => Decision::New(row),
+                (HrStatus::Terminated { effective_at }, Some((id, current))) => {
+                    if parse_ts(&current)? == effective_at {
+                        Decision::Same(row, id)
+                    } else {
+                        Decision::Move(row, id, current)
+                    }
                 }
-            }
-            (HrStatus::Active, Some((id, _))) => Decision::Rescind(row, id),
-            (HrStatus::Active, None) => Decision::Nothing(row),
-        });
+                (HrStatus::Active, Some((id, _))) => Decision::Rescind(row, id),
+                (HrStatus::Active, None) => Decision::Nothing(row),
+            });
+        }
     }
+    drop(order);
+    drop(last);
 
     let new = decisions
         .iter()
@@ -262,104 +269,25 @@ async fn ingest_in(
         RemovalState::Pending
     };
 
-    for decision in decisions {
-        match decision {
-            Decision::New(row) => {
-                upsert_person(tx, &row.person, now).await?;
-                let HrStatus::Terminated { effective_at } = row.status else {
-                    continue;
-                };
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO terminations (employee_id, source, batch_id, effective_at, status, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5) RETURNING id",
-                )
-                .bind(&row.person.employee_id)
-                .bind(batch.source.as_str())
-                .bind(batch_id)
-                .bind(ts(effective_at))
-                .bind(ts(now))
-                .fetch_one(&mut **tx)
-                .await?;
-                summary.new_terminations += 1;
-                audit::append(
-                    tx,
-                    now,
-                    Entry::daemon("termination_created")
-                        .employee(&row.person.employee_id)
-                        .batch(batch_id)
-                        .detail(json!({"termination_id": id, "effective_at": ts(effective_at), "source": batch.source.as_str()})),
-                )
-                .await?;
-                let planned = planner::Planned {
-                    termination_id: id,
-                    effective_at,
-                    batch_id,
-                    state: first_state,
-                };
-                let outcome =
-                    planner::plan_termination(tx, connectors, safety, &row.person, planned, now)
-                        .await?;
-                summary.removals_planned += outcome.created;
-                summary.excluded += outcome.excluded;
-                lines.extend(outcome.lines);
-            }
-            Decision::Move(row, id, current) => {
-                upsert_person(tx, &row.person, now).await?;
-                let HrStatus::Terminated { effective_at } = row.status else {
-                    continue;
-                };
-                sqlx::query(
-                    "UPDATE terminations SET effective_at = ?, updated_at = ? WHERE id = ?",
-                )
-                .bind(ts(effective_at))
-                .bind(ts(now))
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-                let moved = planner::move_due(tx, connectors, id, effective_at, now).await?;
-                summary.moved += 1;
-                audit::append(
-                    tx,
-                    now,
-                    Entry::daemon("termination_moved")
-                        .employee(&row.person.employee_id)
-                        .batch(batch_id)
-                        .detail(json!({
-                            "termination_id": id, "from": current, "to": ts(effective_at), "removals_moved": moved,
-                        })),
-                )
-                .await?;
-                lines.push(PlanLine {
-                    employee_id: row.person.employee_id.clone(),
-                    connector: None,
-                    action: "moved".into(),
-                    due_at: None,
-                    account: None,
-                    note: Some(format!("effective {current} → {}", ts(effective_at))),
-                });
-                lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
-            }
-            Decision::Same(row, id) => {
-                upsert_person(tx, &row.person, now).await?;
-                lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
-            }
-            Decision::Rescind(row, id) => {
-                upsert_person(tx, &row.person, now).await?;
-                rescind(
-                    tx,
-                    &row.person.employee_id,
-                    id,
-                    batch_id,
-                    now,
-                    &mut summary,
-                    &mut lines,
-                )
-                .await?;
-            }
-            Decision::Nothing(row) => {
-                upsert_person(tx, &row.person, now).await?;
-            }
+    let mut decisions = decisions.into_iter();
+    loop {
+        let chunk: Vec<Decision> = decisions.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            break;
         }
+        let applying = Applying {
+            connectors,
+            safety,
+            batch_id,
+            source: batch.source,
+            first_state,
+            now,
+            want_lines,
+        };
+        applying
+            .apply(tx, &mut chain, chunk, &mut summary, &mut lines)
+            .await?;
+        chain.write(tx).await?;
     }
 
     sqlx::query(
@@ -372,8 +300,7 @@ async fn ingest_in(
     .bind(batch_id)
     .execute(&mut **tx)
     .await?;
-    audit::append(
-        tx,
+    chain.push(
         now,
         Entry::by(&batch.actor, "batch_received")
             .batch(batch_id)
@@ -393,9 +320,330 @@ async fn ingest_in(
                 "held": summary.held,
                 "limit": summary.limit,
             })),
-    )
-    .await?;
+    );
+    chain.write(tx).await?;
     Ok((summary, lines))
+}
+
+/// Stores the faults of rejected rows, many per statement.
+async fn insert_rejects(
+    tx: &mut Tx,
+    batch_id: i64,
+    rejects: &[(u64, Option<u64>, Fault)],
+) -> anyhow::Result<()> {
+    for chunk in insert_chunks(rejects) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO feed_rejects (batch_id, row, line, field, reason) ",
+        );
+        insert.push_values(chunk, |mut b, (row, line, fault)| {
+            b.push_bind(batch_id)
+                .push_bind(*row as i64)
+                .push_bind(line.map(|l| l as i64))
+                .push_bind(&fault.field)
+                .push_bind(fault.reason.as_str());
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// What applying the decisions of a batch needs to know.
+struct Applying<'a> {
+    connectors: &'a [ConnectorConfig],
+    safety: &'a SafetyConfig,
+    batch_id: i64,
+    source: BatchSource,
+    first_state: RemovalState,
+    now: DateTime<Utc>,
+    want_lines: bool,
+}
+
+impl Applying<'_> {
+    /// Applies a chunk of decisions: every person's row, then the new terminations and their removals with
+    /// multi-row statements, then, in input order, the audit entries, plan lines and the rare per-row changes
+    /// (moves and rescinds).
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        chain: &mut Chain,
+        chunk: Vec<Decision>,
+        summary: &mut BatchSummary,
+        lines: &mut Vec<PlanLine>,
+    ) -> anyhow::Result<()> {
+        let now = self.now;
+        let people: Vec<&Person> = chunk.iter().map(|d| &d.row().person).collect();
+        upsert_people(tx, &people, now).await?;
+        drop(people);
+
+        // New terminations, then their removals.
+        let news: Vec<(&Person, DateTime<Utc>)> = chunk
+            .iter()
+            .filter_map(|d| match d {
+                Decision::New(FeedRow {
+                    person,
+                    status: HrStatus::Terminated { effective_at },
+                }) => Some((person, *effective_at)),
+                _ => None,
+            })
+            .collect();
+        let termination_ids =
+            insert_terminations(tx, &news, self.source, self.batch_id, now).await?;
+        let mut planned: Vec<(usize, planner::Decided<'_>)> = Vec::new();
+        for (i, ((person, effective_at), id)) in news.iter().zip(&termination_ids).enumerate() {
+            let termination = planner::Planned {
+                termination_id: *id,
+                effective_at: *effective_at,
+                batch_id: self.batch_id,
+                state: self.first_state,
+            };
+            planned.extend(
+                planner::decide(self.connectors, self.safety, person, termination)
+                    .into_iter()
+                    .map(|d| (i, d)),
+            );
+        }
+        let removal_ids = insert_removals(tx, &planned, now).await?;
+        let mut planned = planned.into_iter().zip(removal_ids).peekable();
+
+        let mut new_index = 0;
+        for decision in chunk {
+            match decision {
+                Decision::New(row) => {
+                    let (Some(id), HrStatus::Terminated { effective_at }) =
+                        (termination_ids.get(new_index).copied(), row.status)
+                    else {
+                        anyhow::bail!("a new termination was not stored");
+                    };
+                    summary.new_terminations += 1;
+                    chain.push(
+                        now,
+                        Entry::daemon("termination_created")
+                            .employee(&row.person.employee_id)
+                            .batch(self.batch_id)
+                            .detail(json!({"termination_id": id, "effective_at": ts(effective_at), "source": self.source.as_str()})),
+                    );
+                    while let Some(((_, decided), removal_id)) =
+                        planned.next_if(|((i, _), _)| *i == new_index)
+                    {
+                        if let (Some(new), Some(removal_id)) = (&decided.removal, removal_id) {
+                            let stored = planner::Stored::of(new);
+                            chain.push(
+                                now,
+                                planner::planned_entry(
+                                    &row.person.employee_id,
+                                    new,
+                                    &stored,
+                                    removal_id,
+                                ),
+                            );
+                            summary.removals_planned += 1;
+                            if decided.excluded {
+                                summary.excluded += 1;
+                            }
+                        }
+                        if self.want_lines {
+                            lines.push(decided.line);
+                        }
+                    }
+                    new_index += 1;
+                }
+                Decision::Move(row, id, current) => {
+                    let HrStatus::Terminated { effective_at } = row.status else {
+                        continue;
+                    };
+                    sqlx::query(
+                        "UPDATE terminations SET effective_at = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(ts(effective_at))
+                    .bind(ts(now))
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                    let moved =
+                        planner::move_due(tx, self.connectors, id, effective_at, now).await?;
+                    summary.moved += 1;
+                    chain.push(
+                        now,
+                        Entry::daemon("termination_moved")
+                            .employee(&row.person.employee_id)
+                            .batch(self.batch_id)
+                            .detail(json!({
+                                "termination_id": id, "from": current, "to": ts(effective_at), "removals_moved": moved,
+                            })),
+                    );
+                    if self.want_lines {
+                        lines.push(PlanLine {
+                            employee_id: row.person.employee_id.clone(),
+                            connector: None,
+                            action: "moved".into(),
+                            due_at: None,
+                            account: None,
+                            note: Some(format!("effective {current} → {}", ts(effective_at))),
+                        });
+                        lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
+                    }
+                }
+                Decision::Same(row, id) => {
+                    if self.want_lines {
+                        lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
+                    }
+                }
+                Decision::Rescind(row, id) => {
+                    rescind(
+                        tx,
+                        chain,
+                        &row.person.employee_id,
+                        id,
+                        self.batch_id,
+                        now,
+                        summary,
+                        lines,
+                    )
+                    .await?;
+                }
+                Decision::Nothing(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Decision {
+    fn row(&self) -> &FeedRow {
+        match self {
+            Decision::New(row)
+            | Decision::Move(row, ..)
+            | Decision::Same(row, _)
+            | Decision::Rescind(row, _)
+            | Decision::Nothing(row) => row,
+        }
+    }
+}
+
+/// Creates or updates the people rows, many per statement (an unchanged row is not rewritten).
+async fn upsert_people(tx: &mut Tx, people: &[&Person], now: DateTime<Utc>) -> anyhow::Result<()> {
+    let t = ts(now);
+    for chunk in insert_chunks(people) {
+        let attributes: Vec<String> = chunk
+            .iter()
+            .map(|p| serde_json::to_string(&p.attributes))
+            .collect::<Result<_, _>>()?;
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO people (employee_id, email, username, upn, display_name, attributes, created_at, updated_at) ",
+        );
+        insert.push_values(
+            chunk.iter().zip(&attributes),
+            |mut b, (person, attributes)| {
+                b.push_bind(&person.employee_id)
+                    .push_bind(&person.email)
+                    .push_bind(&person.username)
+                    .push_bind(&person.upn)
+                    .push_bind(&person.display_name)
+                    .push_bind(attributes)
+                    .push_bind(&t)
+                    .push_bind(&t);
+            },
+        );
+        insert.push(
+            " ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, username = excluded.username, \
+               upn = excluded.upn, display_name = excluded.display_name, attributes = excluded.attributes, \
+               updated_at = excluded.updated_at \
+             WHERE people.email IS NOT excluded.email OR people.username IS NOT excluded.username \
+               OR people.upn IS NOT excluded.upn OR people.display_name IS NOT excluded.display_name \
+               OR people.attributes IS NOT excluded.attributes",
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Inserts active terminations, many per statement; returns their ids in the order given.
+async fn insert_terminations(
+    tx: &mut Tx,
+    news: &[(&Person, DateTime<Utc>)],
+    source: BatchSource,
+    batch_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<i64>> {
+    let t = ts(now);
+    let mut ids: HashMap<String, i64> = HashMap::with_capacity(news.len());
+    for chunk in insert_chunks(news) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO terminations (employee_id, source, batch_id, effective_at, status, created_at, updated_at) ",
+        );
+        insert.push_values(chunk, |mut b, (person, effective_at)| {
+            b.push_bind(&person.employee_id)
+                .push_bind(source.as_str())
+                .push_bind(batch_id)
+                .push_bind(ts(*effective_at))
+                .push_bind("active")
+                .push_bind(&t)
+                .push_bind(&t);
+        });
+        // RETURNING gives no order: match the ids by employee (one new termination per employee).
+        insert.push(" RETURNING employee_id, id");
+        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+        ids.extend(rows);
+    }
+    news.iter()
+        .map(|(person, _)| {
+            ids.get(&person.employee_id).copied().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the new termination of {} was not stored",
+                    person.employee_id
+                )
+            })
+        })
+        .collect()
+}
+
+/// Inserts the planned removals, many per statement, skipping a (termination, connector) that already has
+/// one; returns, in the order given, the id of each removal created.
+async fn insert_removals(
+    tx: &mut Tx,
+    planned: &[(usize, planner::Decided<'_>)],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Option<i64>>> {
+    let t = ts(now);
+    let news: Vec<&planner::NewRemoval<'_>> = planned
+        .iter()
+        .filter_map(|(_, d)| d.removal.as_ref())
+        .collect();
+    let mut ids: HashMap<(i64, String), i64> = HashMap::with_capacity(news.len());
+    for chunk in insert_chunks(&news) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO removals (termination_id, connector, account, state, due_at, last_error, outcome, \
+                                   batch_id, created_at, updated_at, finished_at) ",
+        );
+        insert.push_values(chunk, |mut b, new| {
+            let stored = planner::Stored::of(new);
+            b.push_bind(new.termination_id)
+                .push_bind(new.connector)
+                .push_bind(stored.account)
+                .push_bind(stored.state.as_str())
+                .push_bind(ts(new.due_at))
+                .push_bind(stored.error.clone())
+                .push_bind(stored.outcome())
+                .push_bind(new.batch_id)
+                .push_bind(&t)
+                .push_bind(&t)
+                .push_bind(stored.finished().then(|| t.clone()));
+        });
+        insert.push(
+            " ON CONFLICT (termination_id, connector) DO NOTHING RETURNING termination_id, connector, id",
+        );
+        let rows: Vec<(i64, String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+        ids.extend(rows.into_iter().map(|(t, c, id)| ((t, c), id)));
+    }
+    Ok(planned
+        .iter()
+        .map(|(_, d)| {
+            d.removal.as_ref().and_then(|new| {
+                ids.get(&(new.termination_id, new.connector.to_string()))
+                    .copied()
+            })
+        })
+        .collect())
 }
 
 /// Plan lines for the removals an existing termination already has.
@@ -509,8 +757,10 @@ async fn upsert_person(tx: &mut Tx, person: &Person, now: DateTime<Utc>) -> anyh
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn rescind(
     tx: &mut Tx,
+    chain: &mut Chain,
     employee_id: &str,
     termination_id: i64,
     batch_id: i64,
@@ -534,15 +784,13 @@ async fn rescind(
         account: None,
         note: None,
     });
-    audit::append(
-        tx,
+    chain.push(
         now,
         Entry::daemon("termination_rescinded")
             .employee(employee_id)
             .batch(batch_id)
             .detail(json!({"termination_id": termination_id})),
-    )
-    .await?;
+    );
     let cancelled: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT id, connector, state FROM removals WHERE termination_id = ? AND state IN ('pending', 'held')",
     )
@@ -558,8 +806,7 @@ async fn rescind(
         .bind(id)
         .execute(&mut **tx)
         .await?;
-        audit::append(
-            tx,
+        chain.push(
             now,
             Entry::daemon("removal_cancelled")
                 .employee(employee_id)
@@ -568,8 +815,7 @@ async fn rescind(
                 .batch(batch_id)
                 .outcome("cancelled")
                 .detail(json!({"from": state, "to": "cancelled", "reason": "rescinded"})),
-        )
-        .await?;
+        );
         lines.push(PlanLine {
             employee_id: employee_id.to_string(),
             connector: Some(connector.clone()),
@@ -604,15 +850,13 @@ async fn rescind(
                 note: Some("access was already removed; restore it by hand".into()),
             });
         }
-        audit::append(
-            tx,
+        chain.push(
             now,
             Entry::daemon("rehired_after_removal")
                 .employee(employee_id)
                 .batch(batch_id)
                 .detail(json!({"termination_id": termination_id, "removed_on": connectors})),
-        )
-        .await?;
+        );
     }
     Ok(())
 }
