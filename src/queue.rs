@@ -63,6 +63,20 @@ pub async fn claim(
     lease: Duration,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Claimed>> {
+    claim_due_by(pool, owner, connector, limit, lease, now, now).await
+}
+
+/// [`claim`], taking only removals due at or before `due_by` (which is not after `now`): a drain
+/// takes what was due when it started, never a retry it scheduled itself.
+pub async fn claim_due_by(
+    pool: &SqlitePool,
+    owner: &str,
+    connector: &str,
+    limit: u32,
+    lease: Duration,
+    now: DateTime<Utc>,
+    due_by: DateTime<Utc>,
+) -> anyhow::Result<Vec<Claimed>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -71,7 +85,7 @@ pub async fn claim(
     let ids: Vec<(i64,)> = sqlx::query_as(
         "UPDATE removals SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
          lease_expires_at = ?2, updated_at = ?3 \
-         WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?3 AND connector = ?4 \
+         WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?6 AND connector = ?4 \
                       ORDER BY due_at, id LIMIT ?5) \
          RETURNING id",
     )
@@ -80,6 +94,7 @@ pub async fn claim(
     .bind(ts(now))
     .bind(connector)
     .bind(limit)
+    .bind(ts(due_by.min(now)))
     .fetch_all(&mut *tx)
     .await?;
     let mut claimed = Vec::with_capacity(ids.len());
@@ -372,8 +387,9 @@ pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::R
     .await?;
     for (id, connector, attempts, owner, employee) in &rows {
         sqlx::query(
+            // Due again from the moment its lease ran out (the column is read before it is cleared).
             "UPDATE removals SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             due_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = 'running'",
+             due_at = MIN(lease_expires_at, ?1), updated_at = ?1 WHERE id = ?2 AND state = 'running'",
         )
         .bind(ts(now))
         .bind(id)

@@ -126,7 +126,11 @@ impl Workers {
     }
 
     /// Claims what is due for every connector with free capacity and starts a task for each claim.
-    async fn dispatch(&self, tasks: &mut JoinSet<(Completion, Applied)>) -> anyhow::Result<usize> {
+    async fn dispatch(
+        &self,
+        tasks: &mut JoinSet<(Completion, Applied)>,
+        due_by: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<usize> {
         let now = self.clock.now();
         queue::reclaim_expired(&self.pool, now).await?;
         let mut started = 0;
@@ -138,13 +142,14 @@ impl Workers {
             if free == 0 {
                 continue;
             }
-            let claimed = queue::claim(
+            let claimed = queue::claim_due_by(
                 &self.pool,
                 &self.owner,
                 &connector.name,
                 u32::try_from(free).unwrap_or(u32::MAX),
                 self.config.workers.lease,
                 now,
+                due_by,
             )
             .await?;
             for claim in claimed {
@@ -187,7 +192,7 @@ impl Workers {
                 break;
             }
             while tasks.try_join_next().is_some() {}
-            let started = match self.dispatch(&mut tasks).await {
+            let started = match self.dispatch(&mut tasks, self.clock.now()).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "Claiming removals failed; trying again shortly.");
@@ -247,13 +252,15 @@ impl Workers {
         Ok(())
     }
 
-    /// Processes everything due now until nothing due is left and nothing is in flight (for
-    /// `run --once` and tests). Retries scheduled for later stay pending.
+    /// Processes everything that was due when it started, until none of it is left and nothing is
+    /// in flight (for `run --once` and tests). A retry is always scheduled after that moment, so
+    /// each removal gets at most one attempt per drain, whatever the jitter drew.
     pub async fn drain(&self) -> anyhow::Result<DrainSummary> {
         let mut tasks = JoinSet::new();
         let mut summary = DrainSummary::default();
+        let started_at = self.clock.now();
         loop {
-            let started = self.dispatch(&mut tasks).await?;
+            let started = self.dispatch(&mut tasks, started_at).await?;
             if started == 0 && tasks.is_empty() {
                 break;
             }
