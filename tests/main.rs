@@ -16,4 +16,5 @@ mod queue;
 mod retry;
 mod safety;
 mod scim;
+mod secrets;
 mod vendor_http;
