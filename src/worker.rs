@@ -230,7 +230,14 @@ impl Workers {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        // The sender is gone, so no stop request can ever arrive and `changed` would
+                        // return at once on every turn: stop rather than spin.
+                        tracing::warn!("The shutdown signal handler is gone; stopping.");
+                        break;
+                    }
+                }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }

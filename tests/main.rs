@@ -3,6 +3,7 @@
 
 mod audit_chain;
 mod cli;
+mod crash;
 mod echo360;
 mod feed;
 mod helpers;
@@ -10,8 +11,10 @@ mod openconext;
 mod ops;
 mod panopto;
 mod push;
+mod push_load;
 mod queue;
 mod retry;
 mod safety;
 mod scim;
+mod secrets;
 mod vendor_http;

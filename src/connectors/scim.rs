@@ -639,6 +639,11 @@ impl ScimConnector {
             } => {
                 secrets.push(password.expose().to_string());
                 secrets.push(username.expose().to_string());
+                // The login's Basic header, which a refusing token service may repeat.
+                secrets.push(super::http::basic_credentials(
+                    username.expose(),
+                    password.expose(),
+                ));
             }
         }
         if let Ok(issued) = self.issued.lock() {
