@@ -27,10 +27,10 @@
 //! - Vendor calls and the audit: a call's `vendor_call` row is written with the attempt's outcome,
 //!   so the calls of an attempt killed before it recorded its outcome have no row. Per leaver and
 //!   per operation (the GET lookup, the DELETE), the audited calls are a sub-multiset of what the
-//!   fake received (same HTTP statuses), and the fake received at most one more call of each
-//!   operation per abandoned attempt (one attempt makes at most one lookup and one DELETE). So
-//!   every call the fake received is either audited or belongs to an attempt that the audit shows
-//!   as claimed and then abandoned by a crash.
+//!   fake received (same HTTP statuses; a call audited as timed out matches any), and the fake
+//!   received at most one more call of each operation per abandoned attempt (one attempt makes at
+//!   most one lookup and one DELETE). So every call the fake received is either audited or belongs
+//!   to an attempt that the audit shows as claimed and then abandoned by a crash.
 //! - Nothing is stuck `running`, and `offboard audit verify` accepts the hash chain.
 
 use std::collections::{BTreeMap, HashMap};
@@ -501,7 +501,21 @@ async fn progress(dir: &Path) -> String {
 /// SIGTERM and expects a clean exit.
 async fn finish(dir: &Path, log: &Path) -> Duration {
     let started = Instant::now();
+    let logged_before = std::fs::metadata(log).map_or(0, |m| m.len() as usize);
     let mut child = start_daemon(dir, log);
+    // Up once it listens (its SIGTERM handler is installed by then): when the rounds already did all
+    // the work, the stop below must not land in the middle of its start-up.
+    let listening = wait_until(Duration::from_secs(30), || {
+        std::fs::read(log).is_ok_and(|text| {
+            String::from_utf8_lossy(&text[logged_before.min(text.len())..]).contains("Listening")
+        })
+    })
+    .await;
+    assert!(
+        listening,
+        "the final daemon never listened; its log ends:\n{}",
+        log_tail(log)
+    );
     let db = dir.join("state/offboard.db");
     let pool = loop {
         // The database exists once a daemon got past its migrations; the previous rounds may all have
@@ -768,8 +782,8 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
                 .map(|c| Some(i64::from(c.status)))
                 .collect();
             let ours = audited.remove(op).unwrap_or_default();
-            // Every audited call was received, with the status the fake answered.
-            for status in &ours {
+            // Every audited call with an answer was received, with the status the fake answered.
+            for status in ours.iter().filter(|s| s.is_some()) {
                 let Some(pos) = at_fake.iter().position(|s| s == status) else {
                     panic!(
                         "{who}: the audit holds a {op} answered {status:?} that the vendor never answered; vendor saw {:?}",
@@ -777,6 +791,11 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
                     );
                 };
                 at_fake.swap_remove(pos);
+            }
+            // A call audited without an answer (timed out on a loaded machine) may or may not have
+            // reached the vendor.
+            for _ in ours.iter().filter(|s| s.is_none()) {
+                at_fake.pop();
             }
             // What is left was received during attempts that were killed: at most one per abandoned
             // attempt.

@@ -240,10 +240,12 @@ pub fn redact_account(text: &str, account: &str) -> String {
 /// `last_error` and the audit log): a service that refuses a request may repeat what it received.
 /// Each secret is matched as written and percent-encoded, a Basic `user:password` pair as the
 /// Base64 sent in its header, all ignoring ASCII case; tokens issued at run time are added as they
-/// arrive (the most recent few are kept).
+/// arrive (the most recent few are kept). A user name is masked only as a whole word, since it may
+/// be an ordinary word ("deprov" in "deprovision").
 #[derive(Debug, Default)]
 pub struct SecretMask {
-    fixed: Vec<String>,
+    /// Each form and whether it is masked only as a whole word.
+    fixed: Vec<(String, bool)>,
     issued: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
@@ -256,25 +258,30 @@ impl SecretMask {
         Self::default()
     }
 
-    /// Adds a secret (as written and percent-encoded).
+    /// Adds a secret (as written and percent-encoded), masked wherever it appears.
     pub fn with_secret(mut self, value: &str) -> Self {
-        self.add(value.to_string());
-        self.add(encode_component(value));
+        self.add(value.to_string(), false);
+        self.add(encode_component(value), false);
         self
     }
 
-    /// Adds the Base64 form of a Basic `user:password` pair (the secrets themselves are added with
-    /// [`SecretMask::with_secret`]).
+    /// Adds a user name (as written and percent-encoded), masked where it stands as a whole word.
+    pub fn with_user(mut self, value: &str) -> Self {
+        self.add(value.to_string(), true);
+        self.add(encode_component(value), true);
+        self
+    }
+
+    /// Adds the Base64 form of a Basic `user:password` pair (the parts themselves are added with
+    /// [`SecretMask::with_user`] and [`SecretMask::with_secret`]).
     pub fn with_basic(mut self, user: &str, password: &str) -> Self {
-        self.add(basic_credentials(user, password));
+        self.add(basic_credentials(user, password), false);
         self
     }
 
-    fn add(&mut self, form: String) {
-        if !form.is_empty() && !self.fixed.contains(&form) {
-            self.fixed.push(form);
-            // Longest first, so a Base64 pair is masked whole before a secret inside it.
-            self.fixed.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    fn add(&mut self, form: String, whole_word: bool) {
+        if !form.is_empty() && !self.fixed.iter().any(|(f, _)| *f == form) {
+            self.fixed.push((form, whole_word));
         }
     }
 
@@ -297,12 +304,15 @@ impl SecretMask {
     pub fn mask(&self, text: &str) -> String {
         let mut forms = self.fixed.clone();
         if let Ok(issued) = self.issued.lock() {
-            forms.extend(issued.iter().cloned());
+            forms.extend(issued.iter().map(|t| (t.clone(), false)));
         }
-        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-        forms.iter().fold(text.to_string(), |out, form| {
-            replace_ignoring_case(&out, form)
-        })
+        // Longest first, so a Base64 pair is masked whole before a secret inside it.
+        forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        forms
+            .iter()
+            .fold(text.to_string(), |out, (form, whole_word)| {
+                replace_ignoring_case(&out, form, *whole_word)
+            })
     }
 
     /// The error with its reason masked.
@@ -312,18 +322,26 @@ impl SecretMask {
     }
 }
 
-/// Replaces `needle` in `text` with `<redacted>`, ignoring ASCII case.
-fn replace_ignoring_case(text: &str, needle: &str) -> String {
+/// Replaces `needle` in `text` with `<redacted>`, ignoring ASCII case; with `whole_word`, only
+/// where no letter or digit touches it.
+fn replace_ignoring_case(text: &str, needle: &str, whole_word: bool) -> String {
     // ASCII lower-casing keeps byte offsets, so matches found in the copy apply to the original.
     let lower_text = text.to_ascii_lowercase();
     let lower_needle = needle.to_ascii_lowercase();
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     let mut out = String::with_capacity(text.len());
     let mut rest = 0;
-    while let Some(found) = lower_text[rest..].find(&lower_needle) {
-        let at = rest + found;
+    for (at, _) in lower_text.match_indices(&lower_needle) {
+        let end = at + needle.len();
+        if at < rest
+            || (whole_word
+                && (is_word(text[..at].chars().next_back()) || is_word(text[end..].chars().next())))
+        {
+            continue;
+        }
         out.push_str(&text[rest..at]);
         out.push_str("<redacted>");
-        rest = at + needle.len();
+        rest = end;
     }
     out.push_str(&text[rest..]);
     out
@@ -508,7 +526,7 @@ mod tests {
     fn the_mask_hides_secrets_in_every_form_they_travel_in() {
         let mask = SecretMask::new()
             .with_secret("S3cret/Pw")
-            .with_secret("svc")
+            .with_user("svc")
             .with_basic("svc", "S3cret/Pw");
         mask.remember("issued-token-1");
         let text =
@@ -517,8 +535,11 @@ mod tests {
             mask.mask(text),
             "got <redacted>, <redacted>, Basic <redacted>== and Bearer <redacted>"
         );
-        let e = mask.error(ConnectorError::permanent("HTTP 401: bad svc"));
-        assert_eq!(e.reason, "HTTP 401: bad <redacted>");
+        let e = mask.error(ConnectorError::permanent("HTTP 401: bad svc for svcs"));
+        assert_eq!(
+            e.reason, "HTTP 401: bad <redacted> for svcs",
+            "a user name only as a whole word"
+        );
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl OpenconextConnector {
         // `/health` is absolute: it lives at the host root, whatever the API's base path.
         let health_url = base.join("/health")?;
         let mask = SecretMask::new()
-            .with_secret(config.username.expose())
+            .with_user(config.username.expose())
             .with_secret(config.password.expose())
             .with_basic(config.username.expose(), config.password.expose());
         Ok(Self {
