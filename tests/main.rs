@@ -2,11 +2,14 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should stop at the failing step
 
 mod audit_chain;
+mod bad_config;
 mod cli;
 mod crash;
 mod echo360;
+mod fault_matrix;
 mod feed;
 mod helpers;
+mod intake_rules;
 mod openconext;
 mod ops;
 mod panopto;

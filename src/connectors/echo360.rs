@@ -389,8 +389,16 @@ impl Echo360Connector {
         }
         let body: Value = serde_json::from_slice(&response.body)
             .map_err(|_| Self::malformed(&operation, "the body is not JSON"))?;
-        let user = User::from_json(&body)
-            .ok_or_else(|| Self::malformed(&operation, "the body is not a user with an id"))?;
+        let user = User::from_json(&body).ok_or_else(|| {
+            // A 200 carrying Echo360's error shape (`{"message": ...}`): name the message.
+            match vendor_message(&response.body).map(|m| redact_account(&m, &target.account)) {
+                Some(m) => Self::malformed(
+                    &operation,
+                    &format!("the body is not a user with an id; Echo360 says: {m}"),
+                ),
+                None => Self::malformed(&operation, "the body is not a user with an id"),
+            }
+        })?;
         // The endpoint takes an id or an email: make sure the answer is the user asked for.
         if user
             .email

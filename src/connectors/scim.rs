@@ -221,58 +221,11 @@ impl ScimConnector {
 
     /// Reads Anaplan's token answer (`tokenInfo.tokenValue`, `tokenInfo.expiresAt` in epoch milliseconds).
     fn read_token(&self, response: &HttpResponse, op: &str) -> Result<Token, ConnectorError> {
-        if !response.is_success() {
-            let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-            let field = |name: &str| {
-                body.as_ref()
-                    .and_then(|b| attr(b, name))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            };
-            let message = match (field("status"), field("statusMessage")) {
-                (Some(s), Some(m)) => Some(format!("{s}: {m}")),
-                (s, m) => s.or(m),
-            };
-            if matches!(response.status, 401 | 403) {
-                let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
-                return Err(ConnectorError::retryable(
-                    format!(
-                        "{op}: HTTP {}{detail}: Anaplan refused the login; check the connector's auth credentials",
-                        response.status
-                    ),
-                    Some(AUTH_RETRY_AFTER),
-                ));
-            }
-            return Err(status_error(response, op, message.as_deref()));
-        }
-        // No body excerpt here: a cut-off token answer would put the token itself into the reason.
-        let malformed = |what: &str| {
-            ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
-        };
-        let body: Value = serde_json::from_slice(&response.body)
-            .map_err(|_| malformed("the body is not JSON"))?;
-        let info = attr(&body, "tokenInfo").ok_or_else(|| malformed("there is no tokenInfo"))?;
-        let value = attr(info, "tokenValue")
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                ConnectorError::retryable(
-                    format!("{op}: HTTP {} but no tokenValue", response.status),
-                    None,
-                )
-            })?;
         let now = self.clock.now();
-        let server_now = response
-            .headers
-            .get(DATE)
-            .and_then(|d| d.to_str().ok())
-            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
-            .map(|d| d.with_timezone(&Utc));
-        let expires_at = attr(info, "expiresAt").and_then(Value::as_f64);
-        let lifetime = token_lifetime(expires_at, server_now, now);
-        self.remember_token(value);
+        let (value, lifetime) = token_answer(response, op, now)?;
+        self.remember_token(&value);
         Ok(Token {
-            value: Secret::new(value.to_string()),
+            value: Secret::new(value),
             valid_until: now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
         })
     }
@@ -439,21 +392,7 @@ impl ScimConnector {
     /// The account as the worker keeps it: the SCIM id, whether it is active, and how many access values
     /// (entitlements or roles) it holds.
     fn remote(&self, user: &Value, id: &str) -> RemoteAccount {
-        let mut summary = BTreeMap::new();
-        let active = match attr(user, "active").and_then(parse_bool) {
-            Some(true) => "true",
-            Some(false) => "false",
-            None => "unknown",
-        };
-        summary.insert(SUMMARY_ACTIVE.to_string(), active.to_string());
-        let count = attr(user, self.access_attribute())
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        summary.insert(SUMMARY_ACCESS_VALUES.to_string(), count.to_string());
-        RemoteAccount {
-            id: id.to_string(),
-            summary,
-        }
+        remote_account(user, id, self.access_attribute())
     }
 
     /// The attribute `entitlements_path` works on (`entitlements` for `entitlements[type eq "WORKSPACE"]`).
@@ -622,11 +561,7 @@ impl ScimConnector {
 
     /// A non-success answer, classified by status (design §3) with the SCIM error's `scimType` and `detail`.
     fn http_error(&self, response: &HttpResponse, op: &str) -> ConnectorError {
-        let message = scim_error_message(&response.body).or_else(|| {
-            let excerpt = body_excerpt(&response.body);
-            (!excerpt.is_empty()).then_some(excerpt)
-        });
-        status_error(response, op, message.as_deref())
+        http_error(response, op)
     }
 
     /// Vendor text with credentials replaced by `<redacted>` and the person's identifiers by `<person>`.
@@ -775,6 +710,75 @@ impl super::Connector for ScimConnector {
 struct List {
     total: usize,
     resources: Vec<Value>,
+}
+
+/// The account as the worker keeps it (see [`ScimConnector::remote`]), counting the values of `access`.
+fn remote_account(user: &Value, id: &str, access: &str) -> RemoteAccount {
+    let mut summary = BTreeMap::new();
+    let active = match attr(user, "active").and_then(parse_bool) {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "unknown",
+    };
+    summary.insert(SUMMARY_ACTIVE.to_string(), active.to_string());
+    let count = attr(user, access)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    summary.insert(SUMMARY_ACCESS_VALUES.to_string(), count.to_string());
+    RemoteAccount {
+        id: id.to_string(),
+        summary,
+    }
+}
+
+/// A non-success answer, classified by status (design §3) with the SCIM error's `scimType` and `detail`.
+fn http_error(response: &HttpResponse, op: &str) -> ConnectorError {
+    let message = scim_error_message(&response.body).or_else(|| {
+        let excerpt = body_excerpt(&response.body);
+        (!excerpt.is_empty()).then_some(excerpt)
+    });
+    status_error(response, op, message.as_deref())
+}
+
+/// What each reader of a SCIM answer makes of one answer: a list (with the checks a lookup applies to
+/// each returned user), a resource, an optional resource, a non-success answer, and an Anaplan token
+/// answer read at `now`. Each entry is a short description of what was read, or the classified error.
+/// For the fuzz target (`fuzz/`) and its regression tests; the connector calls the readers directly.
+#[doc(hidden)]
+pub fn read_answers(
+    response: &HttpResponse,
+    now: DateTime<Utc>,
+) -> Vec<Result<String, ConnectorError>> {
+    let describe = |user: &Value| -> Result<String, ConnectorError> {
+        let id = user_id(user, "read")?;
+        let account = remote_account(user, id, "entitlements");
+        Ok(format!("user {} {:?}", account.id, account.summary))
+    };
+    let list = read_list(response, "list").and_then(|list| {
+        let users = list
+            .resources
+            .iter()
+            .map(|u| {
+                let named = attr(u, "userName").and_then(Value::as_str).is_some();
+                describe(u).map(|d| format!("{d} named={named}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!(
+            "list of {} ({} returned): {users:?}",
+            list.total,
+            list.resources.len()
+        ))
+    });
+    let resource = read_resource(response, "resource").and_then(|u| describe(&u));
+    let optional = read_optional_resource(response, "optional").and_then(|u| match u {
+        Some(u) => describe(&u),
+        None => Ok("no body".into()),
+    });
+    let error = Err(http_error(response, "error"));
+    let scim_type = Ok(format!("scimType {:?}", scim_type(&response.body)));
+    let token = token_answer(response, "token", now)
+        .map(|(value, lifetime)| format!("token of {} bytes for {lifetime:?}", value.len()));
+    vec![list, resource, optional, error, scim_type, token]
 }
 
 /// The body as JSON, or a retryable error: a proxy's HTML page or a cut-off answer may be gone next time.
@@ -988,6 +992,65 @@ pub fn percent_encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// Anaplan's token answer: the token and how long it lasts from `now`, or the classified failure.
+fn token_answer(
+    response: &HttpResponse,
+    op: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, Duration), ConnectorError> {
+    if !response.is_success() {
+        let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+        let field = |name: &str| {
+            body.as_ref()
+                .and_then(|b| attr(b, name))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let message = match (field("status"), field("statusMessage")) {
+            (Some(s), Some(m)) => Some(format!("{s}: {m}")),
+            (s, m) => s.or(m),
+        };
+        if matches!(response.status, 401 | 403) {
+            let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+            return Err(ConnectorError::retryable(
+                format!(
+                    "{op}: HTTP {}{detail}: Anaplan refused the login; check the connector's auth credentials",
+                    response.status
+                ),
+                Some(AUTH_RETRY_AFTER),
+            ));
+        }
+        return Err(status_error(response, op, message.as_deref()));
+    }
+    // No body excerpt here: a cut-off token answer would put the token itself into the reason.
+    let malformed = |what: &str| {
+        ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
+    };
+    let body: Value =
+        serde_json::from_slice(&response.body).map_err(|_| malformed("the body is not JSON"))?;
+    let info = attr(&body, "tokenInfo").ok_or_else(|| malformed("there is no tokenInfo"))?;
+    let value = attr(info, "tokenValue")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ConnectorError::retryable(
+                format!("{op}: HTTP {} but no tokenValue", response.status),
+                None,
+            )
+        })?;
+    let server_now = response
+        .headers
+        .get(DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+        .map(|d| d.with_timezone(&Utc));
+    let expires_at = attr(info, "expiresAt").and_then(Value::as_f64);
+    Ok((
+        value.to_string(),
+        token_lifetime(expires_at, server_now, now),
+    ))
 }
 
 /// How long a token lasts: `expires_at_ms` measured against the service's own clock (its `Date`) when it
