@@ -1,0 +1,105 @@
+//! B1–B3: due removals drained by the real worker pool and `scim` connector, on a real SQLite file with the
+//! production pragmas, against the fake vendor over HTTP on 127.0.0.1.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use offboard::app::App;
+use offboard::clock::Clock;
+use offboard::config::Config;
+use offboard::feed::intake::{self, Batch, BatchSource};
+
+use crate::setup::{base_config, leavers, scim_connector, write_config};
+use crate::vendor::Vendor;
+
+/// Single-row write transactions per second on a database opened exactly as the daemon opens its own
+/// (`db::connect`: WAL, `synchronous=FULL`), through the same sqlx pool and `BEGIN IMMEDIATE`.
+pub(crate) async fn raw_commit_rate(base: &Path, commits: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir_in(base)?;
+    let pool = offboard::db::connect(&dir.path().join("raw.db"), 1, Duration::from_secs(5)).await?;
+    sqlx::query("CREATE TABLE commits (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
+        .execute(&pool)
+        .await?;
+    let start = Instant::now();
+    for i in 0..commits {
+        let mut tx = offboard::db::begin_write(&pool).await?;
+        sqlx::query("INSERT INTO commits (id, at) VALUES (?, ?)")
+            .bind(i64::try_from(i)?)
+            .bind(offboard::db::ts(chrono::Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let rate = commits as f64 / start.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok(rate)
+}
+
+/// Queues `n` due removals for one scim connector (through intake, as a batch of leavers effective an hour
+/// ago), then times the worker pool's drain (`Workers::drain`, the code path of `offboard run --once`) until all
+/// are done. Checks that every removal ended done and that the vendor saw exactly one lookup and one
+/// deactivation per removal.
+pub(crate) async fn drain(
+    base: &Path,
+    vendor: &Vendor,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    let dir = tempfile::tempdir_in(base)?;
+    let text = base_config(
+        concurrency,
+        "127.0.0.1:0",
+        &scim_connector("wiki", &vendor.base_url, concurrency),
+    );
+    let path = write_config(dir.path(), &text)?;
+    let config = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let clock = Clock::system();
+    let app = App::build(config, clock.clone()).await?;
+    let now = clock.now();
+    let batch = Batch {
+        source: BatchSource::Cli,
+        source_ref: Some("benchmark".into()),
+        actor: "benchmark".into(),
+        content_sha256: None,
+        records: leavers("d", n, now - chrono::Duration::hours(1)),
+    };
+    let summary = intake::ingest(
+        &app.pool,
+        &app.config.connectors,
+        &app.config.safety,
+        batch,
+        now,
+    )
+    .await
+    .context("queueing the removals")?;
+    anyhow::ensure!(
+        summary.removals_planned == n as u64 && !summary.held,
+        "intake planned {} removals (held: {}), expected {n}",
+        summary.removals_planned,
+        summary.held
+    );
+
+    let (gets, patches) = (vendor.gets(), vendor.patches());
+    let start = Instant::now();
+    let drained = app.workers().drain().await?;
+    let elapsed = start.elapsed();
+
+    anyhow::ensure!(
+        drained.done == n as u64 && drained.attempts == n as u64,
+        "expected {n} removals done in {n} attempts, got {drained:?}"
+    );
+    anyhow::ensure!(
+        vendor.gets() - gets == n as u64 && vendor.patches() - patches == n as u64,
+        "expected {n} lookups and {n} deactivations at the vendor, got {} and {}",
+        vendor.gets() - gets,
+        vendor.patches() - patches
+    );
+    vendor.check_clean()?;
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM removals WHERE state <> 'done'")
+        .fetch_one(&app.pool)
+        .await?;
+    anyhow::ensure!(left == 0, "{left} removals are not done after the drain");
+    app.pool.close().await;
+    Ok(elapsed)
+}
