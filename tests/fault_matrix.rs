@@ -4,7 +4,7 @@
 //! connector's equivalents. Each cell is one `Case` in a table; a test per fault class runs its row.
 //!
 //! The fault is put on the connector's first vendor call after authentication (the lookup; for
-//! openconext the DELETE, which is its lookup). Faults below HTTP come from a raw TCP listener on
+//! openconext the DELETE, which is its lookup); for scim with Anaplan's auth on the login itself. Faults below HTTP come from a raw TCP listener on
 //! 127.0.0.1 (a reset after the headers) or from a port with nothing listening.
 
 use std::path::Path;
@@ -162,13 +162,16 @@ fn check(cell: &str, got: &Attempt, expect: Expect) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Vendor {
     Scim,
+    /// scim with Anaplan's auth: the fault is on the login.
+    Anaplan,
     Panopto,
     Echo360,
     Openconext,
 }
 
-const VENDORS: [Vendor; 4] = [
+const VENDORS: [Vendor; 5] = [
     Vendor::Scim,
+    Vendor::Anaplan,
     Vendor::Panopto,
     Vendor::Echo360,
     Vendor::Openconext,
@@ -182,6 +185,7 @@ impl Vendor {
     fn name(self) -> &'static str {
         match self {
             Vendor::Scim => "scim",
+            Vendor::Anaplan => "anaplan",
             Vendor::Panopto => "panopto",
             Vendor::Echo360 => "echo360",
             Vendor::Openconext => "openconext",
@@ -191,7 +195,7 @@ impl Vendor {
     /// The account key the connector's template renders for Ann.
     fn account(self) -> &'static str {
         match self {
-            Vendor::Scim | Vendor::Echo360 => "ann@example.org",
+            Vendor::Scim | Vendor::Anaplan | Vendor::Echo360 => "ann@example.org",
             Vendor::Panopto => "MyIdP\\ann",
             Vendor::Openconext => "urn:collab:person:example.org:ann",
         }
@@ -203,6 +207,10 @@ impl Vendor {
             Vendor::Scim => format!(
                 "account = \"{{email}}\"\nbase_url = \"{uri}/scim/v2\"\n\
                  auth = {{ kind = \"bearer\", token_file = \"secret\" }}\n"
+            ),
+            Vendor::Anaplan => format!(
+                "account = \"{{email}}\"\nbase_url = \"{uri}/scim/1/0/v2\"\n\
+                 auth = {{ kind = \"anaplan\", username = \"svc@example.com\", password_file = \"secret\", auth_url = \"{uri}/auth\" }}\n"
             ),
             Vendor::Panopto => format!(
                 "account = \"MyIdP\\\\{{username}}\"\nhost = \"demo.hosted.panopto.com\"\n\
@@ -217,9 +225,12 @@ impl Vendor {
                  username = \"deprov\"\npassword_file = \"secret\"\n"
             ),
         };
+        let kind = match self {
+            Vendor::Anaplan => "scim",
+            other => other.name(),
+        };
         format!(
-            "[[connector]]\nname = \"{}\"\nkind = \"{}\"\ntimeout = \"1s\"\n{body}",
-            self.name(),
+            "[[connector]]\nname = \"{}\"\nkind = \"{kind}\"\ntimeout = \"1s\"\n{body}",
             self.name()
         )
     }
@@ -228,6 +239,7 @@ impl Vendor {
     fn faulted_call(self) -> (&'static str, &'static str) {
         match self {
             Vendor::Scim => ("GET", "/scim/v2/Users"),
+            Vendor::Anaplan => ("POST", "/auth/token/authenticate"),
             Vendor::Panopto => ("POST", SOAP_SVC),
             Vendor::Echo360 => ("GET", "/public/api/v1/users/ann%40example.org"),
             Vendor::Openconext => (
@@ -255,7 +267,7 @@ impl Vendor {
         match self {
             Vendor::Scim => "application/scim+json",
             Vendor::Panopto => "text/xml; charset=utf-8",
-            Vendor::Echo360 | Vendor::Openconext => "application/json",
+            Vendor::Anaplan | Vendor::Echo360 | Vendor::Openconext => "application/json",
         }
     }
 
@@ -267,6 +279,10 @@ impl Vendor {
                 "status": "400", "scimType": "invalidFilter", "detail": VENDOR_SAYS
             })
             .to_string(),
+            Vendor::Anaplan => {
+                json!({"status": "FAILURE_BAD_CREDENTIAL", "statusMessage": VENDOR_SAYS})
+                    .to_string()
+            }
             Vendor::Panopto => soap_fault("s:Client", VENDOR_SAYS),
             Vendor::Echo360 => json!({"message": VENDOR_SAYS}).to_string(),
             Vendor::Openconext => json!({
@@ -280,6 +296,7 @@ impl Vendor {
     fn malformed_body(self) -> String {
         match self {
             Vendor::Scim => r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": 1, "Resour"#.into(),
+            Vendor::Anaplan => r#"{"status": "SUCCESS", "tokenInfo": {"tokenValue": "9f2c"#.into(),
             Vendor::Panopto => {
                 let whole = soap_envelope(r#"<GetUserByKeyResponse xmlns="http://tempuri.org/"><GetUserByKeyResult>"#);
                 whole[..whole.len() - 20].to_string()
@@ -297,6 +314,9 @@ impl Vendor {
                 "status": "503", "detail": VENDOR_SAYS
             })
             .to_string(),
+            Vendor::Anaplan => {
+                json!({"status": "FAILURE_SERVICE", "statusMessage": VENDOR_SAYS}).to_string()
+            }
             Vendor::Panopto => soap_fault("s:Server", VENDOR_SAYS),
             Vendor::Echo360 => json!({"message": VENDOR_SAYS}).to_string(),
             Vendor::Openconext => json!({"errors": [VENDOR_SAYS]}).to_string(),
@@ -559,6 +579,8 @@ async fn a_401_is_retried_after_a_long_delay_or_refused() {
     row(Fault::Http401, |vendor| match vendor {
         // A bearer token has no refresh: wait for an operator to rotate it.
         Vendor::Scim => Expect::Retry(secs(15 * 60), "refused the bearer token"),
+        // A refused login: wait for an operator to fix the credentials.
+        Vendor::Anaplan => Expect::Retry(secs(15 * 60), "Anaplan refused the login"),
         // Retried once (credentials may be rotating), permanent on the next attempt.
         Vendor::Panopto => Expect::Retry(secs(300), "retried once, then failed"),
         Vendor::Echo360 => Expect::Retry(secs(300), "access refused even with a fresh token"),
@@ -571,6 +593,7 @@ async fn a_401_is_retried_after_a_long_delay_or_refused() {
 async fn a_403_is_permanent_or_retried_once_as_a_credential_refusal() {
     row(Fault::Http403, |vendor| match vendor {
         Vendor::Scim => Expect::Permanent(VENDOR_SAYS),
+        Vendor::Anaplan => Expect::Retry(secs(15 * 60), "Anaplan refused the login"),
         Vendor::Panopto => Expect::Retry(secs(300), "retried once, then failed"),
         Vendor::Echo360 => Expect::Retry(secs(300), "access refused even with a fresh token"),
         Vendor::Openconext => Expect::Retry(secs(300), "refused the credentials"),
@@ -583,6 +606,8 @@ async fn a_404_is_already_absent_only_where_it_means_no_such_user() {
     row(Fault::Http404, |vendor| match vendor {
         // GET /Users?filter answers an empty list for nobody: a 404 is a wrong base_url.
         Vendor::Scim => Expect::Permanent(VENDOR_SAYS),
+        // No login service at auth_url.
+        Vendor::Anaplan => Expect::Permanent(VENDOR_SAYS),
         Vendor::Panopto => Expect::Permanent("check host and endpoint"),
         // GET users/{email} answers 404 for an unknown email.
         Vendor::Echo360 => Expect::Absent,
@@ -596,6 +621,8 @@ async fn a_200_with_the_vendors_error_shape_names_the_vendors_message() {
     row(Fault::VendorError200, |vendor| match vendor {
         // The SCIM error's own status (400) decides.
         Vendor::Scim => Expect::Permanent(VENDOR_SAYS),
+        // Anaplan's FAILURE_BAD_CREDENTIAL in a success answer is a refused login.
+        Vendor::Anaplan => Expect::Retry(secs(15 * 60), VENDOR_SAYS),
         _ => Expect::Retry(None, VENDOR_SAYS),
     })
     .await;
@@ -605,6 +632,8 @@ async fn a_200_with_the_vendors_error_shape_names_the_vendors_message() {
 async fn a_malformed_body_is_retried() {
     row(Fault::MalformedBody, |vendor| match vendor {
         Vendor::Scim => Expect::Retry(None, "not JSON"),
+        // Never an excerpt of a token answer: it could hold the token.
+        Vendor::Anaplan => Expect::Retry(None, "HTTP 200 but the body is not JSON"),
         Vendor::Panopto => Expect::Retry(None, "malformed SOAP response"),
         Vendor::Echo360 => Expect::Retry(None, "malformed response: the body is not JSON"),
         Vendor::Openconext => Expect::Retry(None, "does not follow the deprovision contract"),
@@ -616,6 +645,7 @@ async fn a_malformed_body_is_retried() {
 async fn an_html_page_instead_of_the_vendors_content_type_is_retried() {
     row(Fault::WrongContentType, |vendor| match vendor {
         Vendor::Scim => Expect::Retry(None, "Content-Type \"text/html\""),
+        Vendor::Anaplan => Expect::Retry(None, "HTTP 200 but the body is not JSON"),
         Vendor::Panopto => Expect::Retry(
             None,
             "not a SOAP response (HTTP 200, content type text/html",

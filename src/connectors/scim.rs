@@ -1000,19 +1000,27 @@ fn token_answer(
     op: &str,
     now: DateTime<Utc>,
 ) -> Result<(String, Duration), ConnectorError> {
-    if !response.is_success() {
-        let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-        let field = |name: &str| {
-            body.as_ref()
-                .and_then(|b| attr(b, name))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let message = match (field("status"), field("statusMessage")) {
-            (Some(s), Some(m)) => Some(format!("{s}: {m}")),
-            (s, m) => s.or(m),
-        };
-        if matches!(response.status, 401 | 403) {
+    let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|b| attr(b, name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    // Anaplan's own error shape: `status` (FAILURE_BAD_CREDENTIAL, ...) and `statusMessage`.
+    let message = match (field("status"), field("statusMessage")) {
+        (Some(s), Some(m)) => Some(format!("{s}: {m}")),
+        (s, m) => s.or(m),
+    };
+    // A success status carrying Anaplan's failure shape is a refused login all the same.
+    let refused_in_body = response.is_success()
+        && parsed
+            .as_ref()
+            .is_some_and(|b| attr(b, "tokenInfo").is_none())
+        && field("status").is_some_and(|s| s.starts_with("FAILURE"));
+    if !response.is_success() || refused_in_body {
+        if matches!(response.status, 401 | 403) || refused_in_body {
             let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
             return Err(ConnectorError::retryable(
                 format!(
@@ -1028,9 +1036,11 @@ fn token_answer(
     let malformed = |what: &str| {
         ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
     };
-    let body: Value =
-        serde_json::from_slice(&response.body).map_err(|_| malformed("the body is not JSON"))?;
-    let info = attr(&body, "tokenInfo").ok_or_else(|| malformed("there is no tokenInfo"))?;
+    let body = parsed.ok_or_else(|| malformed("the body is not JSON"))?;
+    let info = attr(&body, "tokenInfo").ok_or_else(|| match &message {
+        Some(m) => malformed(&format!("there is no tokenInfo (Anaplan says {m})")),
+        None => malformed("there is no tokenInfo"),
+    })?;
     let value = attr(info, "tokenValue")
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
@@ -1195,6 +1205,48 @@ mod tests {
             headers: Default::default(),
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn read_answers_applies_every_reader_to_one_answer() {
+        let now = Utc::now();
+        let list = read_answers(
+            &response(
+                200,
+                r#"{"totalResults": 1, "Resources": [{"id": "u1", "userName": "ann", "active": "False", "entitlements": [{}, {}]}]}"#,
+            ),
+            now,
+        );
+        assert_eq!(list.len(), 6);
+        let first = list[0].as_ref().unwrap();
+        assert!(first.starts_with("list of 1 (1 returned)"), "{first}");
+        assert!(
+            first.contains(
+                r#"user u1 {\"access_values\": \"2\", \"active\": \"false\"} named=true"#
+            ),
+            "{first}"
+        );
+        // The same body is not a resource (no id at the top) and not a token answer.
+        assert!(list[1].is_err());
+        assert!(
+            list[5]
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("no tokenInfo")
+        );
+
+        let error = read_answers(
+            &response(
+                409,
+                r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409", "scimType": "uniqueness", "detail": "taken"}"#,
+            ),
+            now,
+        );
+        let e = error[3].as_ref().unwrap_err();
+        assert_eq!(e.class, ErrorClass::Permanent);
+        assert_eq!(e.reason, "error: HTTP 409: uniqueness: taken");
+        assert_eq!(error[4].as_ref().unwrap(), "scimType Some(\"uniqueness\")");
     }
 
     #[test]
