@@ -2832,6 +2832,13 @@ impl Builder<'_> {
             self.problem(key, "missing; set the service's https:// URL");
             return None;
         };
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.problem(
+                key,
+                "is not a valid URL: it contains spaces or control characters",
+            );
+            return None;
+        }
         let url = match reqwest::Url::parse(raw) {
             Ok(url) => url,
             Err(e) => {
@@ -3143,47 +3150,10 @@ impl Builder<'_> {
         actions
     }
 
-    /// Checks an http(s) service URL (no credentials, query or fragment); returns it without a trailing slash.
-    /// Only the scheme of a bad URL is echoed.
+    /// [`Self::service_url`] for a scim URL, returned without a trailing slash.
     fn scim_service_url(&mut self, key: &str, url: &str) -> Option<String> {
-        let url = url.trim();
-        let lower = url.to_ascii_lowercase();
-        let rest = if let Some(rest) = lower.strip_prefix("https://") {
-            rest
-        } else if let Some(rest) = lower.strip_prefix("http://") {
-            self.warnings.push(format!(
-                "{key} uses plain http: credentials and personal data cross the network unencrypted"
-            ));
-            rest
-        } else {
-            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-            self.problem(
-                key,
-                format!("must start with http:// or https:// (found scheme {scheme:?})"),
-            );
-            return None;
-        };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if authority.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.problem(key, "is not a valid URL: it needs a host and no spaces");
-            return None;
-        }
-        if authority.contains('@') {
-            self.problem(
-                key,
-                "must not contain credentials (user:password@); use the auth table with a _file or _env secret",
-            );
-            return None;
-        }
-        if rest.contains(['?', '#']) {
-            self.problem(key, "must not contain a query or fragment");
-            return None;
-        }
-        if reqwest::Url::parse(url).is_err() {
-            self.problem(key, "is not a valid URL");
-            return None;
-        }
-        Some(url.trim_end_matches('/').to_string())
+        self.service_url(key, Some(url.trim()))
+            .map(|u| u.trim_end_matches('/').to_string())
     }
 }
 

@@ -74,7 +74,17 @@ pub async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let turn = record_and_claim(pool, &[], &[(connector, limit)], limit, owner, lease, now).await?;
+    let turn = record_and_claim(
+        pool,
+        &[],
+        &[(connector, limit)],
+        limit,
+        owner,
+        lease,
+        now,
+        now,
+    )
+    .await?;
     Ok(turn.claimed)
 }
 
@@ -101,8 +111,9 @@ pub struct Turn {
 /// One turn of the worker loop in one short `BEGIN IMMEDIATE` transaction, so the whole turn costs a
 /// single commit: records `finished` attempts (each fenced as [`complete`] does), then claims, for each
 /// `(connector, limit)` of `wanted` in turn, up to `limit` due removals for `owner` under a lease until
-/// `now + lease`, and no more than `total` over all connectors. Every change is audited in the same
-/// transaction.
+/// `now + lease`, and no more than `total` over all connectors. Only removals due at or before `due_by`
+/// (capped at `now`) are claimed: a drain takes what was due when it started, never a retry it scheduled
+/// itself. Every change is audited in the same transaction.
 #[allow(clippy::too_many_arguments)]
 pub async fn record_and_claim(
     pool: &SqlitePool,
@@ -112,6 +123,7 @@ pub async fn record_and_claim(
     owner: &str,
     lease: Duration,
     now: DateTime<Utc>,
+    due_by: DateTime<Utc>,
 ) -> anyhow::Result<Turn> {
     let expires = now + chrono::Duration::from_std(lease)?;
     let mut tx = begin_write(pool).await?;
@@ -124,8 +136,10 @@ pub async fn record_and_claim(
     for (connector, limit) in wanted {
         let limit = left.min(*limit);
         if limit > 0 {
-            let claimed =
-                claim_in(&mut tx, &mut chain, owner, connector, limit, expires, now).await?;
+            let claimed = claim_in(
+                &mut tx, &mut chain, owner, connector, limit, expires, now, due_by,
+            )
+            .await?;
             left -= u32::try_from(claimed.len()).unwrap_or(limit).min(limit);
             turn.claimed.extend(claimed);
         }
@@ -135,12 +149,12 @@ pub async fn record_and_claim(
     Ok(turn)
 }
 
-/// Claims the next due pending removals of one connector (`?4`, at most `?5`, due by `?3`) for owner `?1`
-/// until `?2`. The subquery reads the partial index `removals_claim`, so it never sorts and never sees a
+/// Claims the next due pending removals of one connector (`?4`, at most `?5`, due by `?6`) for owner `?1`
+/// until `?2`, at `?3`. The subquery reads the partial index `removals_claim`, so it never sorts and never sees a
 /// finished removal. RETURNING brings the termination and the person along, so a claim is one statement.
 const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attempts + 1, lease_owner = ?1, \
      lease_expires_at = ?2, updated_at = ?3 \
-     WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?3 AND connector = ?4 \
+     WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?6 AND connector = ?4 \
                   ORDER BY due_at, id LIMIT ?5) \
      RETURNING id, termination_id, connector, account, attempts, retry_base, due_at, \
        (SELECT json_object('effective_at', t.effective_at, 'employee_id', p.employee_id, 'email', p.email, \
@@ -149,6 +163,7 @@ const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attem
         FROM terminations t JOIN people p ON p.employee_id = t.employee_id \
         WHERE t.id = removals.termination_id) AS who";
 
+#[allow(clippy::too_many_arguments)]
 async fn claim_in(
     tx: &mut Tx,
     chain: &mut audit::Chain,
@@ -157,6 +172,7 @@ async fn claim_in(
     limit: u32,
     expires: DateTime<Utc>,
     now: DateTime<Utc>,
+    due_by: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Claimed>> {
     let mut rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
         .bind(owner)
@@ -164,6 +180,7 @@ async fn claim_in(
         .bind(ts(now))
         .bind(connector)
         .bind(limit)
+        .bind(ts(due_by.min(now)))
         .fetch_all(&mut **tx)
         .await?;
     // RETURNING gives no order: work (and audit) oldest due first.
@@ -270,8 +287,17 @@ pub async fn complete(
         calls: calls.to_vec(),
         completion: completion.clone(),
     };
-    let turn =
-        record_and_claim(pool, &[attempt], &[], 0, &claim.owner, Duration::ZERO, now).await?;
+    let turn = record_and_claim(
+        pool,
+        &[attempt],
+        &[],
+        0,
+        &claim.owner,
+        Duration::ZERO,
+        now,
+        now,
+    )
+    .await?;
     turn.applied
         .first()
         .copied()
@@ -531,8 +557,9 @@ pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::R
     let mut chain = audit::Chain::start(&mut tx).await?;
     for (id, connector, attempts, owner, employee) in &rows {
         sqlx::query(
+            // Due again from the moment its lease ran out (the column is read before it is cleared).
             "UPDATE removals SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             due_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = 'running'",
+             due_at = MIN(lease_expires_at, ?1), updated_at = ?1 WHERE id = ?2 AND state = 'running'",
         )
         .bind(ts(now))
         .bind(id)

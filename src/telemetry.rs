@@ -17,9 +17,13 @@ pub fn init(format: LogFormat, level: &str) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // A line that cannot be written (stderr closed: `offboard run | head`, a log collector that went away)
+    // is dropped. Reporting that failure would print to the same closed stderr, which panics the task
+    // that logged: the signal handler, a worker or `main` itself.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = if json {
         builder.json().with_current_span(true).try_init()
     } else {

@@ -157,6 +157,7 @@ impl Workers {
         finished: &mut Vec<Attempt>,
         tasks: &mut JoinSet<Attempt>,
         claim: bool,
+        due_by: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<(Vec<(Attempt, Applied)>, usize)> {
         let (wanted, total) = if claim {
             self.wanted()
@@ -175,6 +176,7 @@ impl Workers {
             &self.owner,
             self.config.workers.lease,
             self.clock.now(),
+            due_by,
         )
         .await?;
         let recorded: Vec<(Attempt, Applied)> = std::mem::take(finished)
@@ -239,7 +241,10 @@ impl Workers {
             if let Err(e) = reclaim.run(&self.pool, &self.clock).await {
                 tracing::warn!(error = %format!("{e:#}"), "Reclaiming expired leases failed; trying again shortly.");
             }
-            let failed = match self.turn(&mut finished, &mut tasks, true).await {
+            let failed = match self
+                .turn(&mut finished, &mut tasks, true, self.clock.now())
+                .await
+            {
                 Ok(_) => false,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "Recording or claiming removals failed; trying again shortly.");
@@ -271,7 +276,14 @@ impl Workers {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        // The sender is gone, so no stop request can ever arrive and `changed` would
+                        // return at once on every turn: stop rather than spin.
+                        tracing::warn!("The shutdown signal handler is gone; stopping.");
+                        break;
+                    }
+                }
                 Some(result) = tasks.join_next(), if !tasks.is_empty() => collect(result, &mut finished),
             }
         }
@@ -296,7 +308,10 @@ impl Workers {
         // The vendor calls happened: their records must land even if the database is briefly busy.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !finished.is_empty() {
-            match self.turn(&mut finished, &mut tasks, false).await {
+            match self
+                .turn(&mut finished, &mut tasks, false, self.clock.now())
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(error = %format!("{e:#}"), "Recording finished attempts failed; retrying.");
@@ -315,9 +330,11 @@ impl Workers {
         Ok(())
     }
 
-    /// Processes everything due now until nothing due is left and nothing is in flight (for
-    /// `run --once` and tests). Retries scheduled for later stay pending.
+    /// Processes everything that was due when it started, until none of it is left and nothing is
+    /// in flight (for `run --once` and tests). A retry is always scheduled after that moment, so
+    /// each removal gets at most one attempt per drain, whatever the jitter drew.
     pub async fn drain(&self) -> anyhow::Result<DrainSummary> {
+        let started_at = self.clock.now();
         let mut tasks = JoinSet::new();
         let mut finished: Vec<Attempt> = Vec::new();
         let mut summary = DrainSummary::default();
@@ -327,7 +344,7 @@ impl Workers {
                 finished.push(result?);
             }
             reclaim.run(&self.pool, &self.clock).await?;
-            match self.turn(&mut finished, &mut tasks, true).await {
+            match self.turn(&mut finished, &mut tasks, true, started_at).await {
                 Ok((recorded, started)) => {
                     for (attempt, applied) in &recorded {
                         summary.add(&attempt.completion, *applied);

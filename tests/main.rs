@@ -2,16 +2,22 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should stop at the failing step
 
 mod audit_chain;
+mod bad_config;
 mod cli;
+mod crash;
 mod echo360;
+mod fault_matrix;
 mod feed;
 mod helpers;
+mod intake_rules;
 mod openconext;
 mod ops;
 mod panopto;
 mod push;
+mod push_load;
 mod queue;
 mod retry;
 mod safety;
 mod scim;
+mod secrets;
 mod vendor_http;

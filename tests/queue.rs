@@ -222,6 +222,7 @@ async fn one_turn_records_several_attempts_and_the_fence_refuses_only_the_stale_
         "worker",
         Duration::from_secs(60),
         t.clock.now(),
+        t.clock.now(),
     )
     .await
     .unwrap();
@@ -270,6 +271,7 @@ async fn a_turn_shares_the_free_slots_between_connectors_and_skips_one_with_noth
         2,
         "worker",
         Duration::from_secs(60),
+        t.clock.now(),
         t.clock.now(),
     )
     .await

@@ -115,7 +115,12 @@ async fn a_permanent_exit_code_fails_at_once_and_already_absent_is_success() {
 
 #[tokio::test]
 async fn a_program_that_hangs_is_killed_at_the_timeout_and_retried() {
-    let t = TestApp::exec("#!/bin/sh\nsleep 30\n", "timeout = \"500ms\"").await;
+    // A long backoff, so full jitter never makes the retry due again within this drain.
+    let t = TestApp::exec(
+        "#!/bin/sh\nsleep 30\n",
+        "timeout = \"500ms\"\n[connector.retry]\ninitial = \"1h\"\nmax = \"2h\"",
+    )
+    .await;
     t.write_feed(FEED);
     t.poll().await;
 

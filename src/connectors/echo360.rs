@@ -16,8 +16,8 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
 use super::http::{
-    AuthStrikes, HttpClient, HttpResponse, encode_component, redact_account, status_error,
-    vendor_message,
+    AuthStrikes, HttpClient, HttpResponse, SecretMask, encode_component, redact_account,
+    status_error, vendor_message,
 };
 use super::limit::Limiter;
 use super::{
@@ -164,14 +164,20 @@ pub struct Echo360Connector {
     token: tokio::sync::Mutex<Option<Token>>,
     index: tokio::sync::Mutex<Option<UserIndex>>,
     strikes: AuthStrikes,
+    /// The client credentials and issued tokens, masked in every reason.
+    mask: SecretMask,
 }
 
 impl Echo360Connector {
     /// A connector for this config; token expiry and the index age are read from `clock`.
     pub fn new(config: Echo360Config, limiter: Arc<Limiter>, clock: Clock) -> anyhow::Result<Self> {
         Url::parse(&config.base_url)?;
+        let mask = SecretMask::new()
+            .with_secret(config.client_id.expose())
+            .with_secret(config.client_secret.expose());
         Ok(Self {
             http: HttpClient::new(config.timeout, limiter)?,
+            mask,
             config,
             clock,
             token: tokio::sync::Mutex::new(None),
@@ -292,6 +298,7 @@ impl Echo360Connector {
                     None,
                 )
             })?;
+        self.mask.remember(value);
         let lifetime = parsed
             .get("expires_in")
             .and_then(Value::as_u64)
@@ -382,8 +389,16 @@ impl Echo360Connector {
         }
         let body: Value = serde_json::from_slice(&response.body)
             .map_err(|_| Self::malformed(&operation, "the body is not JSON"))?;
-        let user = User::from_json(&body)
-            .ok_or_else(|| Self::malformed(&operation, "the body is not a user with an id"))?;
+        let user = User::from_json(&body).ok_or_else(|| {
+            // A 200 carrying Echo360's error shape (`{"message": ...}`): name the message.
+            match vendor_message(&response.body).map(|m| redact_account(&m, &target.account)) {
+                Some(m) => Self::malformed(
+                    &operation,
+                    &format!("the body is not a user with an id; Echo360 says: {m}"),
+                ),
+                None => Self::malformed(&operation, "the body is not a user with an id"),
+            }
+        })?;
         // The endpoint takes an id or an email: make sure the answer is the user asked for.
         if user
             .email
@@ -659,7 +674,11 @@ impl super::Connector for Echo360Connector {
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
-        Box::pin(self.resolve_user(target))
+        Box::pin(async move {
+            self.resolve_user(target)
+                .await
+                .map_err(|e| self.mask.error(e))
+        })
     }
 
     fn remove<'a>(
@@ -674,6 +693,7 @@ impl super::Connector for Echo360Connector {
                     self.deactivate(target, &account.id, set).await
                 }
             }
+            .map_err(|e| self.mask.error(e))
         })
     }
 
@@ -689,7 +709,7 @@ impl super::Connector for Echo360Connector {
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>> {
-        Box::pin(self.probe_api())
+        Box::pin(async move { self.probe_api().await.map_err(|e| self.mask.error(e)) })
     }
 }
 

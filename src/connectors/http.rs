@@ -236,6 +236,137 @@ pub fn redact_account(text: &str, account: &str) -> String {
         .replace(&encode_component(account), "{account}")
 }
 
+/// Credentials to mask in a vendor's text before it becomes a reason (and so reaches logs,
+/// `last_error` and the audit log): a service that refuses a request may repeat what it received.
+/// Each secret is matched as written and percent-encoded, a Basic `user:password` pair as the
+/// Base64 sent in its header, all ignoring ASCII case; tokens issued at run time are added as they
+/// arrive (the most recent few are kept). A user name is masked only as a whole word, since it may
+/// be an ordinary word ("deprov" in "deprovision").
+#[derive(Debug, Default)]
+pub struct SecretMask {
+    /// Each form and whether it is masked only as a whole word.
+    fixed: Vec<(String, bool)>,
+    issued: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+/// Issued tokens a [`SecretMask`] keeps.
+const KEEP_ISSUED: usize = 8;
+
+impl SecretMask {
+    /// A mask of nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a secret (as written and percent-encoded), masked wherever it appears.
+    pub fn with_secret(mut self, value: &str) -> Self {
+        self.add(value.to_string(), false);
+        self.add(encode_component(value), false);
+        self
+    }
+
+    /// Adds a user name (as written and percent-encoded), masked where it stands as a whole word.
+    pub fn with_user(mut self, value: &str) -> Self {
+        self.add(value.to_string(), true);
+        self.add(encode_component(value), true);
+        self
+    }
+
+    /// Adds the Base64 form of a Basic `user:password` pair (the parts themselves are added with
+    /// [`SecretMask::with_user`] and [`SecretMask::with_secret`]).
+    pub fn with_basic(mut self, user: &str, password: &str) -> Self {
+        self.add(basic_credentials(user, password), false);
+        self
+    }
+
+    fn add(&mut self, form: String, whole_word: bool) {
+        if !form.is_empty() && !self.fixed.iter().any(|(f, _)| *f == form) {
+            self.fixed.push((form, whole_word));
+        }
+    }
+
+    /// Adds a token the vendor issued.
+    pub fn remember(&self, token: &str) {
+        if token.is_empty() {
+            return;
+        }
+        if let Ok(mut issued) = self.issued.lock() {
+            if !issued.iter().any(|t| t == token) {
+                issued.push_back(token.to_string());
+            }
+            while issued.len() > KEEP_ISSUED {
+                issued.pop_front();
+            }
+        }
+    }
+
+    /// `text` with every known credential replaced by `<redacted>`.
+    pub fn mask(&self, text: &str) -> String {
+        let mut forms = self.fixed.clone();
+        if let Ok(issued) = self.issued.lock() {
+            forms.extend(issued.iter().map(|t| (t.clone(), false)));
+        }
+        // Longest first, so a Base64 pair is masked whole before a secret inside it.
+        forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        forms
+            .iter()
+            .fold(text.to_string(), |out, (form, whole_word)| {
+                replace_ignoring_case(&out, form, *whole_word)
+            })
+    }
+
+    /// The error with its reason masked.
+    pub fn error(&self, mut e: ConnectorError) -> ConnectorError {
+        e.reason = self.mask(&e.reason);
+        e
+    }
+}
+
+/// Replaces `needle` in `text` with `<redacted>`, ignoring ASCII case; with `whole_word`, only
+/// where no letter or digit touches it.
+fn replace_ignoring_case(text: &str, needle: &str, whole_word: bool) -> String {
+    // ASCII lower-casing keeps byte offsets, so matches found in the copy apply to the original.
+    let lower_text = text.to_ascii_lowercase();
+    let lower_needle = needle.to_ascii_lowercase();
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower_text.match_indices(&lower_needle) {
+        let end = at + needle.len();
+        if at < rest
+            || (whole_word
+                && (is_word(text[..at].chars().next_back()) || is_word(text[end..].chars().next())))
+        {
+            continue;
+        }
+        out.push_str(&text[rest..at]);
+        out.push_str("<redacted>");
+        rest = end;
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
+/// The Base64 of `user:password` as an `Authorization: Basic` header carries it (RFC 7617), without
+/// the `=` padding, so that it also matches where a vendor repeats it without.
+pub fn basic_credentials(user: &str, password: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}");
+    let mut out = String::new();
+    for chunk in input.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// A vendor's own error message from a body: a bare JSON string, or an object's `message`,
 /// `error_description`, `error` or `errors` (a string or a list of strings); else plain text.
 /// Shortened to a printable excerpt.
@@ -378,6 +509,37 @@ mod tests {
             strikes.refused(7, "HTTP 401".into()).class,
             super::super::ErrorClass::Retryable { .. }
         ));
+    }
+
+    #[test]
+    fn basic_credentials_are_the_header_base64_without_padding() {
+        // base64("deprov:oc-password-91f2") is "ZGVwcm92Om9jLXBhc3N3b3JkLTkxZjI=".
+        assert_eq!(
+            basic_credentials("deprov", "oc-password-91f2"),
+            "ZGVwcm92Om9jLXBhc3N3b3JkLTkxZjI"
+        );
+        assert_eq!(basic_credentials("a", "b"), "YTpi");
+        assert_eq!(basic_credentials("ab", "c"), "YWI6Yw");
+    }
+
+    #[test]
+    fn the_mask_hides_secrets_in_every_form_they_travel_in() {
+        let mask = SecretMask::new()
+            .with_secret("S3cret/Pw")
+            .with_user("svc")
+            .with_basic("svc", "S3cret/Pw");
+        mask.remember("issued-token-1");
+        let text =
+            "got s3cret/pw, S3cret%2FPw, Basic c3ZjOlMzY3JldC9Qdw== and Bearer ISSUED-TOKEN-1";
+        assert_eq!(
+            mask.mask(text),
+            "got <redacted>, <redacted>, Basic <redacted>== and Bearer <redacted>"
+        );
+        let e = mask.error(ConnectorError::permanent("HTTP 401: bad svc for svcs"));
+        assert_eq!(
+            e.reason, "HTTP 401: bad <redacted> for svcs",
+            "a user name only as a whole word"
+        );
     }
 
     #[test]

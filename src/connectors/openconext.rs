@@ -18,8 +18,8 @@ use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
 use super::http::{
-    AuthStrikes, HttpClient, HttpResponse, encode_component, redact_account, status_error,
-    vendor_message,
+    AuthStrikes, HttpClient, HttpResponse, SecretMask, encode_component, redact_account,
+    status_error, vendor_message,
 };
 use super::limit::Limiter;
 use super::{
@@ -182,6 +182,8 @@ pub struct OpenconextConnector {
     http: HttpClient,
     health_url: Url,
     strikes: AuthStrikes,
+    /// The Basic credentials, masked in every reason.
+    mask: SecretMask,
 }
 
 impl OpenconextConnector {
@@ -194,7 +196,12 @@ impl OpenconextConnector {
         let base = Url::parse(&config.base_url)?;
         // `/health` is absolute: it lives at the host root, whatever the API's base path.
         let health_url = base.join("/health")?;
+        let mask = SecretMask::new()
+            .with_user(config.username.expose())
+            .with_secret(config.password.expose())
+            .with_basic(config.username.expose(), config.password.expose());
         Ok(Self {
+            mask,
             http: HttpClient::new(config.timeout, limiter)?,
             config,
             dry_run,
@@ -241,7 +248,9 @@ impl OpenconextConnector {
                 self.request(reqwest::Method::DELETE, url),
             )
             .await?;
-        let found = self.interpret(target, operation, &response)?;
+        let found = self
+            .interpret(target, operation, &response)
+            .map_err(|e| self.mask.error(e))?;
         self.strikes.clear(target.removal_id);
         let evidence = match &found {
             Found::Nothing { service } => json!({
@@ -451,7 +460,7 @@ impl super::Connector for OpenconextConnector {
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>> {
-        Box::pin(self.probe_service())
+        Box::pin(async move { self.probe_service().await.map_err(|e| self.mask.error(e)) })
     }
 }
 

@@ -25,15 +25,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::Utc;
 use quick_xml::Writer;
 use reqwest::header::CONTENT_TYPE;
 use sha1::{Digest, Sha1};
 
-use super::http::{HttpClient, HttpResponse, body_excerpt, status_error};
+use super::http::{HttpClient, HttpResponse, body_excerpt, retry_after, status_error};
 use super::limit::Limiter;
 use super::soap::{self, Envelope, Fault, ReadError};
 use super::{
     BoxFuture, CallLog, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target,
+    classify_http_status,
 };
 use crate::config::{PanoptoConfig, PanoptoCredential, Rate};
 
@@ -354,7 +356,19 @@ impl PanoptoConnector {
             FaultKind::Unreadable => Failure::Error(ConnectorError::permanent(format!(
                 "{reason} (the server could not read the request: a bug or an API version mismatch)"
             ))),
-            FaultKind::Other => Failure::Error(ConnectorError::retryable(reason, None)),
+            // Any other fault follows its HTTP status: a refusal is an authentication failure, a
+            // 404 a wrong endpoint, and a retry keeps the server's Retry-After.
+            FaultKind::Other => match response.status {
+                401 | 403 => Failure::Auth(reason),
+                404 => Failure::Error(ConnectorError::permanent(format!(
+                    "{reason} (no Panopto UserManagement service at this URL; check host and endpoint)"
+                ))),
+                200..=299 => Failure::Error(ConnectorError::retryable(reason, None)),
+                status => Failure::Error(ConnectorError {
+                    class: classify_http_status(status, retry_after(&response.headers, Utc::now())),
+                    reason,
+                }),
+            },
         }
     }
 

@@ -221,58 +221,11 @@ impl ScimConnector {
 
     /// Reads Anaplan's token answer (`tokenInfo.tokenValue`, `tokenInfo.expiresAt` in epoch milliseconds).
     fn read_token(&self, response: &HttpResponse, op: &str) -> Result<Token, ConnectorError> {
-        if !response.is_success() {
-            let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-            let field = |name: &str| {
-                body.as_ref()
-                    .and_then(|b| attr(b, name))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            };
-            let message = match (field("status"), field("statusMessage")) {
-                (Some(s), Some(m)) => Some(format!("{s}: {m}")),
-                (s, m) => s.or(m),
-            };
-            if matches!(response.status, 401 | 403) {
-                let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
-                return Err(ConnectorError::retryable(
-                    format!(
-                        "{op}: HTTP {}{detail}: Anaplan refused the login; check the connector's auth credentials",
-                        response.status
-                    ),
-                    Some(AUTH_RETRY_AFTER),
-                ));
-            }
-            return Err(status_error(response, op, message.as_deref()));
-        }
-        // No body excerpt here: a cut-off token answer would put the token itself into the reason.
-        let malformed = |what: &str| {
-            ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
-        };
-        let body: Value = serde_json::from_slice(&response.body)
-            .map_err(|_| malformed("the body is not JSON"))?;
-        let info = attr(&body, "tokenInfo").ok_or_else(|| malformed("there is no tokenInfo"))?;
-        let value = attr(info, "tokenValue")
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                ConnectorError::retryable(
-                    format!("{op}: HTTP {} but no tokenValue", response.status),
-                    None,
-                )
-            })?;
         let now = self.clock.now();
-        let server_now = response
-            .headers
-            .get(DATE)
-            .and_then(|d| d.to_str().ok())
-            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
-            .map(|d| d.with_timezone(&Utc));
-        let expires_at = attr(info, "expiresAt").and_then(Value::as_f64);
-        let lifetime = token_lifetime(expires_at, server_now, now);
-        self.remember_token(value);
+        let (value, lifetime) = token_answer(response, op, now)?;
+        self.remember_token(&value);
         Ok(Token {
-            value: Secret::new(value.to_string()),
+            value: Secret::new(value),
             valid_until: now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
         })
     }
@@ -439,21 +392,7 @@ impl ScimConnector {
     /// The account as the worker keeps it: the SCIM id, whether it is active, and how many access values
     /// (entitlements or roles) it holds.
     fn remote(&self, user: &Value, id: &str) -> RemoteAccount {
-        let mut summary = BTreeMap::new();
-        let active = match attr(user, "active").and_then(parse_bool) {
-            Some(true) => "true",
-            Some(false) => "false",
-            None => "unknown",
-        };
-        summary.insert(SUMMARY_ACTIVE.to_string(), active.to_string());
-        let count = attr(user, self.access_attribute())
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        summary.insert(SUMMARY_ACCESS_VALUES.to_string(), count.to_string());
-        RemoteAccount {
-            id: id.to_string(),
-            summary,
-        }
+        remote_account(user, id, self.access_attribute())
     }
 
     /// The attribute `entitlements_path` works on (`entitlements` for `entitlements[type eq "WORKSPACE"]`).
@@ -622,11 +561,7 @@ impl ScimConnector {
 
     /// A non-success answer, classified by status (design §3) with the SCIM error's `scimType` and `detail`.
     fn http_error(&self, response: &HttpResponse, op: &str) -> ConnectorError {
-        let message = scim_error_message(&response.body).or_else(|| {
-            let excerpt = body_excerpt(&response.body);
-            (!excerpt.is_empty()).then_some(excerpt)
-        });
-        status_error(response, op, message.as_deref())
+        http_error(response, op)
     }
 
     /// Vendor text with credentials replaced by `<redacted>` and the person's identifiers by `<person>`.
@@ -639,6 +574,11 @@ impl ScimConnector {
             } => {
                 secrets.push(password.expose().to_string());
                 secrets.push(username.expose().to_string());
+                // The login's Basic header, which a refusing token service may repeat.
+                secrets.push(super::http::basic_credentials(
+                    username.expose(),
+                    password.expose(),
+                ));
             }
         }
         if let Ok(issued) = self.issued.lock() {
@@ -770,6 +710,75 @@ impl super::Connector for ScimConnector {
 struct List {
     total: usize,
     resources: Vec<Value>,
+}
+
+/// The account as the worker keeps it (see [`ScimConnector::remote`]), counting the values of `access`.
+fn remote_account(user: &Value, id: &str, access: &str) -> RemoteAccount {
+    let mut summary = BTreeMap::new();
+    let active = match attr(user, "active").and_then(parse_bool) {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "unknown",
+    };
+    summary.insert(SUMMARY_ACTIVE.to_string(), active.to_string());
+    let count = attr(user, access)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    summary.insert(SUMMARY_ACCESS_VALUES.to_string(), count.to_string());
+    RemoteAccount {
+        id: id.to_string(),
+        summary,
+    }
+}
+
+/// A non-success answer, classified by status (design §3) with the SCIM error's `scimType` and `detail`.
+fn http_error(response: &HttpResponse, op: &str) -> ConnectorError {
+    let message = scim_error_message(&response.body).or_else(|| {
+        let excerpt = body_excerpt(&response.body);
+        (!excerpt.is_empty()).then_some(excerpt)
+    });
+    status_error(response, op, message.as_deref())
+}
+
+/// What each reader of a SCIM answer makes of one answer: a list (with the checks a lookup applies to
+/// each returned user), a resource, an optional resource, a non-success answer, and an Anaplan token
+/// answer read at `now`. Each entry is a short description of what was read, or the classified error.
+/// For the fuzz target (`fuzz/`) and its regression tests; the connector calls the readers directly.
+#[doc(hidden)]
+pub fn read_answers(
+    response: &HttpResponse,
+    now: DateTime<Utc>,
+) -> Vec<Result<String, ConnectorError>> {
+    let describe = |user: &Value| -> Result<String, ConnectorError> {
+        let id = user_id(user, "read")?;
+        let account = remote_account(user, id, "entitlements");
+        Ok(format!("user {} {:?}", account.id, account.summary))
+    };
+    let list = read_list(response, "list").and_then(|list| {
+        let users = list
+            .resources
+            .iter()
+            .map(|u| {
+                let named = attr(u, "userName").and_then(Value::as_str).is_some();
+                describe(u).map(|d| format!("{d} named={named}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!(
+            "list of {} ({} returned): {users:?}",
+            list.total,
+            list.resources.len()
+        ))
+    });
+    let resource = read_resource(response, "resource").and_then(|u| describe(&u));
+    let optional = read_optional_resource(response, "optional").and_then(|u| match u {
+        Some(u) => describe(&u),
+        None => Ok("no body".into()),
+    });
+    let error = Err(http_error(response, "error"));
+    let scim_type = Ok(format!("scimType {:?}", scim_type(&response.body)));
+    let token = token_answer(response, "token", now)
+        .map(|(value, lifetime)| format!("token of {} bytes for {lifetime:?}", value.len()));
+    vec![list, resource, optional, error, scim_type, token]
 }
 
 /// The body as JSON, or a retryable error: a proxy's HTML page or a cut-off answer may be gone next time.
@@ -985,6 +994,75 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
+/// Anaplan's token answer: the token and how long it lasts from `now`, or the classified failure.
+fn token_answer(
+    response: &HttpResponse,
+    op: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, Duration), ConnectorError> {
+    let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|b| attr(b, name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    // Anaplan's own error shape: `status` (FAILURE_BAD_CREDENTIAL, ...) and `statusMessage`.
+    let message = match (field("status"), field("statusMessage")) {
+        (Some(s), Some(m)) => Some(format!("{s}: {m}")),
+        (s, m) => s.or(m),
+    };
+    // A success status carrying Anaplan's failure shape is a refused login all the same.
+    let refused_in_body = response.is_success()
+        && parsed
+            .as_ref()
+            .is_some_and(|b| attr(b, "tokenInfo").is_none())
+        && field("status").is_some_and(|s| s.starts_with("FAILURE"));
+    if !response.is_success() || refused_in_body {
+        if matches!(response.status, 401 | 403) || refused_in_body {
+            let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
+            return Err(ConnectorError::retryable(
+                format!(
+                    "{op}: HTTP {}{detail}: Anaplan refused the login; check the connector's auth credentials",
+                    response.status
+                ),
+                Some(AUTH_RETRY_AFTER),
+            ));
+        }
+        return Err(status_error(response, op, message.as_deref()));
+    }
+    // No body excerpt here: a cut-off token answer would put the token itself into the reason.
+    let malformed = |what: &str| {
+        ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
+    };
+    let body = parsed.ok_or_else(|| malformed("the body is not JSON"))?;
+    let info = attr(&body, "tokenInfo").ok_or_else(|| match &message {
+        Some(m) => malformed(&format!("there is no tokenInfo (Anaplan says {m})")),
+        None => malformed("there is no tokenInfo"),
+    })?;
+    let value = attr(info, "tokenValue")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ConnectorError::retryable(
+                format!("{op}: HTTP {} but no tokenValue", response.status),
+                None,
+            )
+        })?;
+    let server_now = response
+        .headers
+        .get(DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+        .map(|d| d.with_timezone(&Utc));
+    let expires_at = attr(info, "expiresAt").and_then(Value::as_f64);
+    Ok((
+        value.to_string(),
+        token_lifetime(expires_at, server_now, now),
+    ))
+}
+
 /// How long a token lasts: `expires_at_ms` measured against the service's own clock (its `Date`) when it
 /// sent one, so clock skew between us and the service does not matter; implausible values fall back to
 /// [`ANAPLAN_DEFAULT_TOKEN_LIFETIME`].
@@ -1127,6 +1205,48 @@ mod tests {
             headers: Default::default(),
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn read_answers_applies_every_reader_to_one_answer() {
+        let now = Utc::now();
+        let list = read_answers(
+            &response(
+                200,
+                r#"{"totalResults": 1, "Resources": [{"id": "u1", "userName": "ann", "active": "False", "entitlements": [{}, {}]}]}"#,
+            ),
+            now,
+        );
+        assert_eq!(list.len(), 6);
+        let first = list[0].as_ref().unwrap();
+        assert!(first.starts_with("list of 1 (1 returned)"), "{first}");
+        assert!(
+            first.contains(
+                r#"user u1 {\"access_values\": \"2\", \"active\": \"false\"} named=true"#
+            ),
+            "{first}"
+        );
+        // The same body is not a resource (no id at the top) and not a token answer.
+        assert!(list[1].is_err());
+        assert!(
+            list[5]
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("no tokenInfo")
+        );
+
+        let error = read_answers(
+            &response(
+                409,
+                r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409", "scimType": "uniqueness", "detail": "taken"}"#,
+            ),
+            now,
+        );
+        let e = error[3].as_ref().unwrap_err();
+        assert_eq!(e.class, ErrorClass::Permanent);
+        assert_eq!(e.reason, "error: HTTP 409: uniqueness: taken");
+        assert_eq!(error[4].as_ref().unwrap(), "scimType Some(\"uniqueness\")");
     }
 
     #[test]

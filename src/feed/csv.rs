@@ -645,6 +645,72 @@ mod tests {
         );
     }
 
+    /// The inputs the fuzz target `csv_feed` found (tests/data/fuzz-regressions/csv_feed/), without
+    /// their first byte (the target's choice of zone and instant).
+    fn fuzz_regressions() -> Vec<(String, Vec<u8>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/fuzz-regressions/csv_feed");
+        let mut inputs: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let data = std::fs::read(&path).unwrap();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, data.get(1..).unwrap_or_default().to_vec())
+            })
+            .collect();
+        inputs.sort();
+        assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
+        inputs
+    }
+
+    #[test]
+    fn fuzz_regressions_read_without_panicking() {
+        let fields = FieldNames {
+            employee_id: "employee_id".into(),
+            email: Some("email".into()),
+            username: Some("username".into()),
+            upn: Some("upn".into()),
+            display_name: Some("display_name".into()),
+            effective_date: "effective_date".into(),
+            status: "status".into(),
+        };
+        let attributes = BTreeMap::from([("dept".to_string(), "department".to_string())]);
+        let statuses = StatusValues::default();
+        let rules = RowRules {
+            statuses: &statuses,
+            timezone: chrono_tz::UTC,
+            now: now(),
+        };
+        for (name, data) in fuzz_regressions() {
+            let total_lines = 1 + data.iter().filter(|b| **b == b'\n').count() as u64;
+            let result = read_csv_with_attributes(&data, &fields, &attributes, &rules);
+            if let Ok(records) = &result {
+                let mut last_line = 1;
+                for (i, r) in records.iter().enumerate() {
+                    assert_eq!(r.row, i as u64 + 1, "{name}");
+                    assert!(r.line >= last_line && r.line <= total_lines, "{name}");
+                    last_line = r.line;
+                }
+            }
+            if name == "lone-cr-ends-the-header.bin" {
+                // The header ends at a lone CR: the next record starts on the header's line 1. No
+                // record has the header's width, so each is a column_count reject.
+                let records = result.unwrap();
+                let lines: Vec<u64> = records.iter().map(|r| r.line).collect();
+                assert_eq!(lines, [1, 2, 3], "{name}");
+                assert!(
+                    records
+                        .iter()
+                        .all(|r| r.result == Err(vec![Fault::for_row(Reason::ColumnCount)]))
+                );
+            }
+        }
+        // The shape of that input, reduced: a lone CR after the header.
+        let data = b"employee_id,effective_date,status\r1,,active\r\n2,,active\n";
+        assert_eq!(summary(&read_min(data)), [ok(1, 1, "1"), ok(2, 2, "2")]);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_and_numbers_stay_consistent() {
         let alphabet = b"a,\"\r\n \xFF\xEF\xBB\xBF1";

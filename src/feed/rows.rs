@@ -1056,6 +1056,47 @@ mod tests {
     }
 
     #[test]
+    fn checks_run_in_the_documented_order_and_the_first_failure_wins() {
+        // duplicate_key -> invalid_utf8 / wrong_type -> trim -> empty is absent -> control_char
+        // -> too_long -> the field's own check: each value below fails two checks at once.
+        let long_with_control = format!("{}\u{0}", "a".repeat(300));
+        let long_bad_utf8 = [vec![0xffu8], vec![b'a'; 300]].concat();
+        let long_non_email = "x".repeat(300);
+        let long_non_id = "-".repeat(65);
+        let cases: Vec<(Field, RawField<'_>, &str)> = vec![
+            (
+                Field::Email,
+                RawField {
+                    value: RawValue::WrongType,
+                    duplicate_key: true,
+                },
+                "duplicate_key",
+            ),
+            (Field::Username, b(&long_bad_utf8), "invalid_utf8"),
+            (Field::Email, b(b"\xff\x00"), "invalid_utf8"),
+            (Field::Username, s(&long_with_control), "control_char"),
+            // Too long and not an email: the length is checked first.
+            (Field::Email, s(&long_non_email), "too_long"),
+            // Too long and not an id: likewise.
+            (Field::EmployeeId, s(&long_non_id), "too_long"),
+        ];
+        for (field, value, reason) in cases {
+            assert_eq!(
+                faults(&with(field, value)),
+                only(field.as_str(), reason),
+                "{field:?}"
+            );
+        }
+        // Trimming comes before the empty check: whitespace alone is absent, even on a field with a
+        // syntax of its own; a control character is not whitespace, so it is not absent.
+        assert!(check(&with(Field::Email, s(" \u{a0}\t "))).is_ok());
+        assert_eq!(
+            faults(&with(Field::Email, s(" \u{0} "))),
+            only("email", "control_char")
+        );
+    }
+
+    #[test]
     fn employee_id_syntax_and_exactness() {
         for bad in [
             "'; DROP TABLE removals; --",
