@@ -533,8 +533,26 @@ impl Entry {
     }
 }
 
-/// Returns running removals whose lease expired to `pending`, due now. Audited per removal.
-pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<u64> {
+/// What [`reclaim_expired`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Removals returned to `pending`, to be tried again.
+    pub requeued: u64,
+    /// Removals moved to `failed`: their attempts, the cut-short ones included, reached the connector's
+    /// `max_attempts`.
+    pub failed: u64,
+}
+
+/// Returns running removals whose lease expired to `pending`, due from the moment the lease ran out. An
+/// attempt cut short by a crash or a hang counts toward the connector's retry limit (`max_attempts`
+/// gives it for a connector name): a removal whose attempts reached it moves to `failed` instead, so a
+/// removal that brings the daemon down on every attempt ends in the dead-letter state rather than being
+/// tried forever. Audited per removal, in the same transaction.
+pub async fn reclaim_expired(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+    max_attempts: impl Fn(&str) -> u32,
+) -> anyhow::Result<Reclaimed> {
     // A cheap read first: the write lock is taken only when a lease really expired.
     let any: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM removals WHERE state = 'running' AND lease_expires_at <= ?)",
@@ -543,11 +561,11 @@ pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::R
     .fetch_one(pool)
     .await?;
     if !any {
-        return Ok(0);
+        return Ok(Reclaimed::default());
     }
     let mut tx = begin_write(pool).await?;
-    let rows: Vec<(i64, String, i64, Option<String>, String)> = sqlx::query_as(
-        "SELECT r.id, r.connector, r.attempts, r.lease_owner, t.employee_id FROM removals r \
+    let rows: Vec<(i64, String, i64, i64, Option<String>, String)> = sqlx::query_as(
+        "SELECT r.id, r.connector, r.attempts, r.retry_base, r.lease_owner, t.employee_id FROM removals r \
          JOIN terminations t ON t.id = r.termination_id \
          WHERE r.state = 'running' AND r.lease_expires_at <= ?",
     )
@@ -555,29 +573,57 @@ pub async fn reclaim_expired(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::R
     .fetch_all(&mut *tx)
     .await?;
     let mut chain = audit::Chain::start(&mut tx).await?;
-    for (id, connector, attempts, owner, employee) in &rows {
-        sqlx::query(
-            // Due again from the moment its lease ran out (the column is read before it is cleared).
-            "UPDATE removals SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             due_at = MIN(lease_expires_at, ?1), updated_at = ?1 WHERE id = ?2 AND state = 'running'",
-        )
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        chain.push(
-            now,
-            Entry::daemon("lease_expired")
-                .employee(employee)
-                .connector(connector)
-                .removal(*id)
-                .attempt(*attempts)
-                .detail(json!({"from": "running", "to": "pending", "lease_owner": owner})),
-        );
+    let mut reclaimed = Reclaimed::default();
+    for (id, connector, attempts, retry_base, owner, employee) in &rows {
+        let spent = attempts - retry_base;
+        let limit = i64::from(max_attempts(connector));
+        let entry = Entry::daemon("lease_expired")
+            .employee(employee)
+            .connector(connector)
+            .removal(*id)
+            .attempt(*attempts);
+        if spent >= limit {
+            let error = format!(
+                "gave up after {spent} attempts: the lease of the last one expired before it finished \
+                 (the daemon stopped or the call outlived the lease)"
+            );
+            sqlx::query(
+                "UPDATE removals SET state = 'failed', outcome = 'failed', last_error = ?1, \
+                 lease_owner = NULL, lease_expires_at = NULL, finished_at = ?2, updated_at = ?2 \
+                 WHERE id = ?3 AND state = 'running'",
+            )
+            .bind(&error)
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            chain.push(
+                now,
+                entry.outcome("failed").detail(json!({
+                    "from": "running", "to": "failed", "lease_owner": owner, "error": error,
+                })),
+            );
+            reclaimed.failed += 1;
+        } else {
+            sqlx::query(
+                // Due again from the moment its lease ran out (the column is read before it is cleared).
+                "UPDATE removals SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+                 due_at = MIN(lease_expires_at, ?1), updated_at = ?1 WHERE id = ?2 AND state = 'running'",
+            )
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            chain.push(
+                now,
+                entry.detail(json!({"from": "running", "to": "pending", "lease_owner": owner})),
+            );
+            reclaimed.requeued += 1;
+        }
     }
     chain.write(&mut tx).await?;
     tx.commit().await?;
-    Ok(rows.len() as u64)
+    Ok(reclaimed)
 }
 
 /// The earliest moment work may become claimable for these connectors: a pending removal's due

@@ -238,7 +238,7 @@ impl Workers {
             while let Some(result) = tasks.try_join_next() {
                 collect(result, &mut finished);
             }
-            if let Err(e) = reclaim.run(&self.pool, &self.clock).await {
+            if let Err(e) = reclaim.run(&self.pool, &self.clock, &self.config).await {
                 tracing::warn!(error = %format!("{e:#}"), "Reclaiming expired leases failed; trying again shortly.");
             }
             let failed = match self
@@ -343,7 +343,7 @@ impl Workers {
             while let Some(result) = tasks.try_join_next() {
                 finished.push(result?);
             }
-            reclaim.run(&self.pool, &self.clock).await?;
+            reclaim.run(&self.pool, &self.clock, &self.config).await?;
             match self.turn(&mut finished, &mut tasks, true, started_at).await {
                 Ok((recorded, started)) => {
                     for (attempt, applied) in &recorded {
@@ -563,12 +563,34 @@ struct ReclaimSchedule {
 }
 
 impl ReclaimSchedule {
-    async fn run(&mut self, pool: &SqlitePool, clock: &Clock) -> anyhow::Result<()> {
+    async fn run(
+        &mut self,
+        pool: &SqlitePool,
+        clock: &Clock,
+        config: &Config,
+    ) -> anyhow::Result<()> {
         let now = clock.now();
         if self.next.is_some_and(|next| now < next) {
             return Ok(());
         }
-        queue::reclaim_expired(pool, now).await?;
+        let max_attempts = |name: &str| {
+            config
+                .connector(name)
+                .map_or(config.retry.max_attempts, |c| c.retry.max_attempts)
+        };
+        let reclaimed = queue::reclaim_expired(pool, now, max_attempts).await?;
+        if reclaimed.requeued > 0 {
+            tracing::warn!(
+                removals = reclaimed.requeued,
+                "Leases expired before their attempts finished; those removals are due again."
+            );
+        }
+        if reclaimed.failed > 0 {
+            tracing::error!(
+                removals = reclaimed.failed,
+                "Removals failed for good: their attempts kept ending without a result until the retry limit; an operator must act (offboard retry)."
+            );
+        }
         self.next = Some(now + chrono::Duration::seconds(1));
         Ok(())
     }

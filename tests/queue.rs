@@ -67,6 +67,78 @@ async fn an_expired_lease_is_reclaimed_and_the_stale_workers_late_result_is_refu
 }
 
 #[tokio::test]
+async fn attempts_cut_short_by_expired_leases_count_toward_max_attempts_and_end_failed() {
+    // Arrange: one due removal whose attempts never finish (the daemon dies during each of them):
+    // max_attempts is 5 in the test config.
+    let t = TestApp::exec(OK_SCRIPT, "").await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
+    t.poll().await;
+    let lease = Duration::from_secs(10);
+    for attempt in 1..=5 {
+        let claimed = queue::claim(&t.app.pool, "dies", "app", 1, lease, t.clock.now())
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "attempt {attempt} is claimed");
+        assert_eq!(claimed[0].attempt, attempt);
+        t.advance(Duration::from_secs(11));
+        if attempt < 5 {
+            let reclaimed = queue::reclaim_expired(&t.app.pool, t.clock.now(), |_| 5)
+                .await
+                .unwrap();
+            assert_eq!(
+                reclaimed,
+                queue::Reclaimed {
+                    requeued: 1,
+                    failed: 0
+                },
+                "attempt {attempt} of 5 is requeued"
+            );
+        }
+    }
+
+    // Act: the worker pool finds the fifth lease expired.
+    let summary = t.drain().await;
+
+    // Assert: no sixth attempt; the removal is dead-lettered with the reason, audited.
+    assert_eq!(summary.attempts, 0);
+    let r = t.removal("e1").await;
+    assert_eq!(r.state, "failed");
+    assert_eq!(r.attempts, 5);
+    assert_eq!(r.outcome.as_deref(), Some("failed"));
+    assert!(r.finished_at.is_some());
+    let error = r.last_error.unwrap_or_default();
+    assert!(
+        error.starts_with("gave up after 5 attempts") && error.contains("lease"),
+        "{error}"
+    );
+    let expired = t.events("lease_expired").await;
+    assert_eq!(expired.len(), 5);
+    assert_eq!(detail(&expired[4])["to"], "failed");
+    assert_eq!(expired[4].outcome.as_deref(), Some("failed"));
+    assert!(
+        expired[..4].iter().all(|e| detail(e)["to"] == "pending"),
+        "the first four go back to pending"
+    );
+    assert!(matches!(
+        offboard::audit::verify(&t.app.pool).await.unwrap(),
+        offboard::audit::Verification::Ok { .. }
+    ));
+
+    // An operator's retry starts a fresh count: the removal runs again and completes.
+    let retried = queue::retry(
+        &t.app.pool,
+        &queue::RetrySelection::One(r.id),
+        "ops",
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried, vec![r.id]);
+    assert_eq!(t.drain().await.done, 1);
+    assert_eq!(t.removal("e1").await.state, "done");
+}
+
+#[tokio::test]
 async fn a_future_termination_waits_until_it_is_due_plus_grace() {
     let t = TestApp::exec(OK_SCRIPT, "grace = \"2d\"").await;
     let soon = (t.clock.now() + chrono::Duration::days(1))
