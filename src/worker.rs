@@ -284,7 +284,10 @@ impl Workers {
                         break;
                     }
                 }
-                Some(result) = tasks.join_next(), if !tasks.is_empty() => collect(result, &mut finished),
+                Some(result) = tasks.join_next(), if !tasks.is_empty() => {
+                    collect(result, &mut finished);
+                    gather(&mut tasks, &mut finished).await;
+                }
             }
         }
         let in_flight = tasks.len();
@@ -363,6 +366,7 @@ impl Workers {
             }
             if let Some(result) = tasks.join_next().await {
                 finished.push(result?);
+                gather(&mut tasks, &mut finished).await;
             }
         }
         Ok(summary)
@@ -542,6 +546,24 @@ fn log_completion(completion: &Completion) {
             tracing::error!(error = %error, "Removal failed for good; an operator must act (offboard retry).")
         }
         Completion::Cancelled { reason } => tracing::info!(reason = %reason, "Removal cancelled."),
+    }
+}
+
+/// How long the loop waits, once a call has finished, for more calls to finish before it records them:
+/// the attempts that finish within the window share one commit (group commit). A commit with
+/// `synchronous=FULL` costs an fsync, so under load this multiplies the removals recorded per second;
+/// an idle daemon pays at most this much more time to revoke.
+const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(2);
+
+/// After a call finished, collects the calls that finish within [`GROUP_COMMIT_WINDOW`], so that one
+/// turn records them together.
+async fn gather(tasks: &mut JoinSet<Attempt>, finished: &mut Vec<Attempt>) {
+    let deadline = tokio::time::Instant::now() + GROUP_COMMIT_WINDOW;
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(result)) => collect(result, finished),
+            Ok(None) | Err(_) => break,
+        }
     }
 }
 
