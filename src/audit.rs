@@ -146,32 +146,38 @@ fn detail_as_json<S: serde::Serializer>(detail: &str, s: S) -> Result<S::Ok, S::
 
 /// The hash of a row: SHA-256 over a JSON array of every column but `hash`, in column order.
 fn row_hash(row: &AuditRow) -> String {
-    let canonical = serde_json::json!([
+    // The canonical form is the JSON array of the columns in this order, serialized straight from the
+    // row (no intermediate JSON value, no copies).
+    let canonical = (
         row.seq,
-        row.at,
-        row.actor,
-        row.event,
-        row.employee_id,
-        row.connector,
+        &row.at,
+        &row.actor,
+        &row.event,
+        &row.employee_id,
+        &row.connector,
         row.removal_id,
         row.batch_id,
         row.attempt,
-        row.outcome,
+        &row.outcome,
         row.http_status,
         row.duration_ms,
-        row.detail,
-        row.prev_hash,
-    ]);
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    hex(&digest)
+        &row.detail,
+        &row.prev_hash,
+    );
+    // Cannot fail: strings, numbers and nulls only.
+    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+    hex(&Sha256::digest(&bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// Appends `entry` in the caller's write transaction and returns its sequence number.
@@ -362,4 +368,65 @@ pub async fn list(pool: &SqlitePool, filter: &Filter) -> anyhow::Result<Vec<Audi
 /// When an audit row was written.
 pub fn row_time(row: &AuditRow) -> anyhow::Result<DateTime<Utc>> {
     parse_ts(&row.at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(detail: &str, outcome: Option<&str>) -> AuditRow {
+        AuditRow {
+            seq: 42,
+            at: "2026-11-23T03:00:00.123456Z".into(),
+            actor: "daemon".into(),
+            event: "vendor_call".into(),
+            employee_id: Some("e\"1\\x\u{7f}é\u{2028}".into()),
+            connector: None,
+            removal_id: Some(7),
+            batch_id: None,
+            attempt: Some(3),
+            outcome: outcome.map(str::to_string),
+            http_status: Some(503),
+            duration_ms: None,
+            detail: detail.into(),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        }
+    }
+
+    /// Rows written by earlier versions must still verify: the canonical form is the one that went
+    /// through a `serde_json::Value` array.
+    #[test]
+    fn the_row_hash_is_the_sha256_of_the_json_array_of_the_columns() {
+        for r in [
+            row(r#"{"a":"<tab>\t","b":[1,2]}"#, Some("failed")),
+            row("", None),
+        ] {
+            let value = serde_json::json!([
+                r.seq,
+                r.at,
+                r.actor,
+                r.event,
+                r.employee_id,
+                r.connector,
+                r.removal_id,
+                r.batch_id,
+                r.attempt,
+                r.outcome,
+                r.http_status,
+                r.duration_ms,
+                r.detail,
+                r.prev_hash,
+            ]);
+            let digest = Sha256::digest(value.to_string().as_bytes());
+            let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(row_hash(&r), expected);
+        }
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(hex(&[]), "");
+    }
 }

@@ -165,6 +165,35 @@ enum Decision {
     Nothing(FeedRow),
 }
 
+/// What an employee's row means, before the row is taken: [`Decision`] without the row.
+enum Kind {
+    New,
+    Move(i64, String),
+    Same(i64),
+    Rescind(i64),
+    Nothing,
+}
+
+impl Kind {
+    fn with(self, row: FeedRow) -> Decision {
+        match self {
+            Kind::New => Decision::New(row),
+            Kind::Move(id, current) => Decision::Move(row, id, current),
+            Kind::Same(id) => Decision::Same(row, id),
+            Kind::Rescind(id) => Decision::Rescind(row, id),
+            Kind::Nothing => Decision::Nothing(row),
+        }
+    }
+}
+
+/// The employee id of a valid record ("" for a rejected one, which is never asked).
+fn employee_of(record: &Record) -> &str {
+    record
+        .result
+        .as_ref()
+        .map_or("", |row| row.person.employee_id.as_str())
+}
+
 /// Employees whose rows are applied together: their people rows, new terminations and removals are each
 /// written with a few multi-row statements.
 const CHUNK: usize = 512;
@@ -203,20 +232,31 @@ async fn ingest_in(
     let mut lines = Vec::new();
     let mut chain = Chain::start(tx).await?;
 
-    // Collapse per employee: the last valid row wins; rejected rows have no effect at all.
-    let mut order: Vec<String> = Vec::new();
-    let mut last: HashMap<String, FeedRow> = HashMap::new();
+    // Collapse per employee: the last valid row wins; rejected rows have no effect at all. Rows stay in
+    // `records` until their chunk is applied: only indices are kept meanwhile, so a large feed is held in
+    // memory once.
+    let mut records = batch.records;
     let mut rejects: Vec<(u64, Option<u64>, Fault)> = Vec::new();
-    for record in batch.records {
-        match record.result {
-            Err(faults) => {
-                rejects.extend(faults.into_iter().map(|f| (record.row, record.line, f)));
-            }
-            Ok(row) => {
-                let id = row.person.employee_id.clone();
-                if last.insert(id.clone(), row).is_none() {
-                    order.push(id);
+    // For each employee, in the order of their first valid row: the index of their last valid row.
+    let mut slots: Vec<usize> = Vec::new();
+    {
+        let mut slot_of: HashMap<&str, usize> = HashMap::new();
+        for (i, record) in records.iter_mut().enumerate() {
+            match &mut record.result {
+                Err(faults) => {
+                    rejects.extend(
+                        std::mem::take(faults)
+                            .into_iter()
+                            .map(|f| (record.row, record.line, f)),
+                    );
                 }
+                Ok(row) => match slot_of.entry(row.person.employee_id.as_str()) {
+                    std::collections::hash_map::Entry::Occupied(e) => slots[*e.get()] = i,
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(slots.len());
+                        slots.push(i);
+                    }
+                },
             }
         }
     }
@@ -224,43 +264,41 @@ async fn ingest_in(
     drop(rejects);
 
     // What each employee's row means, against the active terminations, before anything is written.
-    let mut decisions = Vec::with_capacity(order.len());
-    for ids in order.chunks(CHUNK) {
+    let mut kinds: Vec<Kind> = Vec::with_capacity(slots.len());
+    for chunk in slots.chunks(CHUNK) {
+        let ids: Vec<&str> = chunk.iter().map(|&i| employee_of(&records[i])).collect();
         let mut active: HashMap<String, (i64, String)> = sqlx::query_as(
             "SELECT employee_id, id, effective_at FROM terminations \
              WHERE status = 'active' AND employee_id IN (SELECT value FROM json_each(?))",
         )
-        .bind(serde_json::to_string(ids)?)
+        .bind(serde_json::to_string(&ids)?)
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
         .map(|(employee, id, effective_at): (String, i64, String)| (employee, (id, effective_at)))
         .collect();
-        for employee_id in ids {
-            let Some(row) = last.remove(employee_id) else {
-                continue;
+        for &i in chunk {
+            let Ok(row) = &records[i].result else {
+                anyhow::bail!("row {} was collapsed as valid but is not", records[i].row);
             };
-            decisions.push(match (row.status, active.remove(employee_id)) {
-                (HrStatus::Terminated { .. }, None) => Decision::New(row),
-                (HrStatus::Terminated { effective_at }, Some((id, current))) => {
-                    if parse_ts(&current)? == effective_at {
-                        Decision::Same(row, id)
-                    } else {
-                        Decision::Move(row, id, current)
+            kinds.push(
+                match (row.status, active.remove(row.person.employee_id.as_str())) {
+                    (HrStatus::Terminated { .. }, None) => Kind::New,
+                    (HrStatus::Terminated { effective_at }, Some((id, current))) => {
+                        if parse_ts(&current)? == effective_at {
+                            Kind::Same(id)
+                        } else {
+                            Kind::Move(id, current)
+                        }
                     }
-                }
-                (HrStatus::Active, Some((id, _))) => Decision::Rescind(row, id),
-                (HrStatus::Active, None) => Decision::Nothing(row),
-            });
+                    (HrStatus::Active, Some((id, _))) => Kind::Rescind(id),
+                    (HrStatus::Active, None) => Kind::Nothing,
+                },
+            );
         }
     }
-    drop(order);
-    drop(last);
 
-    let new = decisions
-        .iter()
-        .filter(|d| matches!(d, Decision::New(_)))
-        .count() as u64;
+    let new = kinds.iter().filter(|k| matches!(k, Kind::New)).count() as u64;
     summary.limit = safety.batch_limit(rows, batch.source == BatchSource::Feed);
     summary.held = new > summary.limit;
     let first_state = if summary.held {
@@ -269,26 +307,31 @@ async fn ingest_in(
         RemovalState::Pending
     };
 
-    let mut decisions = decisions.into_iter();
-    loop {
-        let chunk: Vec<Decision> = decisions.by_ref().take(CHUNK).collect();
-        if chunk.is_empty() {
-            break;
+    let applying = Applying {
+        connectors,
+        safety,
+        batch_id,
+        source: batch.source,
+        first_state,
+        now,
+        want_lines,
+    };
+    let mut kinds = kinds.into_iter();
+    for chunk in slots.chunks(CHUNK) {
+        let mut decisions = Vec::with_capacity(chunk.len());
+        for (&i, kind) in chunk.iter().zip(kinds.by_ref()) {
+            // The row moves out of `records`; nothing reads it there again.
+            let Ok(row) = std::mem::replace(&mut records[i].result, Err(Vec::new())) else {
+                anyhow::bail!("row {} was collapsed as valid but is not", records[i].row);
+            };
+            decisions.push(kind.with(row));
         }
-        let applying = Applying {
-            connectors,
-            safety,
-            batch_id,
-            source: batch.source,
-            first_state,
-            now,
-            want_lines,
-        };
         applying
-            .apply(tx, &mut chain, chunk, &mut summary, &mut lines)
+            .apply(tx, &mut chain, decisions, &mut summary, &mut lines)
             .await?;
         chain.write(tx).await?;
     }
+    drop(records);
 
     sqlx::query(
         "UPDATE batches SET new_terminations = ?, rescinded = ?, moved = ?, held = ? WHERE id = ?",
