@@ -896,5 +896,13 @@ mod tests {
         .await;
         assert!(wake.contains("INDEX removals_claim"), "{wake}");
         assert!(!wake.contains("TEMP B-TREE"), "{wake}");
+        let oldest = plan(
+            &pool,
+            "SELECT id FROM removals WHERE state = 'pending' AND connector = ?1 AND due_at <= ?2 \
+             ORDER BY due_at, id LIMIT 1",
+        )
+        .await;
+        assert!(oldest.contains("INDEX removals_claim"), "{oldest}");
+        assert!(!oldest.contains("TEMP B-TREE"), "{oldest}");
     }
 }

@@ -102,14 +102,30 @@ pub async fn gather(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<Sta
     for ((connector, state), n) in crate::queue::counts(pool).await? {
         counts.entry(connector).or_default().insert(state, n);
     }
-    let mut oldest_due: Option<OldestDue> = sqlx::query_as(
-        "SELECT r.id, t.employee_id, r.connector, r.due_at FROM removals r \
-         JOIN terminations t ON t.id = r.termination_id \
-         WHERE r.state = 'pending' AND r.due_at <= ? ORDER BY r.due_at, r.id LIMIT 1",
-    )
-    .bind(ts(now))
-    .fetch_optional(pool)
-    .await?;
+    // The oldest due removal of each connector with pending ones, from the claim index, then the oldest.
+    let mut oldest_due: Option<OldestDue> = None;
+    for (connector, states) in &counts {
+        if states.get("pending").copied().unwrap_or(0) == 0 {
+            continue;
+        }
+        let due: Option<OldestDue> = sqlx::query_as(
+            "SELECT r.id, t.employee_id, r.connector, r.due_at FROM removals r \
+             JOIN terminations t ON t.id = r.termination_id \
+             WHERE r.id = (SELECT id FROM removals WHERE state = 'pending' AND connector = ?1 \
+                           AND due_at <= ?2 ORDER BY due_at, id LIMIT 1)",
+        )
+        .bind(connector)
+        .bind(ts(now))
+        .fetch_optional(pool)
+        .await?;
+        if let Some(due) = due
+            && oldest_due
+                .as_ref()
+                .is_none_or(|o| (&due.due_at, due.id) < (&o.due_at, o.id))
+        {
+            oldest_due = Some(due);
+        }
+    }
     if let Some(o) = oldest_due.as_mut() {
         o.age_seconds = (now - parse_ts(&o.due_at)?).num_seconds();
     }
