@@ -140,7 +140,8 @@ impl<'a> Stored<'a> {
     }
 }
 
-/// The audit entry of a planned removal.
+/// The audit entry of a planned removal that has no `termination_created` row to be listed in (an
+/// `import`).
 pub fn planned_entry(
     employee_id: &str,
     new: &NewRemoval<'_>,
@@ -158,6 +159,18 @@ pub fn planned_entry(
         )
 }
 
+/// A planned removal as its termination's `termination_created` audit row lists it: id, connector,
+/// first state, due time, and the reason when it starts failed or cancelled.
+pub fn planned_item(new: &NewRemoval<'_>, stored: &Stored<'_>, id: i64) -> serde_json::Value {
+    let mut item = json!({
+        "removal_id": id, "connector": new.connector, "to": stored.state.as_str(), "due_at": ts(new.due_at),
+    });
+    if let Some(error) = &stored.error {
+        item["error"] = json!(error);
+    }
+    item
+}
+
 /// A termination to plan removals for.
 #[derive(Debug, Clone, Copy)]
 pub struct Planned {
@@ -171,17 +184,6 @@ pub struct Planned {
     pub state: RemovalState,
 }
 
-/// What planning a termination did.
-#[derive(Debug, Clone, Default)]
-pub struct PlanOutcome {
-    /// Removals created (including excluded ones, which are created cancelled).
-    pub created: u64,
-    /// Removals created cancelled because the person is on a `never_remove` list.
-    pub excluded: u64,
-    /// One line per connector.
-    pub lines: Vec<PlanLine>,
-}
-
 /// The `never_remove` pattern (global, then the connector's) that protects this person, if any.
 pub fn exclusion<'a>(
     safety: &'a SafetyConfig,
@@ -193,32 +195,6 @@ pub fn exclusion<'a>(
         .iter()
         .chain(connector.never_remove.iter())
         .find(|p| p.matches_person(person))
-}
-
-/// Plans one removal per connector whose scope includes the person. A person on a `never_remove`
-/// list gets a removal created `cancelled` with reason `excluded`, so the evidence shows why their
-/// access was kept.
-pub async fn plan_termination(
-    tx: &mut Tx,
-    connectors: &[ConnectorConfig],
-    safety: &SafetyConfig,
-    person: &Person,
-    termination: Planned,
-    now: DateTime<Utc>,
-) -> anyhow::Result<PlanOutcome> {
-    let mut outcome = PlanOutcome::default();
-    for decided in decide(connectors, safety, person, termination) {
-        if let Some(new) = decided.removal
-            && insert_removal(tx, &person.employee_id, new, now).await?
-        {
-            outcome.created += 1;
-            if decided.excluded {
-                outcome.excluded += 1;
-            }
-        }
-        outcome.lines.push(decided.line);
-    }
-    Ok(outcome)
 }
 
 /// What the planner decided for one connector, before anything is stored.

@@ -32,14 +32,24 @@ async fn verify_passes_after_a_normal_run_and_every_change_has_its_row() {
     for event in [
         "batch_received",
         "termination_created",
-        "removal_planned",
         "removal_claimed",
         "vendor_call",
         "removal_done",
     ] {
         assert!(rows.iter().any(|r| r.event == event), "missing {event}");
     }
-    // Two removals: each planned, claimed, called and done once.
+    // Two removals: each planned (listed by its termination's row), claimed, called and done once.
+    let planned = t.planned().await;
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    for r in t.removals().await {
+        let item = planned
+            .iter()
+            .find(|p| p["removal_id"] == r.id)
+            .expect("the removal is listed by its termination");
+        assert_eq!(item["connector"], r.connector.as_str());
+        assert_eq!(item["to"], "pending");
+        assert_eq!(item["due_at"], r.due_at.as_str());
+    }
     assert_eq!(t.events("removal_done").await.len(), 2);
     // No personal data beyond the employee id.
     for r in &rows {

@@ -674,12 +674,22 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
     .await
     .unwrap();
     let mut attempts: HashMap<i64, BTreeMap<i64, Attempt>> = HashMap::new();
+    // Each removal is listed once by its termination's termination_created row.
     let mut planned: HashMap<i64, usize> = HashMap::new();
-    for (removal, attempt, event, status, detail) in rows {
-        if event == "removal_planned" {
-            *planned.entry(removal).or_default() += 1;
-            continue;
+    let created: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE event = 'termination_created'")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    for detail in created {
+        let detail: Value = serde_json::from_str(&detail).unwrap();
+        for item in detail["removals"].as_array().cloned().unwrap_or_default() {
+            if let Some(removal) = item["removal_id"].as_i64() {
+                *planned.entry(removal).or_default() += 1;
+            }
         }
+    }
+    for (removal, attempt, event, status, detail) in rows {
         let a = attempts
             .entry(removal)
             .or_default()

@@ -116,6 +116,20 @@ impl TestApp {
             .collect()
     }
 
+    /// The planned removals listed by the `termination_created` audit rows, in order.
+    pub(crate) async fn planned(&self) -> Vec<serde_json::Value> {
+        self.events("termination_created")
+            .await
+            .iter()
+            .flat_map(|r| {
+                detail(r)["removals"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     pub(crate) fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }

@@ -274,8 +274,16 @@ async fn an_invalid_collab_person_id_is_rejected_at_planning() {
         0
     );
     assert!(server.received_requests().await.unwrap().is_empty());
-    let planned = detail(&by_email.events("removal_planned").await[0]);
-    assert_eq!(planned["to"], "failed");
+    let planned = by_email.planned().await;
+    assert_eq!(planned.len(), 1);
+    assert_eq!(planned[0]["to"], "failed");
+    assert!(
+        planned[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is refused"),
+        "{planned:?}"
+    );
 }
 
 #[tokio::test]

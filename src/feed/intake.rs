@@ -458,27 +458,18 @@ impl Applying<'_> {
                         anyhow::bail!("a new termination was not stored");
                     };
                     summary.new_terminations += 1;
-                    chain.push(
-                        now,
-                        Entry::daemon("termination_created")
-                            .employee(&row.person.employee_id)
-                            .batch(self.batch_id)
-                            .detail(json!({"termination_id": id, "effective_at": ts(effective_at), "source": self.source.as_str()})),
-                    );
+                    // The termination and the removals planned for it are one change, recorded as one
+                    // audit row that lists each removal with its connector, first state and due time.
+                    let mut removals = Vec::new();
                     while let Some(((_, decided), removal_id)) =
                         planned.next_if(|((i, _), _)| *i == new_index)
                     {
                         if let (Some(new), Some(removal_id)) = (&decided.removal, removal_id) {
-                            let stored = planner::Stored::of(new);
-                            chain.push(
-                                now,
-                                planner::planned_entry(
-                                    &row.person.employee_id,
-                                    new,
-                                    &stored,
-                                    removal_id,
-                                ),
-                            );
+                            removals.push(planner::planned_item(
+                                new,
+                                &planner::Stored::of(new),
+                                removal_id,
+                            ));
                             summary.removals_planned += 1;
                             if decided.excluded {
                                 summary.excluded += 1;
@@ -488,6 +479,16 @@ impl Applying<'_> {
                             lines.push(decided.line);
                         }
                     }
+                    chain.push(
+                        now,
+                        Entry::daemon("termination_created")
+                            .employee(&row.person.employee_id)
+                            .batch(self.batch_id)
+                            .detail(json!({
+                                "termination_id": id, "effective_at": ts(effective_at),
+                                "source": self.source.as_str(), "removals": removals,
+                            })),
+                    );
                     new_index += 1;
                 }
                 Decision::Move(row, id, current) => {
