@@ -551,13 +551,24 @@ fn log_completion(completion: &Completion) {
 
 /// How long the loop waits, once a call has finished, for more calls to finish before it records them:
 /// the attempts that finish within the window share one commit (group commit). A commit with
-/// `synchronous=FULL` costs an fsync, so under load this multiplies the removals recorded per second;
-/// an idle daemon pays at most this much more time to revoke.
+/// `synchronous=FULL` costs an fsync, so against a fast vendor this multiplies the removals recorded per
+/// second; an idle daemon pays at most this much more time to revoke.
 const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(2);
 
+/// Group commit only pays off when calls are fast: when the attempt that just finished spent at least
+/// this long in vendor calls, the other calls in flight finish spread out over a similar time, so
+/// waiting would only delay the claim of the freed slot.
+const GROUP_COMMIT_FAST_CALLS: u64 = 10;
+
 /// After a call finished, collects the calls that finish within [`GROUP_COMMIT_WINDOW`], so that one
-/// turn records them together.
+/// turn records them together; does nothing when the last finished attempt's calls were slow.
 async fn gather(tasks: &mut JoinSet<Attempt>, finished: &mut Vec<Attempt>) {
+    let fast = finished.last().is_some_and(|a| {
+        a.calls.iter().map(|c| c.duration_ms).sum::<u64>() < GROUP_COMMIT_FAST_CALLS
+    });
+    if !fast {
+        return;
+    }
     let deadline = tokio::time::Instant::now() + GROUP_COMMIT_WINDOW;
     while !tasks.is_empty() {
         match tokio::time::timeout_at(deadline, tasks.join_next()).await {
