@@ -39,6 +39,32 @@ pub fn insert_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// The largest rowid of `table` (0 when empty), read in the caller's transaction before a multi-row insert
+/// whose ids [`inserted_ids`] then works out.
+pub async fn max_rowid(tx: &mut Tx, table: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COALESCE(MAX(rowid), 0) FROM {table}"
+    )))
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// The ids of the rows one multi-row `INSERT` stored, in the order of its `VALUES`, without `RETURNING`
+/// (which hands the rows back one at a time). SQLite gives each new row the largest rowid so far plus one,
+/// so in a write transaction an insert of `n` rows that stored all `n` and ended at
+/// `last_insert_rowid = before + n` stored them as `before + 1 ..= before + n`. `None` when the figures do not
+/// add up (a row was skipped by `ON CONFLICT DO NOTHING`, or rowids were not handed out in sequence): the
+/// caller then reads the ids of the rows above `before`.
+pub fn inserted_ids(
+    before: i64,
+    result: &sqlx::sqlite::SqliteQueryResult,
+    n: usize,
+) -> Option<Vec<i64>> {
+    let n = i64::try_from(n).ok()?;
+    (i64::try_from(result.rows_affected()).ok()? == n && result.last_insert_rowid() == before + n)
+        .then(|| (before + 1..=before + n).collect())
+}
+
 /// Opens (creating if missing) the database with WAL, `busy_timeout`, foreign keys and `synchronous=FULL`
 /// on every pooled connection.
 pub async fn connect(
@@ -109,6 +135,48 @@ pub fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn inserted_ids_are_the_rows_of_one_insert_in_values_order_or_none_after_a_skip() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&dir.path().join("ids.db"), 1, Duration::from_secs(5))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut tx = begin_write(&pool).await.unwrap();
+        let insert = "INSERT INTO t (k) VALUES ('c'), ('a'), ('b') ON CONFLICT (k) DO NOTHING";
+
+        let before = max_rowid(&mut tx, "t").await.unwrap();
+        let result = sqlx::query(insert).execute(&mut *tx).await.unwrap();
+        let ids = inserted_ids(before, &result, 3).unwrap();
+        let stored: Vec<(i64, String)> = sqlx::query_as("SELECT id, k FROM t ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            vec![
+                (ids[0], "c".into()),
+                (ids[1], "a".into()),
+                (ids[2], "b".into())
+            ]
+        );
+
+        // A second insert that skips the existing keys stores one row of four: no guess.
+        let before = max_rowid(&mut tx, "t").await.unwrap();
+        assert_eq!(before, ids[2]);
+        let result = sqlx::query(
+            "INSERT INTO t (k) VALUES ('a'), ('d'), ('b'), ('c') ON CONFLICT (k) DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(inserted_ids(before, &result, 4), None);
+        tx.rollback().await.unwrap();
+    }
 
     #[test]
     fn timestamps_sort_as_text_in_time_order() {

@@ -10,7 +10,7 @@ use sqlx::SqlitePool;
 
 use crate::audit::{self, Chain, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
-use crate::db::{Tx, begin_write, insert_chunks, parse_ts, ts};
+use crate::db::{Tx, begin_write, insert_chunks, inserted_ids, max_rowid, parse_ts, ts};
 use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
 use crate::feed::rows::Fault;
 use crate::planner;
@@ -624,10 +624,25 @@ async fn insert_terminations(
                 .push_bind(&t)
                 .push_bind(&t);
         });
-        // RETURNING gives no order: match the ids by employee (one new termination per employee).
-        insert.push(" RETURNING employee_id, id");
-        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
-        ids.extend(rows);
+        let before = max_rowid(tx, "terminations").await?;
+        let result = insert.build().execute(&mut **tx).await?;
+        match inserted_ids(before, &result, chunk.len()) {
+            Some(new) => ids.extend(
+                chunk
+                    .iter()
+                    .map(|(person, _)| person.employee_id.clone())
+                    .zip(new),
+            ),
+            // Read back by employee (one new termination per employee).
+            None => ids.extend(
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT employee_id, id FROM terminations WHERE id > ?",
+                )
+                .bind(before)
+                .fetch_all(&mut **tx)
+                .await?,
+            ),
+        }
     }
     news.iter()
         .map(|(person, _)| {
@@ -673,11 +688,28 @@ async fn insert_removals(
                 .push_bind(&t)
                 .push_bind(stored.finished().then(|| t.clone()));
         });
-        insert.push(
-            " ON CONFLICT (termination_id, connector) DO NOTHING RETURNING termination_id, connector, id",
-        );
-        let rows: Vec<(i64, String, i64)> = insert.build_query_as().fetch_all(&mut **tx).await?;
-        ids.extend(rows.into_iter().map(|(t, c, id)| ((t, c), id)));
+        insert.push(" ON CONFLICT (termination_id, connector) DO NOTHING");
+        let before = max_rowid(tx, "removals").await?;
+        let result = insert.build().execute(&mut **tx).await?;
+        match inserted_ids(before, &result, chunk.len()) {
+            Some(new) => ids.extend(
+                chunk
+                    .iter()
+                    .map(|new| (new.termination_id, new.connector.to_string()))
+                    .zip(new),
+            ),
+            // Some already existed: the rows above `before` are the ones this insert created.
+            None => ids.extend(
+                sqlx::query_as::<_, (i64, String, i64)>(
+                    "SELECT termination_id, connector, id FROM removals WHERE id > ?",
+                )
+                .bind(before)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(|(t, c, id)| ((t, c), id)),
+            ),
+        }
     }
     Ok(planned
         .iter()
