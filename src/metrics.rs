@@ -133,12 +133,18 @@ impl Metrics {
             "Removals by connector and state.",
             "gauge",
         );
-        for (connector, state, n) in by_state {
+        let pending: Vec<&str> = by_state
+            .iter()
+            .filter(|(_, state, n)| state == "pending" && *n > 0)
+            .map(|(connector, _, _)| connector.as_str())
+            .collect();
+        let pending = serde_json::to_string(&pending)?;
+        for (connector, state, n) in &by_state {
             sample(
                 &mut out,
                 "offboard_removals",
-                &[("connector", &connector), ("state", &state)],
-                n as f64,
+                &[("connector", connector), ("state", state)],
+                *n as f64,
             );
         }
         let held: i64 =
@@ -152,9 +158,12 @@ impl Metrics {
             "gauge",
         );
         sample(&mut out, "offboard_held_batches", &[], held as f64);
+        // The oldest due time of each connector with pending removals, each read from the claim index.
         let oldest: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(due_at) FROM removals WHERE state = 'pending' AND due_at <= ?",
+            "SELECT MIN(t) FROM (SELECT (SELECT due_at FROM removals WHERE state = 'pending' \
+               AND connector = c.value AND due_at <= ?2 ORDER BY due_at LIMIT 1) AS t FROM json_each(?1) AS c)",
         )
+        .bind(&pending)
         .bind(ts(now))
         .fetch_one(pool)
         .await?;

@@ -335,3 +335,42 @@ async fn a_feed_failing_longer_than_alert_after_is_logged_at_error() {
             .contains("feed.alert_after")
     );
 }
+
+#[tokio::test]
+async fn the_oldest_due_age_is_the_oldest_over_every_connector() {
+    // Two connectors; the second has a grace period, so its removals fall due later. Nothing is drained.
+    let connectors = "[[connector]]\nname = \"a\"\nkind = \"exec\"\naccount = \"{email}\"\nprogram = \"ok.sh\"\n\
+        args = [\"{account}\"]\n\
+        [[connector]]\nname = \"b\"\nkind = \"exec\"\naccount = \"{email}\"\nprogram = \"ok.sh\"\n\
+        args = [\"{account}\"]\ngrace = \"1d\"\n";
+    let t = TestApp::with(connectors, &[("ok.sh", OK_SCRIPT)]).await;
+    t.write_feed(
+        "e1,one@example.org,one,,One,2026-01-05,Terminated\ne2,two@example.org,two,,Two,2026-01-07,Terminated\n",
+    );
+    t.poll().await;
+    let due: Vec<(String, String)> = t
+        .removals()
+        .await
+        .into_iter()
+        .map(|r| (r.connector, r.due_at))
+        .collect();
+    let oldest = due.iter().map(|(_, d)| d.clone()).min().unwrap();
+    let now = t.clock.now();
+    let expected =
+        (now - offboard::db::parse_ts(&oldest).unwrap()).num_milliseconds() as f64 / 1000.0;
+
+    let text = t.app.metrics.render(&t.app.pool, now).await.unwrap();
+
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("offboard_oldest_due_removal_age_seconds "))
+        .unwrap();
+    let age: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(expected > 0.0, "{due:?}");
+    assert!(
+        (age - expected).abs() < 0.001,
+        "{line} vs {expected}: {due:?}"
+    );
+    let status = offboard::status::gather(&t.app.pool, now).await.unwrap();
+    assert_eq!(status.oldest_due.unwrap().due_at, oldest);
+}
