@@ -15,9 +15,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A write transaction on the pool.
 pub type Tx = Transaction<'static, Sqlite>;
 
-/// Most rows one multi-row statement carries (15 columns × 128 rows stays far below SQLite's limit of
-/// 32,766 bound values).
-pub const MAX_ROWS_PER_STATEMENT: usize = 128;
+/// Most rows one multi-row statement carries (15 columns × 512 rows = 7,680 bound values, below SQLite's
+/// limit of 32,766).
+pub const MAX_ROWS_PER_STATEMENT: usize = 512;
 
 /// Prepared statements kept per connection. The multi-row statements of [`insert_chunks`] add a few sizes per
 /// table to the crate's fixed statements; a cache too small for all of them would prepare them again and again.
@@ -193,9 +193,9 @@ mod tests {
 
     #[test]
     fn rows_are_split_into_power_of_two_chunks() {
-        let rows: Vec<u32> = (0..300).collect();
+        let rows: Vec<u32> = (0..1200).collect();
         let sizes: Vec<usize> = insert_chunks(&rows).map(<[u32]>::len).collect();
-        assert_eq!(sizes, [128, 128, 32, 8, 4]);
+        assert_eq!(sizes, [512, 512, 128, 32, 16]);
         let joined: Vec<u32> = insert_chunks(&rows).flatten().copied().collect();
         assert_eq!(joined, rows);
         assert_eq!(insert_chunks::<u32>(&[]).count(), 0);
