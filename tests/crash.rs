@@ -549,21 +549,9 @@ async fn finish(dir: &Path, log: &Path) -> Duration {
     }
     pool.close().await;
     let took = started.elapsed();
-    // std's Child::kill only sends SIGKILL; SIGTERM goes through kill(1).
-    let term = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let until = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < until, "no exit within 15 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = crate::helpers::sigterm_and_wait(&mut child, Duration::from_secs(15))
+        .await
+        .expect("no exit within 15 s of SIGTERM");
     assert!(
         status.success(),
         "{status}; the log ends:\n{}",
@@ -882,25 +870,9 @@ async fn a_daemon_whose_stderr_is_closed_keeps_running_and_stops_on_sigterm() {
         "the daemon died of its closed stderr: {:?}",
         child.try_wait()
     );
-    let term = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let until = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > until {
-            child.kill().unwrap();
-            panic!(
-                "SIGTERM did not stop the daemon within 10 s (its signal handler died logging?)"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = crate::helpers::sigterm_and_wait(&mut child, Duration::from_secs(10))
+        .await
+        .expect("SIGTERM did not stop the daemon within 10 s (its signal handler died logging?)");
     assert!(status.success(), "{status}");
 }
 

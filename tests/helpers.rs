@@ -181,3 +181,29 @@ pub(crate) fn write_script(dir: &Path, name: &str, body: &str) {
 pub(crate) fn detail(row: &AuditRow) -> serde_json::Value {
     serde_json::from_str(&row.detail).unwrap()
 }
+
+/// Sends SIGTERM to a daemon a test started (std's `Child::kill` only sends SIGKILL) and waits up to
+/// `within` for it to exit. `None` when it did not: it is then killed, and the caller fails the test.
+pub(crate) async fn sigterm_and_wait(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
+    let term = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(term.success(), "kill -TERM {}", child.id());
+    let until = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -693,20 +693,9 @@ async fn run_daemon(dir: &Path, employees: &[&str], pushed: &str) -> (String, St
         .unwrap();
     assert!(metrics.contains("offboard_"), "{metrics}");
 
-    let term = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let until = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < until, "no exit within 15 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = crate::helpers::sigterm_and_wait(&mut child, Duration::from_secs(15))
+        .await
+        .expect("no exit within 15 s of SIGTERM");
     assert!(status.success(), "{status}");
     (std::fs::read_to_string(&log).unwrap(), metrics)
 }
