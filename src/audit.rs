@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{FromRow, SqlitePool};
 
-use crate::db::{Tx, parse_ts, ts};
+use crate::db::{Script, Tx, parse_ts, ts};
 
 /// The actor recorded for the daemon's own actions.
 pub const DAEMON: &str = "offboard";
@@ -251,32 +251,39 @@ impl Chain {
 
     /// Stores the pushed rows in the caller's transaction; the chain can go on being pushed to afterwards.
     pub async fn write(&mut self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        let mut script = Script::default();
+        self.write_into(&mut script)?;
+        script.execute(tx).await
+    }
+
+    /// Adds the inserts of the pushed rows to `script`; they are stored when it runs, and the chain can go on
+    /// being pushed to meanwhile.
+    pub fn write_into(&mut self, script: &mut Script) -> Result<(), sqlx::Error> {
         let rows = std::mem::take(&mut self.pending);
-        for chunk in crate::db::insert_chunks(&rows) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
-                 attempt, outcome, http_status, duration_ms, detail, prev_hash, hash) ",
-            );
-            insert.push_values(chunk, |mut b, row| {
-                b.push_bind(row.seq)
-                    .push_bind(&row.at)
-                    .push_bind(&row.actor)
-                    .push_bind(&row.event)
-                    .push_bind(&row.employee_id)
-                    .push_bind(&row.connector)
-                    .push_bind(row.removal_id)
-                    .push_bind(row.batch_id)
-                    .push_bind(row.attempt)
-                    .push_bind(&row.outcome)
-                    .push_bind(row.http_status)
-                    .push_bind(row.duration_ms)
-                    .push_bind(&row.detail)
-                    .push_bind(&row.prev_hash)
-                    .push_bind(&row.hash);
-            });
-            insert.build().execute(&mut **tx).await?;
-        }
-        Ok(())
+        script.insert(
+            "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+             attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
+            15,
+            "",
+            &rows,
+            |b, row| {
+                b.add(row.seq)
+                    .add(&row.at)
+                    .add(&row.actor)
+                    .add(&row.event)
+                    .add(&row.employee_id)
+                    .add(&row.connector)
+                    .add(row.removal_id)
+                    .add(row.batch_id)
+                    .add(row.attempt)
+                    .add(&row.outcome)
+                    .add(row.http_status)
+                    .add(row.duration_ms)
+                    .add(&row.detail)
+                    .add(&row.prev_hash)
+                    .add(&row.hash);
+            },
+        )
     }
 }
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Arguments, Encode, Sqlite, SqlitePool, Transaction, Type};
 
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -39,8 +41,8 @@ pub fn insert_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// The largest rowid of `table` (0 when empty), read in the caller's transaction before a multi-row insert
-/// whose ids [`inserted_ids`] then works out.
+/// The largest rowid of `table` (0 when empty), read in the caller's transaction. Nobody else inserts while a
+/// write transaction is open, so the caller can give its new rows the ids after it, as SQLite itself would.
 pub async fn max_rowid(tx: &mut Tx, table: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COALESCE(MAX(rowid), 0) FROM {table}"
@@ -49,20 +51,100 @@ pub async fn max_rowid(tx: &mut Tx, table: &str) -> Result<i64, sqlx::Error> {
     .await
 }
 
-/// The ids of the rows one multi-row `INSERT` stored, in the order of its `VALUES`, without `RETURNING`
-/// (which hands the rows back one at a time). SQLite gives each new row the largest rowid so far plus one,
-/// so in a write transaction an insert of `n` rows that stored all `n` and ended at
-/// `last_insert_rowid = before + n` stored them as `before + 1 ..= before + n`. `None` when the figures do not
-/// add up (a row was skipped by `ON CONFLICT DO NOTHING`, or rowids were not handed out in sequence): the
-/// caller then reads the ids of the rows above `before`.
-pub fn inserted_ids(
-    before: i64,
-    result: &sqlx::sqlite::SqliteQueryResult,
-    n: usize,
-) -> Option<Vec<i64>> {
-    let n = i64::try_from(n).ok()?;
-    (i64::try_from(result.rows_affected()).ok()? == n && result.last_insert_rowid() == before + n)
-        .then(|| (before + 1..=before + n).collect())
+/// Multi-row `INSERT`s sent to the database as one command, so the caller can prepare the next
+/// command while SQLite runs this one (see [`crate::feed::intake`]). Every value is bound; the SQL holds
+/// only placeholders.
+#[derive(Default)]
+pub struct Script {
+    sql: String,
+    args: SqliteArguments,
+}
+
+/// The values of one row of a [`Script::insert`].
+pub struct Values<'a> {
+    args: &'a mut SqliteArguments,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl Values<'_> {
+    /// Binds the next column.
+    pub fn add<'t, T: Encode<'t, Sqlite> + Type<Sqlite>>(&mut self, value: T) -> &mut Self {
+        if let Err(e) = self.args.add(value) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+}
+
+impl Script {
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.sql.is_empty()
+    }
+
+    /// Appends `head VALUES (?, …), … tail;` for `rows`, split by [`insert_chunks`], with `bind` adding the
+    /// `columns` values of each row in order.
+    pub fn insert<T>(
+        &mut self,
+        head: &str,
+        columns: usize,
+        tail: &str,
+        rows: &[T],
+        mut bind: impl FnMut(&mut Values<'_>, &T),
+    ) -> Result<(), sqlx::Error> {
+        let mut row_sql = String::with_capacity(2 * columns + 2);
+        row_sql.push('(');
+        for c in 0..columns {
+            row_sql.push_str(if c == 0 { "?" } else { ",?" });
+        }
+        row_sql.push(')');
+        for chunk in insert_chunks(rows) {
+            self.sql
+                .reserve(head.len() + tail.len() + chunk.len() * (row_sql.len() + 1) + 10);
+            self.sql.push_str(head);
+            self.sql.push_str(" VALUES ");
+            let before = self.args.len();
+            let mut values = Values {
+                args: &mut self.args,
+                error: None,
+            };
+            for (i, row) in chunk.iter().enumerate() {
+                if i > 0 {
+                    self.sql.push(',');
+                }
+                self.sql.push_str(&row_sql);
+                bind(&mut values, row);
+            }
+            if let Some(e) = values.error {
+                return Err(sqlx::Error::Encode(e));
+            }
+            let bound = self.args.len() - before;
+            if bound != chunk.len() * columns {
+                return Err(sqlx::Error::Encode(
+                    format!(
+                        "{head} bound {bound} values for {} placeholders",
+                        chunk.len() * columns
+                    )
+                    .into(),
+                ));
+            }
+            self.sql.push_str(tail);
+            self.sql.push_str(";\n");
+        }
+        Ok(())
+    }
+
+    /// Runs every statement in the caller's transaction, in order. The first poll hands the command to the
+    /// database's thread.
+    pub async fn execute(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        if self.sql.is_empty() {
+            return Ok(());
+        }
+        sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Opens (creating if missing) the database with WAL, `busy_timeout`, foreign keys and `synchronous=FULL`
@@ -141,44 +223,64 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn inserted_ids_are_the_rows_of_one_insert_in_values_order_or_none_after_a_skip() {
+    async fn a_script_runs_its_inserts_in_order_as_one_command_and_refuses_a_short_row() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = connect(&dir.path().join("ids.db"), 1, Duration::from_secs(5))
+        let pool = connect(&dir.path().join("script.db"), 1, Duration::from_secs(5))
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let mut tx = begin_write(&pool).await.unwrap();
-        let insert = "INSERT INTO t (k) VALUES ('c'), ('a'), ('b') ON CONFLICT (k) DO NOTHING";
-
-        let before = max_rowid(&mut tx, "t").await.unwrap();
-        let result = sqlx::query(insert).execute(&mut *tx).await.unwrap();
-        let ids = inserted_ids(before, &result, 3).unwrap();
-        let stored: Vec<(i64, String)> = sqlx::query_as("SELECT id, k FROM t ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
-        assert_eq!(
-            stored,
-            vec![
-                (ids[0], "c".into()),
-                (ids[1], "a".into()),
-                (ids[2], "b".into())
-            ]
-        );
-
-        // A second insert that skips the existing keys stores one row of four: no guess.
-        let before = max_rowid(&mut tx, "t").await.unwrap();
-        assert_eq!(before, ids[2]);
-        let result = sqlx::query(
-            "INSERT INTO t (k) VALUES ('a'), ('d'), ('b'), ('c') ON CONFLICT (k) DO NOTHING",
+        sqlx::query(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL); \
+             CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL REFERENCES parent (id), n INTEGER)",
         )
-        .execute(&mut *tx)
+        .execute(&pool)
         .await
         .unwrap();
-        assert_eq!(inserted_ids(before, &result, 4), None);
+        let mut tx = begin_write(&pool).await.unwrap();
+        let parents: Vec<i64> = (1..=700).collect();
+        let children: Vec<(i64, i64)> = (1..=1400).map(|i| (i, (i + 1) / 2)).collect();
+        let mut script = Script::default();
+        assert!(script.is_empty());
+        script
+            .insert("INSERT INTO parent (id, name)", 2, "", &parents, |b, id| {
+                b.add(*id).add(format!("p{id}"));
+            })
+            .unwrap();
+        // The children refer to parents inserted earlier in the same command (foreign keys are on).
+        script
+            .insert(
+                "INSERT INTO child (id, parent, n)",
+                3,
+                "",
+                &children,
+                |b, (id, parent)| {
+                    b.add(*id).add(*parent).add(Some(id * 10));
+                },
+            )
+            .unwrap();
+        script.execute(&mut tx).await.unwrap();
+        let (parents_stored, children_stored, last): (i64, i64, String) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM parent), (SELECT sum(n) FROM child), (SELECT name FROM parent WHERE id = 700)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(
+            (parents_stored, children_stored),
+            (700, 10 * 1400 * 1401 / 2)
+        );
+        assert_eq!(last, "p700");
+
+        let mut short = Script::default();
+        let err = short
+            .insert("INSERT INTO parent (id, name)", 2, "", &[1_i64], |b, id| {
+                b.add(*id);
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("bound 1 values for 2 placeholders"),
+            "{err}"
+        );
         tx.rollback().await.unwrap();
     }
 

@@ -503,3 +503,154 @@ mod json_over_http {
         assert!(since.unwrap() <= saved);
     }
 }
+
+/// A feed of several chunks (intake applies 512 employees per database command and prepares the next chunk
+/// while SQLite runs one), mixing new, moved, rescinded and unchanged rows in every chunk.
+#[tokio::test]
+async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_consistent_ids() {
+    let connectors = "[[connector]]\nname = \"wiki\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n\
+                      [[connector]]\nname = \"chat\"\nkind = \"exec\"\nprogram = \"remove.sh\"\ngrace = \"2d\"\n";
+    let t = TestApp::with(connectors, &[("remove.sh", OK_SCRIPT)]).await;
+    let text = std::fs::read_to_string(t.path("offboard.toml"))
+        .unwrap()
+        .replace(
+            "[safety]\n",
+            "[safety]\nmax_terminations_per_batch = 100000\n",
+        );
+    let t = TestApp::in_dir(t.dir, &text).await;
+    let row = |i: usize, date: &str, status: &str| {
+        format!("e{i:05},p{i}@example.org,p{i},,P {i},{date},{status}\n")
+    };
+    let first: String = (0..1500)
+        .map(|i| row(i, "2030-01-05", "Terminated"))
+        .collect();
+    t.write_feed(&first);
+    assert_eq!(t.poll().await.new_terminations, 1500);
+
+    // New leavers between the known ones, so every chunk has new, moved, rescinded and unchanged rows.
+    let mut second = String::new();
+    let (mut moved, mut rescinded) = (0, 0);
+    for i in 0..1500 {
+        if i % 7 == 0 {
+            moved += 1;
+            second.push_str(&row(i, "2030-02-01", "Terminated"));
+        } else if i % 11 == 0 {
+            rescinded += 1;
+            second.push_str(&row(i, "", "Active"));
+        } else {
+            second.push_str(&row(i, "2030-01-05", "Terminated"));
+        }
+        if i % 3 == 0 {
+            second.push_str(&row(10_000 + i, "2030-03-01", "Terminated"));
+        }
+    }
+    t.write_feed(&second);
+    let s = t.poll().await;
+
+    assert_eq!(
+        (s.new_terminations, s.moved, s.rescinded, s.removals_planned),
+        (500, moved, rescinded, 1000)
+    );
+    assert_eq!(
+        offboard::audit::verify(&t.app.pool).await.unwrap(),
+        offboard::audit::Verification::Ok {
+            rows: i64::try_from(t.audit().await.len()).unwrap(),
+            head: t.audit().await.last().unwrap().hash.clone(),
+        }
+    );
+    // Each new termination's audit row names the termination and the removals as they are stored.
+    let created: Vec<_> = t
+        .events("termination_created")
+        .await
+        .into_iter()
+        .filter(|r| r.batch_id == Some(s.batch_id))
+        .collect();
+    assert_eq!(created.len(), 500);
+    for r in &created {
+        let employee = r.employee_id.clone().unwrap();
+        let d = detail(r);
+        let (stored_employee, effective_at): (String, String) =
+            sqlx::query_as("SELECT employee_id, effective_at FROM terminations WHERE id = ?")
+                .bind(d["termination_id"].as_i64().unwrap())
+                .fetch_one(&t.app.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            (stored_employee.as_str(), effective_at.as_str()),
+            (employee.as_str(), "2030-03-01T00:00:00.000Z")
+        );
+        let listed = d["removals"].as_array().unwrap();
+        assert_eq!(listed.len(), 2, "{d}");
+        for item in listed {
+            let (termination_id, connector, due_at, state): (i64, String, String, String) =
+                sqlx::query_as(
+                    "SELECT termination_id, connector, due_at, state FROM removals WHERE id = ?",
+                )
+                .bind(item["removal_id"].as_i64().unwrap())
+                .fetch_one(&t.app.pool)
+                .await
+                .unwrap();
+            assert_eq!(Some(termination_id), d["termination_id"].as_i64());
+            assert_eq!(connector, item["connector"].as_str().unwrap());
+            assert_eq!(due_at, item["due_at"].as_str().unwrap());
+            assert_eq!(state, "pending");
+        }
+    }
+    // Moves and rescinds reached their removals; the rest stayed as they were.
+    let count = |sql: &'static str| {
+        let pool = t.app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM removals WHERE state = 'cancelled'").await,
+        2 * i64::try_from(rescinded).unwrap()
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM removals WHERE due_at = '2030-02-03T00:00:00.000Z'").await,
+        i64::try_from(moved).unwrap(),
+        "chat's removals of moved terminations are due two days after the new date"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM removals WHERE state = 'pending'").await,
+        2 * (1500 + 500 - i64::try_from(rescinded).unwrap())
+    );
+
+    // A plan lists people in the order of the feed, new leavers among moved and unchanged ones.
+    let third: String = second
+        .replace("2030-03-01", "2030-04-01")
+        .lines()
+        .enumerate()
+        .map(|(n, l)| {
+            if n % 5 == 0 {
+                format!("{l}\n{}", row(20_000 + n, "2030-05-01", "Terminated"))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    t.write_feed(&third);
+    let plan = offboard::plan::plan(&t.app.pool, &t.app.config, false, t.clock.now())
+        .await
+        .unwrap();
+    let mut order: Vec<String> = plan
+        .lines
+        .iter()
+        .map(|i| i.line.employee_id.clone())
+        .collect();
+    order.dedup();
+    let expected: Vec<String> = third
+        .lines()
+        .filter(|l| !l.contains(",Active"))
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(order, expected);
+    assert_eq!(
+        (plan.summary.moved, plan.summary.new_terminations),
+        (500, 400)
+    );
+}

@@ -2,6 +2,8 @@
 //! rejects and audit rows, all in one transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::Poll;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,7 +12,7 @@ use sqlx::SqlitePool;
 
 use crate::audit::{self, Chain, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
-use crate::db::{Tx, begin_write, insert_chunks, inserted_ids, max_rowid, parse_ts, ts};
+use crate::db::{Script, Tx, begin_write, insert_chunks, max_rowid, parse_ts, ts};
 use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
 use crate::feed::rows::Fault;
 use crate::planner;
@@ -229,7 +231,7 @@ async fn ingest_in(
         rejected,
         ..BatchSummary::default()
     };
-    let mut lines = Vec::new();
+    let mut lines: Vec<(usize, PlanLine)> = Vec::new();
     let mut chain = Chain::start(tx).await?;
 
     // Collapse per employee: the last valid row wins; rejected rows have no effect at all. Rows stay in
@@ -316,7 +318,16 @@ async fn ingest_in(
         now,
         want_lines,
     };
+    // New rows get the ids after the largest: the write transaction keeps every other writer out.
+    let mut ids = NextIds {
+        termination: max_rowid(tx, "terminations").await?,
+        removal: max_rowid(tx, "removals").await?,
+    };
     let mut kinds = kinds.into_iter();
+    // Each chunk's writes go to SQLite as one command, and the next chunk is prepared while SQLite runs it,
+    // so the two threads work side by side. A chunk with moves or rescinds is finished before the next is
+    // prepared: those read the database and add to the audit chain.
+    let mut flight: Option<Prepared> = None;
     for chunk in slots.chunks(CHUNK) {
         let mut decisions = Vec::with_capacity(chunk.len());
         for (&i, kind) in chunk.iter().zip(kinds.by_ref()) {
@@ -324,12 +335,35 @@ async fn ingest_in(
             let Ok(row) = std::mem::replace(&mut records[i].result, Err(Vec::new())) else {
                 anyhow::bail!("row {} was collapsed as valid but is not", records[i].row);
             };
-            decisions.push(kind.with(row));
+            decisions.push((i, kind.with(row)));
         }
+        let next = match flight.take() {
+            Some(prev) if prev.later.is_empty() => {
+                let mut run = std::pin::pin!(prev.script.execute(tx));
+                // The first poll hands the command to SQLite's thread.
+                let started = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
+                let next =
+                    applying.prepare(decisions, &mut ids, &mut chain, &mut summary, &mut lines);
+                match started {
+                    Poll::Ready(ran) => ran?,
+                    Poll::Pending => run.await?,
+                }
+                next?
+            }
+            Some(prev) => {
+                applying
+                    .finish(tx, &mut chain, prev, &mut summary, &mut lines)
+                    .await?;
+                applying.prepare(decisions, &mut ids, &mut chain, &mut summary, &mut lines)?
+            }
+            None => applying.prepare(decisions, &mut ids, &mut chain, &mut summary, &mut lines)?,
+        };
+        flight = Some(next);
+    }
+    if let Some(prev) = flight {
         applying
-            .apply(tx, &mut chain, decisions, &mut summary, &mut lines)
+            .finish(tx, &mut chain, prev, &mut summary, &mut lines)
             .await?;
-        chain.write(tx).await?;
     }
     drop(records);
 
@@ -365,7 +399,9 @@ async fn ingest_in(
             })),
     );
     chain.write(tx).await?;
-    Ok((summary, lines))
+    // Plan lines in input order: those of moves and rescinds were made after their chunk's new terminations.
+    lines.sort_by_key(|(slot, _)| *slot);
+    Ok((summary, lines.into_iter().map(|(_, line)| line).collect()))
 }
 
 /// Stores the faults of rejected rows, many per statement.
@@ -401,96 +437,147 @@ struct Applying<'a> {
     want_lines: bool,
 }
 
+/// The ids given to the last new termination and removal.
+struct NextIds {
+    termination: i64,
+    removal: i64,
+}
+
+/// A chunk's writes, ready to run as one command, and its decisions that read the database (moves,
+/// rescinds, the plan lines of existing terminations), applied after the command ran.
+struct Prepared {
+    script: Script,
+    later: Vec<(usize, Decision)>,
+}
+
 impl Applying<'_> {
-    /// Applies a chunk of decisions: every person's row, then the new terminations and their removals with
-    /// multi-row statements, then, in input order, the audit entries, plan lines and the rare per-row changes
-    /// (moves and rescinds).
-    async fn apply(
+    /// Prepares a chunk without touching the database: every person's row, the new terminations and their
+    /// removals with the ids they will have, and the audit rows of the new terminations (plus any the chain
+    /// holds from earlier chunks), as multi-row inserts. Plan lines are tagged with the input position.
+    fn prepare(
         &self,
-        tx: &mut Tx,
+        chunk: Vec<(usize, Decision)>,
+        ids: &mut NextIds,
         chain: &mut Chain,
-        chunk: Vec<Decision>,
         summary: &mut BatchSummary,
-        lines: &mut Vec<PlanLine>,
-    ) -> anyhow::Result<()> {
+        lines: &mut Vec<(usize, PlanLine)>,
+    ) -> anyhow::Result<Prepared> {
         let now = self.now;
-        let people: Vec<&Person> = chunk.iter().map(|d| &d.row().person).collect();
-        upsert_people(tx, &people, now).await?;
+        let t = ts(now);
+        let mut script = Script::default();
+        let people: Vec<&Person> = chunk.iter().map(|(_, d)| &d.row().person).collect();
+        people_into(&mut script, &people, &t)?;
         drop(people);
 
         // New terminations, then their removals.
-        let news: Vec<(&Person, DateTime<Utc>)> = chunk
-            .iter()
-            .filter_map(|d| match d {
-                Decision::New(FeedRow {
+        let mut news: Vec<NewTermination<'_>> = Vec::new();
+        let mut planned: Vec<(usize, planner::Decided<'_>)> = Vec::new();
+        for (slot, decision) in &chunk {
+            if let Decision::New(FeedRow {
+                person,
+                status: HrStatus::Terminated { effective_at },
+            }) = decision
+            {
+                ids.termination += 1;
+                let termination = planner::Planned {
+                    termination_id: ids.termination,
+                    effective_at: *effective_at,
+                    batch_id: self.batch_id,
+                    state: self.first_state,
+                };
+                planned.extend(
+                    planner::decide(self.connectors, self.safety, person, termination)
+                        .into_iter()
+                        .map(|d| (news.len(), d)),
+                );
+                news.push(NewTermination {
+                    slot: *slot,
+                    id: ids.termination,
                     person,
-                    status: HrStatus::Terminated { effective_at },
-                }) => Some((person, *effective_at)),
-                _ => None,
+                    effective_at: *effective_at,
+                });
+            }
+        }
+        terminations_into(&mut script, &news, self.source, self.batch_id, &t)?;
+        let removal_ids: Vec<Option<i64>> = planned
+            .iter()
+            .map(|(_, d)| {
+                d.removal.as_ref().map(|_| {
+                    ids.removal += 1;
+                    ids.removal
+                })
             })
             .collect();
-        let termination_ids =
-            insert_terminations(tx, &news, self.source, self.batch_id, now).await?;
-        let mut planned: Vec<(usize, planner::Decided<'_>)> = Vec::new();
-        for (i, ((person, effective_at), id)) in news.iter().zip(&termination_ids).enumerate() {
-            let termination = planner::Planned {
-                termination_id: *id,
-                effective_at: *effective_at,
-                batch_id: self.batch_id,
-                state: self.first_state,
-            };
-            planned.extend(
-                planner::decide(self.connectors, self.safety, person, termination)
-                    .into_iter()
-                    .map(|d| (i, d)),
+        let removals: Vec<(i64, &planner::NewRemoval<'_>)> = planned
+            .iter()
+            .zip(&removal_ids)
+            .filter_map(|((_, d), id)| Some((*id.as_ref()?, d.removal.as_ref()?)))
+            .collect();
+        removals_into(&mut script, &removals, &t)?;
+        drop(removals);
+
+        // The termination and the removals planned for it are one change, recorded as one audit row that
+        // lists each removal with its connector, first state and due time.
+        let mut planned = planned.into_iter().zip(removal_ids).peekable();
+        for (k, new) in news.iter().enumerate() {
+            let mut removals = Vec::new();
+            while let Some(((_, decided), removal_id)) = planned.next_if(|((i, _), _)| *i == k) {
+                if let (Some(removal), Some(removal_id)) = (&decided.removal, removal_id) {
+                    removals.push(planner::planned_item(
+                        removal,
+                        &planner::Stored::of(removal),
+                        removal_id,
+                    ));
+                    summary.removals_planned += 1;
+                    if decided.excluded {
+                        summary.excluded += 1;
+                    }
+                }
+                if self.want_lines {
+                    lines.push((new.slot, decided.line));
+                }
+            }
+            summary.new_terminations += 1;
+            chain.push(
+                now,
+                Entry::daemon("termination_created")
+                    .employee(&new.person.employee_id)
+                    .batch(self.batch_id)
+                    .detail(json!({
+                        "termination_id": new.id, "effective_at": ts(new.effective_at),
+                        "source": self.source.as_str(), "removals": removals,
+                    })),
             );
         }
-        let removal_ids = insert_removals(tx, &planned, now).await?;
-        let mut planned = planned.into_iter().zip(removal_ids).peekable();
+        chain.write_into(&mut script)?;
+        drop(news);
 
-        let mut new_index = 0;
-        for decision in chunk {
+        let later = chunk
+            .into_iter()
+            .filter(|(_, d)| match d {
+                Decision::Move(..) | Decision::Rescind(..) => true,
+                Decision::Same(..) => self.want_lines,
+                Decision::New(_) | Decision::Nothing(_) => false,
+            })
+            .collect();
+        Ok(Prepared { script, later })
+    }
+
+    /// Runs a prepared chunk's command, then its moves, rescinds and plan lines of existing terminations, in
+    /// input order. Their audit rows stay on the chain for the next command.
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        chain: &mut Chain,
+        prepared: Prepared,
+        summary: &mut BatchSummary,
+        lines: &mut Vec<(usize, PlanLine)>,
+    ) -> anyhow::Result<()> {
+        let now = self.now;
+        prepared.script.execute(tx).await?;
+        for (slot, decision) in prepared.later {
+            let mut made = Vec::new();
             match decision {
-                Decision::New(row) => {
-                    let (Some(id), HrStatus::Terminated { effective_at }) =
-                        (termination_ids.get(new_index).copied(), row.status)
-                    else {
-                        anyhow::bail!("a new termination was not stored");
-                    };
-                    summary.new_terminations += 1;
-                    // The termination and the removals planned for it are one change, recorded as one
-                    // audit row that lists each removal with its connector, first state and due time.
-                    let mut removals = Vec::new();
-                    while let Some(((_, decided), removal_id)) =
-                        planned.next_if(|((i, _), _)| *i == new_index)
-                    {
-                        if let (Some(new), Some(removal_id)) = (&decided.removal, removal_id) {
-                            removals.push(planner::planned_item(
-                                new,
-                                &planner::Stored::of(new),
-                                removal_id,
-                            ));
-                            summary.removals_planned += 1;
-                            if decided.excluded {
-                                summary.excluded += 1;
-                            }
-                        }
-                        if self.want_lines {
-                            lines.push(decided.line);
-                        }
-                    }
-                    chain.push(
-                        now,
-                        Entry::daemon("termination_created")
-                            .employee(&row.person.employee_id)
-                            .batch(self.batch_id)
-                            .detail(json!({
-                                "termination_id": id, "effective_at": ts(effective_at),
-                                "source": self.source.as_str(), "removals": removals,
-                            })),
-                    );
-                    new_index += 1;
-                }
                 Decision::Move(row, id, current) => {
                     let HrStatus::Terminated { effective_at } = row.status else {
                         continue;
@@ -516,7 +603,7 @@ impl Applying<'_> {
                             })),
                     );
                     if self.want_lines {
-                        lines.push(PlanLine {
+                        made.push(PlanLine {
                             employee_id: row.person.employee_id.clone(),
                             connector: None,
                             action: "moved".into(),
@@ -524,12 +611,12 @@ impl Applying<'_> {
                             account: None,
                             note: Some(format!("effective {current} → {}", ts(effective_at))),
                         });
-                        lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
+                        made.extend(existing_lines(tx, &row.person.employee_id, id).await?);
                     }
                 }
                 Decision::Same(row, id) => {
                     if self.want_lines {
-                        lines.extend(existing_lines(tx, &row.person.employee_id, id).await?);
+                        made.extend(existing_lines(tx, &row.person.employee_id, id).await?);
                     }
                 }
                 Decision::Rescind(row, id) => {
@@ -541,12 +628,13 @@ impl Applying<'_> {
                         self.batch_id,
                         now,
                         summary,
-                        lines,
+                        &mut made,
                     )
                     .await?;
                 }
-                Decision::Nothing(_) => {}
+                Decision::New(_) | Decision::Nothing(_) => {}
             }
+            lines.extend(made.into_iter().map(|line| (slot, line)));
         }
         Ok(())
     }
@@ -565,161 +653,105 @@ impl Decision {
 }
 
 /// Creates or updates the people rows, many per statement (an unchanged row is not rewritten).
-async fn upsert_people(tx: &mut Tx, people: &[&Person], now: DateTime<Utc>) -> anyhow::Result<()> {
-    let t = ts(now);
-    for chunk in insert_chunks(people) {
-        let attributes: Vec<String> = chunk
-            .iter()
-            .map(|p| serde_json::to_string(&p.attributes))
-            .collect::<Result<_, _>>()?;
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO people (employee_id, email, username, upn, display_name, attributes, created_at, updated_at) ",
-        );
-        insert.push_values(
-            chunk.iter().zip(&attributes),
-            |mut b, (person, attributes)| {
-                b.push_bind(&person.employee_id)
-                    .push_bind(&person.email)
-                    .push_bind(&person.username)
-                    .push_bind(&person.upn)
-                    .push_bind(&person.display_name)
-                    .push_bind(attributes)
-                    .push_bind(&t)
-                    .push_bind(&t);
-            },
-        );
-        insert.push(
-            " ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, username = excluded.username, \
-               upn = excluded.upn, display_name = excluded.display_name, attributes = excluded.attributes, \
-               updated_at = excluded.updated_at \
-             WHERE people.email IS NOT excluded.email OR people.username IS NOT excluded.username \
-               OR people.upn IS NOT excluded.upn OR people.display_name IS NOT excluded.display_name \
-               OR people.attributes IS NOT excluded.attributes",
-        );
-        insert.build().execute(&mut **tx).await?;
-    }
+fn people_into(script: &mut Script, people: &[&Person], t: &str) -> anyhow::Result<()> {
+    let attributes: Vec<String> = people
+        .iter()
+        .map(|p| serde_json::to_string(&p.attributes))
+        .collect::<Result<_, _>>()?;
+    let rows: Vec<(&Person, String)> = people.iter().copied().zip(attributes).collect();
+    let t: Arc<str> = Arc::from(t);
+    script.insert(
+        "INSERT INTO people (employee_id, email, username, upn, display_name, attributes, created_at, updated_at)",
+        8,
+        " ON CONFLICT (employee_id) DO UPDATE SET email = excluded.email, username = excluded.username, \
+           upn = excluded.upn, display_name = excluded.display_name, attributes = excluded.attributes, \
+           updated_at = excluded.updated_at \
+         WHERE people.email IS NOT excluded.email OR people.username IS NOT excluded.username \
+           OR people.upn IS NOT excluded.upn OR people.display_name IS NOT excluded.display_name \
+           OR people.attributes IS NOT excluded.attributes",
+        &rows,
+        |b, (person, attributes)| {
+            b.add(&person.employee_id)
+                .add(&person.email)
+                .add(&person.username)
+                .add(&person.upn)
+                .add(&person.display_name)
+                .add(attributes)
+                .add(t.clone())
+                .add(t.clone());
+        },
+    )?;
     Ok(())
 }
 
-/// Inserts active terminations, many per statement; returns their ids in the order given.
-async fn insert_terminations(
-    tx: &mut Tx,
-    news: &[(&Person, DateTime<Utc>)],
-    source: BatchSource,
-    batch_id: i64,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<i64>> {
-    let t = ts(now);
-    let mut ids: HashMap<String, i64> = HashMap::with_capacity(news.len());
-    for chunk in insert_chunks(news) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO terminations (employee_id, source, batch_id, effective_at, status, created_at, updated_at) ",
-        );
-        insert.push_values(chunk, |mut b, (person, effective_at)| {
-            b.push_bind(&person.employee_id)
-                .push_bind(source.as_str())
-                .push_bind(batch_id)
-                .push_bind(ts(*effective_at))
-                .push_bind("active")
-                .push_bind(&t)
-                .push_bind(&t);
-        });
-        let before = max_rowid(tx, "terminations").await?;
-        let result = insert.build().execute(&mut **tx).await?;
-        match inserted_ids(before, &result, chunk.len()) {
-            Some(new) => ids.extend(
-                chunk
-                    .iter()
-                    .map(|(person, _)| person.employee_id.clone())
-                    .zip(new),
-            ),
-            // Read back by employee (one new termination per employee).
-            None => ids.extend(
-                sqlx::query_as::<_, (String, i64)>(
-                    "SELECT employee_id, id FROM terminations WHERE id > ?",
-                )
-                .bind(before)
-                .fetch_all(&mut **tx)
-                .await?,
-            ),
-        }
-    }
-    news.iter()
-        .map(|(person, _)| {
-            ids.get(&person.employee_id).copied().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the new termination of {} was not stored",
-                    person.employee_id
-                )
-            })
-        })
-        .collect()
+/// A new active termination and the id it is given.
+struct NewTermination<'a> {
+    slot: usize,
+    id: i64,
+    person: &'a Person,
+    effective_at: DateTime<Utc>,
 }
 
-/// Inserts the planned removals, many per statement, skipping a (termination, connector) that already has
-/// one; returns, in the order given, the id of each removal created.
-async fn insert_removals(
-    tx: &mut Tx,
-    planned: &[(usize, planner::Decided<'_>)],
-    now: DateTime<Utc>,
-) -> anyhow::Result<Vec<Option<i64>>> {
-    let t = ts(now);
-    let news: Vec<&planner::NewRemoval<'_>> = planned
-        .iter()
-        .filter_map(|(_, d)| d.removal.as_ref())
-        .collect();
-    let mut ids: HashMap<(i64, String), i64> = HashMap::with_capacity(news.len());
-    for chunk in insert_chunks(&news) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO removals (termination_id, connector, account, state, due_at, last_error, outcome, \
-                                   batch_id, created_at, updated_at, finished_at) ",
-        );
-        insert.push_values(chunk, |mut b, new| {
+/// Inserts active terminations with the ids given, many per statement.
+fn terminations_into(
+    script: &mut Script,
+    news: &[NewTermination<'_>],
+    source: BatchSource,
+    batch_id: i64,
+    t: &str,
+) -> anyhow::Result<()> {
+    let t: Arc<str> = Arc::from(t);
+    let source: Arc<str> = Arc::from(source.as_str());
+    script.insert(
+        "INSERT INTO terminations (id, employee_id, source, batch_id, effective_at, status, created_at, updated_at)",
+        8,
+        "",
+        news,
+        |b, new| {
+            b.add(new.id)
+                .add(&new.person.employee_id)
+                .add(source.clone())
+                .add(batch_id)
+                .add(ts(new.effective_at))
+                .add("active")
+                .add(t.clone())
+                .add(t.clone());
+        },
+    )?;
+    Ok(())
+}
+
+/// Inserts the planned removals of new terminations with the ids given, many per statement.
+fn removals_into(
+    script: &mut Script,
+    removals: &[(i64, &planner::NewRemoval<'_>)],
+    t: &str,
+) -> anyhow::Result<()> {
+    let t: Arc<str> = Arc::from(t);
+    script.insert(
+        "INSERT INTO removals (id, termination_id, connector, account, state, due_at, last_error, outcome, \
+                               batch_id, created_at, updated_at, finished_at)",
+        12,
+        "",
+        removals,
+        |b, (id, new)| {
             let stored = planner::Stored::of(new);
-            b.push_bind(new.termination_id)
-                .push_bind(new.connector)
-                .push_bind(stored.account)
-                .push_bind(stored.state.as_str())
-                .push_bind(ts(new.due_at))
-                .push_bind(stored.error.clone())
-                .push_bind(stored.outcome())
-                .push_bind(new.batch_id)
-                .push_bind(&t)
-                .push_bind(&t)
-                .push_bind(stored.finished().then(|| t.clone()));
-        });
-        insert.push(" ON CONFLICT (termination_id, connector) DO NOTHING");
-        let before = max_rowid(tx, "removals").await?;
-        let result = insert.build().execute(&mut **tx).await?;
-        match inserted_ids(before, &result, chunk.len()) {
-            Some(new) => ids.extend(
-                chunk
-                    .iter()
-                    .map(|new| (new.termination_id, new.connector.to_string()))
-                    .zip(new),
-            ),
-            // Some already existed: the rows above `before` are the ones this insert created.
-            None => ids.extend(
-                sqlx::query_as::<_, (i64, String, i64)>(
-                    "SELECT termination_id, connector, id FROM removals WHERE id > ?",
-                )
-                .bind(before)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(|(t, c, id)| ((t, c), id)),
-            ),
-        }
-    }
-    Ok(planned
-        .iter()
-        .map(|(_, d)| {
-            d.removal.as_ref().and_then(|new| {
-                ids.get(&(new.termination_id, new.connector.to_string()))
-                    .copied()
-            })
-        })
-        .collect())
+            let (outcome, finished) = (stored.outcome(), stored.finished());
+            b.add(*id)
+                .add(new.termination_id)
+                .add(new.connector)
+                .add(stored.account)
+                .add(stored.state.as_str())
+                .add(ts(new.due_at))
+                .add(stored.error)
+                .add(outcome)
+                .add(new.batch_id)
+                .add(t.clone())
+                .add(t.clone())
+                .add(finished.then(|| t.clone()));
+        },
+    )?;
+    Ok(())
 }
 
 /// Plan lines for the removals an existing termination already has.
