@@ -265,23 +265,23 @@ impl Chain {
              attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
             15,
             "",
-            &rows,
+            rows,
             |b, row| {
                 b.add(row.seq)
-                    .add(&row.at)
-                    .add(&row.actor)
-                    .add(&row.event)
-                    .add(&row.employee_id)
-                    .add(&row.connector)
+                    .add(row.at)
+                    .add(row.actor)
+                    .add(row.event)
+                    .add(row.employee_id)
+                    .add(row.connector)
                     .add(row.removal_id)
                     .add(row.batch_id)
                     .add(row.attempt)
-                    .add(&row.outcome)
+                    .add(row.outcome)
                     .add(row.http_status)
                     .add(row.duration_ms)
-                    .add(&row.detail)
-                    .add(&row.prev_hash)
-                    .add(&row.hash);
+                    .add(row.detail)
+                    .add(row.prev_hash)
+                    .add(row.hash);
             },
         )
     }

@@ -25,19 +25,18 @@ pub const MAX_ROWS_PER_STATEMENT: usize = 512;
 /// table to the crate's fixed statements; a cache too small for all of them would prepare them again and again.
 const STATEMENT_CACHE: usize = 400;
 
-/// Splits `rows` into slices whose lengths are powers of two of at most [`MAX_ROWS_PER_STATEMENT`], largest
-/// first: a multi-row statement is prepared once per size and connection, so eight statement shapes serve any
-/// number of rows.
-pub fn insert_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+/// How [`Script::insert`] splits `rows` rows into statements: powers of two of at most
+/// [`MAX_ROWS_PER_STATEMENT`], largest first. A multi-row statement is prepared once per size and connection,
+/// so a few statement shapes serve any number of rows.
+fn statement_sizes(rows: usize) -> impl Iterator<Item = usize> {
     let mut rest = rows;
     std::iter::from_fn(move || {
-        if rest.is_empty() {
+        if rest == 0 {
             return None;
         }
-        let size = MAX_ROWS_PER_STATEMENT.min(1 << rest.len().ilog2());
-        let (chunk, later) = rest.split_at(size);
-        rest = later;
-        Some(chunk)
+        let size = MAX_ROWS_PER_STATEMENT.min(1 << rest.ilog2());
+        rest -= size;
+        Some(size)
     })
 }
 
@@ -82,15 +81,15 @@ impl Script {
         self.sql.is_empty()
     }
 
-    /// Appends `head VALUES (?, …), … tail;` for `rows`, split by [`insert_chunks`], with `bind` adding the
-    /// `columns` values of each row in order.
+    /// Appends `head VALUES (?, …), … tail;` for `rows`, split by [`statement_sizes`], with `bind` adding the
+    /// `columns` values of each row in order. Rows are taken by value, so owned text is bound without a copy.
     pub fn insert<T>(
         &mut self,
         head: &str,
         columns: usize,
         tail: &str,
-        rows: &[T],
-        mut bind: impl FnMut(&mut Values<'_>, &T),
+        rows: impl IntoIterator<Item = T, IntoIter: ExactSizeIterator>,
+        mut bind: impl FnMut(&mut Values<'_>, T),
     ) -> Result<(), sqlx::Error> {
         let mut row_sql = String::with_capacity(2 * columns + 2);
         row_sql.push('(');
@@ -98,9 +97,10 @@ impl Script {
             row_sql.push_str(if c == 0 { "?" } else { ",?" });
         }
         row_sql.push(')');
-        for chunk in insert_chunks(rows) {
+        let mut rows = rows.into_iter();
+        for size in statement_sizes(rows.len()) {
             self.sql
-                .reserve(head.len() + tail.len() + chunk.len() * (row_sql.len() + 1) + 10);
+                .reserve(head.len() + tail.len() + size * (row_sql.len() + 1) + 10);
             self.sql.push_str(head);
             self.sql.push_str(" VALUES ");
             let before = self.args.len();
@@ -108,7 +108,7 @@ impl Script {
                 args: &mut self.args,
                 error: None,
             };
-            for (i, row) in chunk.iter().enumerate() {
+            for (i, row) in rows.by_ref().take(size).enumerate() {
                 if i > 0 {
                     self.sql.push(',');
                 }
@@ -119,11 +119,11 @@ impl Script {
                 return Err(sqlx::Error::Encode(e));
             }
             let bound = self.args.len() - before;
-            if bound != chunk.len() * columns {
+            if bound != size * columns {
                 return Err(sqlx::Error::Encode(
                     format!(
                         "{head} bound {bound} values for {} placeholders",
-                        chunk.len() * columns
+                        size * columns
                     )
                     .into(),
                 ));
@@ -137,14 +137,28 @@ impl Script {
     /// Runs every statement in the caller's transaction, in order. The first poll hands the command to the
     /// database's thread.
     pub async fn execute(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        self.execute_keeping(tx).await.map(drop)
+    }
+
+    /// [`Script::execute`] that hands the bound values back instead of leaving their freeing to the database's
+    /// thread, so a caller that keeps that thread busy can free them on its own while the next command runs.
+    pub async fn execute_keeping(self, tx: &mut Tx) -> Result<Spent, sqlx::Error> {
         if self.sql.is_empty() {
-            return Ok(());
+            return Ok(Spent { _values: None });
         }
+        let kept = self.args.clone();
         sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args)
             .execute(&mut **tx)
             .await?;
-        Ok(())
+        Ok(Spent {
+            _values: Some(kept),
+        })
     }
+}
+
+/// The values a [`Script`] bound, handed back by [`Script::execute_keeping`]; dropping it frees them.
+pub struct Spent {
+    _values: Option<SqliteArguments>,
 }
 
 /// Opens (creating if missing) the database with WAL, `busy_timeout`, foreign keys and `synchronous=FULL`
@@ -294,13 +308,13 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_split_into_power_of_two_chunks() {
-        let rows: Vec<u32> = (0..1200).collect();
-        let sizes: Vec<usize> = insert_chunks(&rows).map(<[u32]>::len).collect();
-        assert_eq!(sizes, [512, 512, 128, 32, 16]);
-        let joined: Vec<u32> = insert_chunks(&rows).flatten().copied().collect();
-        assert_eq!(joined, rows);
-        assert_eq!(insert_chunks::<u32>(&[]).count(), 0);
+    fn rows_are_split_into_power_of_two_statements() {
+        assert_eq!(
+            statement_sizes(1200).collect::<Vec<_>>(),
+            [512, 512, 128, 32, 16]
+        );
+        assert_eq!(statement_sizes(0).count(), 0);
+        assert_eq!(statement_sizes(1).collect::<Vec<_>>(), [1]);
     }
 
     #[tokio::test]

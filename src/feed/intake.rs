@@ -12,7 +12,7 @@ use sqlx::SqlitePool;
 
 use crate::audit::{self, Chain, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
-use crate::db::{Script, Tx, begin_write, insert_chunks, max_rowid, parse_ts, ts};
+use crate::db::{Script, Tx, begin_write, max_rowid, parse_ts, ts};
 use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
 use crate::feed::rows::Fault;
 use crate::planner;
@@ -262,8 +262,7 @@ async fn ingest_in(
             }
         }
     }
-    insert_rejects(tx, batch_id, &rejects).await?;
-    drop(rejects);
+    insert_rejects(tx, batch_id, rejects).await?;
 
     // What each employee's row means, against the active terminations, before anything is written.
     let mut kinds: Vec<Kind> = Vec::with_capacity(slots.len());
@@ -319,15 +318,17 @@ async fn ingest_in(
         want_lines,
     };
     // New rows get the ids after the largest: the write transaction keeps every other writer out.
-    let mut ids = NextIds {
+    let mut ids = Carry {
         termination: max_rowid(tx, "terminations").await?,
         removal: max_rowid(tx, "removals").await?,
+        shared: Shared::new(now),
     };
     let mut kinds = kinds.into_iter();
     // Each chunk's writes go to SQLite as one command, and the next chunk is prepared while SQLite runs it,
     // so the two threads work side by side. A chunk with moves or rescinds is finished before the next is
     // prepared: those read the database and add to the audit chain.
     let mut flight: Option<Prepared> = None;
+    let mut spent = None;
     for chunk in slots.chunks(CHUNK) {
         let mut decisions = Vec::with_capacity(chunk.len());
         for (&i, kind) in chunk.iter().zip(kinds.by_ref()) {
@@ -339,15 +340,17 @@ async fn ingest_in(
         }
         let next = match flight.take() {
             Some(prev) if prev.later.is_empty() => {
-                let mut run = std::pin::pin!(prev.script.execute(tx));
-                // The first poll hands the command to SQLite's thread.
+                let mut run = std::pin::pin!(prev.script.execute_keeping(tx));
+                // The first poll hands the command to SQLite's thread; the values of the one before are freed
+                // here meanwhile.
                 let started = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
+                drop(spent.take());
                 let next =
                     applying.prepare(decisions, &mut ids, &mut chain, &mut summary, &mut lines);
-                match started {
+                spent = Some(match started {
                     Poll::Ready(ran) => ran?,
                     Poll::Pending => run.await?,
-                }
+                });
                 next?
             }
             Some(prev) => {
@@ -408,21 +411,23 @@ async fn ingest_in(
 async fn insert_rejects(
     tx: &mut Tx,
     batch_id: i64,
-    rejects: &[(u64, Option<u64>, Fault)],
+    rejects: Vec<(u64, Option<u64>, Fault)>,
 ) -> anyhow::Result<()> {
-    for chunk in insert_chunks(rejects) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO feed_rejects (batch_id, row, line, field, reason) ",
-        );
-        insert.push_values(chunk, |mut b, (row, line, fault)| {
-            b.push_bind(batch_id)
-                .push_bind(*row as i64)
-                .push_bind(line.map(|l| l as i64))
-                .push_bind(&fault.field)
-                .push_bind(fault.reason.as_str());
-        });
-        insert.build().execute(&mut **tx).await?;
-    }
+    let mut script = Script::default();
+    script.insert(
+        "INSERT INTO feed_rejects (batch_id, row, line, field, reason)",
+        5,
+        "",
+        rejects,
+        |b, (row, line, fault)| {
+            b.add(batch_id)
+                .add(row as i64)
+                .add(line.map(|l| l as i64))
+                .add(fault.field)
+                .add(fault.reason.as_str());
+        },
+    )?;
+    script.execute(tx).await?;
     Ok(())
 }
 
@@ -437,10 +442,12 @@ struct Applying<'a> {
     want_lines: bool,
 }
 
-/// The ids given to the last new termination and removal.
-struct NextIds {
+/// What preparing a chunk hands on to the next: the ids given to the last new termination and removal, and
+/// the shared text.
+struct Carry {
     termination: i64,
     removal: i64,
+    shared: Shared,
 }
 
 /// A chunk's writes, ready to run as one command, and its decisions that read the database (moves,
@@ -457,16 +464,15 @@ impl Applying<'_> {
     fn prepare(
         &self,
         chunk: Vec<(usize, Decision)>,
-        ids: &mut NextIds,
+        ids: &mut Carry,
         chain: &mut Chain,
         summary: &mut BatchSummary,
         lines: &mut Vec<(usize, PlanLine)>,
     ) -> anyhow::Result<Prepared> {
         let now = self.now;
-        let t = ts(now);
         let mut script = Script::default();
         let people: Vec<&Person> = chunk.iter().map(|(_, d)| &d.row().person).collect();
-        people_into(&mut script, &people, &t)?;
+        people_into(&mut script, &people, &mut ids.shared)?;
         drop(people);
 
         // New terminations, then their removals.
@@ -498,7 +504,13 @@ impl Applying<'_> {
                 });
             }
         }
-        terminations_into(&mut script, &news, self.source, self.batch_id, &t)?;
+        terminations_into(
+            &mut script,
+            &news,
+            self.source,
+            self.batch_id,
+            &mut ids.shared,
+        )?;
         let removal_ids: Vec<Option<i64>> = planned
             .iter()
             .map(|(_, d)| {
@@ -513,7 +525,7 @@ impl Applying<'_> {
             .zip(&removal_ids)
             .filter_map(|((_, d), id)| Some((*id.as_ref()?, d.removal.as_ref()?)))
             .collect();
-        removals_into(&mut script, &removals, &t)?;
+        removals_into(&mut script, &removals, &mut ids.shared)?;
         drop(removals);
 
         // The termination and the removals planned for it are one change, recorded as one audit row that
@@ -653,13 +665,12 @@ impl Decision {
 }
 
 /// Creates or updates the people rows, many per statement (an unchanged row is not rewritten).
-fn people_into(script: &mut Script, people: &[&Person], t: &str) -> anyhow::Result<()> {
+fn people_into(script: &mut Script, people: &[&Person], shared: &mut Shared) -> anyhow::Result<()> {
+    let t = shared.time(shared.now);
     let attributes: Vec<String> = people
         .iter()
         .map(|p| serde_json::to_string(&p.attributes))
         .collect::<Result<_, _>>()?;
-    let rows: Vec<(&Person, String)> = people.iter().copied().zip(attributes).collect();
-    let t: Arc<str> = Arc::from(t);
     script.insert(
         "INSERT INTO people (employee_id, email, username, upn, display_name, attributes, created_at, updated_at)",
         8,
@@ -669,7 +680,7 @@ fn people_into(script: &mut Script, people: &[&Person], t: &str) -> anyhow::Resu
          WHERE people.email IS NOT excluded.email OR people.username IS NOT excluded.username \
            OR people.upn IS NOT excluded.upn OR people.display_name IS NOT excluded.display_name \
            OR people.attributes IS NOT excluded.attributes",
-        &rows,
+        people.iter().zip(attributes),
         |b, (person, attributes)| {
             b.add(&person.employee_id)
                 .add(&person.email)
@@ -698,10 +709,11 @@ fn terminations_into(
     news: &[NewTermination<'_>],
     source: BatchSource,
     batch_id: i64,
-    t: &str,
+    shared: &mut Shared,
 ) -> anyhow::Result<()> {
-    let t: Arc<str> = Arc::from(t);
-    let source: Arc<str> = Arc::from(source.as_str());
+    let t = shared.time(shared.now);
+    let source = shared.text(source.as_str());
+    let active = shared.text("active");
     script.insert(
         "INSERT INTO terminations (id, employee_id, source, batch_id, effective_at, status, created_at, updated_at)",
         8,
@@ -712,8 +724,8 @@ fn terminations_into(
                 .add(&new.person.employee_id)
                 .add(source.clone())
                 .add(batch_id)
-                .add(ts(new.effective_at))
-                .add("active")
+                .add(shared.time(new.effective_at))
+                .add(active.clone())
                 .add(t.clone())
                 .add(t.clone());
         },
@@ -725,9 +737,9 @@ fn terminations_into(
 fn removals_into(
     script: &mut Script,
     removals: &[(i64, &planner::NewRemoval<'_>)],
-    t: &str,
+    shared: &mut Shared,
 ) -> anyhow::Result<()> {
-    let t: Arc<str> = Arc::from(t);
+    let t = shared.time(shared.now);
     script.insert(
         "INSERT INTO removals (id, termination_id, connector, account, state, due_at, last_error, outcome, \
                                batch_id, created_at, updated_at, finished_at)",
@@ -736,22 +748,57 @@ fn removals_into(
         removals,
         |b, (id, new)| {
             let stored = planner::Stored::of(new);
-            let (outcome, finished) = (stored.outcome(), stored.finished());
+            let outcome = stored.outcome().map(|o| shared.text(o));
+            let finished = stored.finished().then(|| t.clone());
             b.add(*id)
                 .add(new.termination_id)
-                .add(new.connector)
+                .add(shared.text(new.connector))
                 .add(stored.account)
-                .add(stored.state.as_str())
-                .add(ts(new.due_at))
+                .add(shared.text(stored.state.as_str()))
+                .add(shared.time(new.due_at))
                 .add(stored.error)
                 .add(outcome)
                 .add(new.batch_id)
                 .add(t.clone())
                 .add(t.clone())
-                .add(finished.then(|| t.clone()));
+                .add(finished);
         },
     )?;
     Ok(())
+}
+
+/// Text that many rows of a batch bind (connector and state names, times), kept once and shared by the rows
+/// instead of copied into each.
+struct Shared {
+    now: DateTime<Utc>,
+    texts: HashMap<String, Arc<str>>,
+    times: HashMap<DateTime<Utc>, Arc<str>>,
+}
+
+impl Shared {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            texts: HashMap::new(),
+            times: HashMap::new(),
+        }
+    }
+
+    fn text(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.texts.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.texts.insert(text.to_string(), shared.clone());
+        shared
+    }
+
+    fn time(&mut self, t: DateTime<Utc>) -> Arc<str> {
+        self.times
+            .entry(t)
+            .or_insert_with(|| Arc::from(ts(t)))
+            .clone()
+    }
 }
 
 /// Plan lines for the removals an existing termination already has.
