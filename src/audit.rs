@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{FromRow, SqlitePool};
 
-use crate::db::{Script, Tx, parse_ts, ts};
+use crate::db::{Script, Tx, parse_ts, statement_sizes, ts};
 
 /// The actor recorded for the daemon's own actions.
 pub const DAEMON: &str = "offboard";
@@ -251,40 +251,52 @@ impl Chain {
 
     /// Stores the pushed rows in the caller's transaction; the chain can go on being pushed to afterwards.
     pub async fn write(&mut self, tx: &mut Tx) -> Result<(), sqlx::Error> {
-        let mut script = Script::default();
-        self.write_into(&mut script)?;
-        script.execute(tx).await
+        // One statement per command, so each size stays prepared on the connection.
+        let mut rows = std::mem::take(&mut self.pending).into_iter();
+        for size in statement_sizes(rows.len()) {
+            let mut script = Script::default();
+            insert_rows(&mut script, rows.by_ref().take(size))?;
+            script.execute(tx).await?;
+        }
+        Ok(())
     }
 
     /// Adds the inserts of the pushed rows to `script`; they are stored when it runs, and the chain can go on
     /// being pushed to meanwhile.
     pub fn write_into(&mut self, script: &mut Script) -> Result<(), sqlx::Error> {
-        let rows = std::mem::take(&mut self.pending);
-        script.insert(
-            "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
-             attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
-            15,
-            "",
-            rows,
-            |b, row| {
-                b.add(row.seq)
-                    .add(row.at)
-                    .add(row.actor)
-                    .add(row.event)
-                    .add(row.employee_id)
-                    .add(row.connector)
-                    .add(row.removal_id)
-                    .add(row.batch_id)
-                    .add(row.attempt)
-                    .add(row.outcome)
-                    .add(row.http_status)
-                    .add(row.duration_ms)
-                    .add(row.detail)
-                    .add(row.prev_hash)
-                    .add(row.hash);
-            },
-        )
+        insert_rows(script, std::mem::take(&mut self.pending))
     }
+}
+
+/// Adds the inserts of `rows` to `script`.
+fn insert_rows(
+    script: &mut Script,
+    rows: impl IntoIterator<Item = AuditRow, IntoIter: ExactSizeIterator>,
+) -> Result<(), sqlx::Error> {
+    script.insert(
+        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
+        15,
+        "",
+        rows,
+        |b, row| {
+            b.add(row.seq)
+                .add(row.at)
+                .add(row.actor)
+                .add(row.event)
+                .add(row.employee_id)
+                .add(row.connector)
+                .add(row.removal_id)
+                .add(row.batch_id)
+                .add(row.attempt)
+                .add(row.outcome)
+                .add(row.http_status)
+                .add(row.duration_ms)
+                .add(row.detail)
+                .add(row.prev_hash)
+                .add(row.hash);
+        },
+    )
 }
 
 /// The result of checking the chain.

@@ -21,14 +21,14 @@ pub type Tx = Transaction<'static, Sqlite>;
 /// limit of 32,766).
 pub const MAX_ROWS_PER_STATEMENT: usize = 512;
 
-/// Prepared statements kept per connection. The multi-row statements of [`insert_chunks`] add a few sizes per
-/// table to the crate's fixed statements; a cache too small for all of them would prepare them again and again.
+/// Prepared statements kept per connection. The multi-row statements of [`Script`] add a few sizes per table to
+/// the crate's fixed statements; a cache too small for all of them would prepare them again and again.
 const STATEMENT_CACHE: usize = 400;
 
 /// How [`Script::insert`] splits `rows` rows into statements: powers of two of at most
 /// [`MAX_ROWS_PER_STATEMENT`], largest first. A multi-row statement is prepared once per size and connection,
 /// so a few statement shapes serve any number of rows.
-fn statement_sizes(rows: usize) -> impl Iterator<Item = usize> {
+pub fn statement_sizes(rows: usize) -> impl Iterator<Item = usize> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         if rest == 0 {
@@ -53,10 +53,26 @@ pub async fn max_rowid(tx: &mut Tx, table: &str) -> Result<i64, sqlx::Error> {
 /// Multi-row `INSERT`s sent to the database as one command, so the caller can prepare the next
 /// command while SQLite runs this one (see [`crate::feed::intake`]). Every value is bound; the SQL holds
 /// only placeholders.
-#[derive(Default)]
+///
+/// A command is kept prepared on the connection (like any other statement) when its shape recurs: a single
+/// statement, or statements of [`MAX_ROWS_PER_STATEMENT`] rows each. Other mixes of sizes are prepared for
+/// one run and dropped, so the connection's cache does not fill with one-off commands.
 pub struct Script {
     sql: String,
     args: SqliteArguments,
+    statements: usize,
+    full: bool,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            sql: String::new(),
+            args: SqliteArguments::default(),
+            statements: 0,
+            full: true,
+        }
+    }
 }
 
 /// The values of one row of a [`Script::insert`].
@@ -130,6 +146,8 @@ impl Script {
             }
             self.sql.push_str(tail);
             self.sql.push_str(";\n");
+            self.statements += 1;
+            self.full &= size == MAX_ROWS_PER_STATEMENT;
         }
         Ok(())
     }
@@ -137,22 +155,26 @@ impl Script {
     /// Runs every statement in the caller's transaction, in order. The first poll hands the command to the
     /// database's thread.
     pub async fn execute(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
-        self.execute_keeping(tx).await.map(drop)
+        self.run(tx, false).await.map(drop)
     }
 
     /// [`Script::execute`] that hands the bound values back instead of leaving their freeing to the database's
     /// thread, so a caller that keeps that thread busy can free them on its own while the next command runs.
     pub async fn execute_keeping(self, tx: &mut Tx) -> Result<Spent, sqlx::Error> {
+        self.run(tx, true).await
+    }
+
+    async fn run(self, tx: &mut Tx, keep: bool) -> Result<Spent, sqlx::Error> {
         if self.sql.is_empty() {
             return Ok(Spent { _values: None });
         }
-        let kept = self.args.clone();
+        let kept = keep.then(|| self.args.clone());
+        let recurs = self.statements == 1 || self.full;
         sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args)
+            .persistent(recurs)
             .execute(&mut **tx)
             .await?;
-        Ok(Spent {
-            _values: Some(kept),
-        })
+        Ok(Spent { _values: kept })
     }
 }
 
@@ -295,6 +317,46 @@ mod tests {
                 .contains("bound 1 values for 2 placeholders"),
             "{err}"
         );
+        tx.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_scripts_whose_shape_recurs_stay_prepared() {
+        use sqlx::Connection;
+
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&dir.path().join("cache.db"), 1, Duration::from_secs(5))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut tx = begin_write(&pool).await.unwrap();
+        let mut next = 0_i64;
+        let mut run = async |tx: &mut Tx, rows: usize| {
+            let ids: Vec<i64> = (next + 1..=next + rows as i64).collect();
+            next += rows as i64;
+            let mut script = Script::default();
+            script
+                .insert("INSERT INTO t (id)", 1, "", ids, |b, id| {
+                    b.add(id);
+                })
+                .unwrap();
+            let before = tx.cached_statements_size();
+            script.execute(tx).await.unwrap();
+            tx.cached_statements_size() - before
+        };
+        assert_eq!(run(&mut tx, 3).await, 0, "2 + 1 rows: prepared for one run");
+        assert_eq!(run(&mut tx, 4).await, 1, "one statement: kept");
+        assert_eq!(run(&mut tx, 4).await, 0, "and found again");
+        assert_eq!(run(&mut tx, 1024).await, 1, "two full statements: kept");
+        assert_eq!(run(&mut tx, 1025).await, 0, "512 + 512 + 1 rows: not kept");
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(stored, 3 + 4 + 4 + 1024 + 1025);
         tx.rollback().await.unwrap();
     }
 
