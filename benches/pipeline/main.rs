@@ -763,7 +763,7 @@ async fn b5(
     );
     report.row(
         "B5",
-        "the same: peak RSS of the process (ru_maxrss)",
+        "the same: peak RSS of the process (VmHWM)",
         format!("{} rows", thousands(sizes.b5_rows as u64)),
         mib(rss_best),
         spread(&rss, rss_best, rss_max, mib),

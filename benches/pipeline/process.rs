@@ -14,14 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub(crate) struct Finished {
     /// Spawn to exit.
     pub(crate) wall: Duration,
-    /// Peak resident set size (`ru_maxrss` from `wait4`), KiB.
+    /// Peak resident set size (`VmHWM` of `/proc/PID/status`, the last reading before it exited), KiB.
     pub(crate) max_rss_kib: u64,
     /// Standard output.
     pub(crate) stdout: String,
 }
 
 /// Runs `offboard --config CONFIG ARGS…` to completion, with its output in `dir`, and returns the wall time and
-/// the peak RSS the kernel recorded for it. A non-zero exit is an error that quotes the child's stderr.
+/// its peak RSS. A non-zero exit is an error that quotes the child's stderr.
 pub(crate) fn run_measured(
     bin: &Path,
     config: &Path,
@@ -42,21 +42,29 @@ pub(crate) fn run_measured(
         .with_context(|| format!("cannot start {}", bin.display()))?;
     let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
     let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // The peak RSS is the child's `VmHWM`, read every 2 ms while it runs (a high-water mark, so only growth in
+    // its last 2 ms could be missed). `ru_maxrss` from `wait4` would not do: a spawned child starts as a copy
+    // of this harness, and the kernel keeps that copy's size in the child's high-water mark across `exec`.
+    let mut max_rss_kib = 0;
     loop {
-        // SAFETY: wait4 writes only into the two out-parameters, which live for the whole call.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if let Ok(kib) = status_kib(child.id(), "VmHWM") {
+            max_rss_kib = max_rss_kib.max(kib);
+        }
+        // SAFETY: waitpid writes only into `status`, which lives for the whole call.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if reaped == pid {
             break;
         }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).context("wait4");
+        if reaped < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err).context("waitpid");
+            }
         }
+        std::thread::sleep(Duration::from_millis(2));
     }
     let wall = start.elapsed();
-    // The child was reaped by wait4 above; dropping the handle neither waits nor kills.
+    // The child was reaped by waitpid above; dropping the handle neither waits nor kills.
     drop(child);
     let stdout = std::fs::read_to_string(&out_path)?;
     let exited = libc::WIFEXITED(status);
@@ -70,9 +78,19 @@ pub(crate) fn run_measured(
     }
     Ok(Finished {
         wall,
-        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        max_rss_kib,
         stdout,
     })
+}
+
+/// A `kB` figure of `/proc/PID/status`, e.g. `VmRSS` or `VmHWM`, in KiB.
+fn status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))
 }
 
 /// The last lines of a log file, for error messages.
@@ -155,13 +173,7 @@ impl Daemon {
 
     /// A `kB` figure of `/proc/PID/status`, e.g. `VmRSS` or `VmHWM`, in KiB.
     pub(crate) fn status_kib(&self, key: &str) -> anyhow::Result<u64> {
-        let pid = self.pid()?;
-        let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        text.lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("no {key} in /proc/{pid}/status"))
+        status_kib(self.pid()?, key)
     }
 
     /// Sends SIGTERM and waits (up to 30 s) for a clean exit.
