@@ -318,7 +318,7 @@ async fn ingest_in(
         want_lines,
     };
     // New rows get the ids after the largest: the write transaction keeps every other writer out.
-    let mut ids = Carry {
+    let mut carry = Carry {
         termination: max_rowid(tx, "terminations").await?,
         removal: max_rowid(tx, "removals").await?,
         shared: Shared::new(now),
@@ -346,7 +346,7 @@ async fn ingest_in(
                 let started = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
                 drop(spent.take());
                 let next =
-                    applying.prepare(decisions, &mut ids, &mut chain, &mut summary, &mut lines);
+                    applying.prepare(decisions, &mut carry, &mut chain, &mut summary, &mut lines);
                 spent = Some(match started {
                     Poll::Ready(ran) => ran?,
                     Poll::Pending => run.await?,
@@ -357,9 +357,11 @@ async fn ingest_in(
                 applying
                     .finish(tx, &mut chain, prev, &mut summary, &mut lines)
                     .await?;
-                applying.prepare(decisions, &mut ids, &mut chain, &mut summary, &mut lines)?
+                applying.prepare(decisions, &mut carry, &mut chain, &mut summary, &mut lines)?
             }
-            None => applying.prepare(decisions, &mut ids, &mut chain, &mut summary, &mut lines)?,
+            None => {
+                applying.prepare(decisions, &mut carry, &mut chain, &mut summary, &mut lines)?
+            }
         };
         flight = Some(next);
     }
@@ -464,7 +466,7 @@ impl Applying<'_> {
     fn prepare(
         &self,
         chunk: Vec<(usize, Decision)>,
-        ids: &mut Carry,
+        carry: &mut Carry,
         chain: &mut Chain,
         summary: &mut BatchSummary,
         lines: &mut Vec<(usize, PlanLine)>,
@@ -472,7 +474,7 @@ impl Applying<'_> {
         let now = self.now;
         let mut script = Script::default();
         let people: Vec<&Person> = chunk.iter().map(|(_, d)| &d.row().person).collect();
-        people_into(&mut script, &people, &mut ids.shared)?;
+        people_into(&mut script, &people, &mut carry.shared)?;
         drop(people);
 
         // New terminations, then their removals.
@@ -484,9 +486,9 @@ impl Applying<'_> {
                 status: HrStatus::Terminated { effective_at },
             }) = decision
             {
-                ids.termination += 1;
+                carry.termination += 1;
                 let termination = planner::Planned {
-                    termination_id: ids.termination,
+                    termination_id: carry.termination,
                     effective_at: *effective_at,
                     batch_id: self.batch_id,
                     state: self.first_state,
@@ -498,7 +500,7 @@ impl Applying<'_> {
                 );
                 news.push(NewTermination {
                     slot: *slot,
-                    id: ids.termination,
+                    id: carry.termination,
                     person,
                     effective_at: *effective_at,
                 });
@@ -509,14 +511,14 @@ impl Applying<'_> {
             &news,
             self.source,
             self.batch_id,
-            &mut ids.shared,
+            &mut carry.shared,
         )?;
         let removal_ids: Vec<Option<i64>> = planned
             .iter()
             .map(|(_, d)| {
                 d.removal.as_ref().map(|_| {
-                    ids.removal += 1;
-                    ids.removal
+                    carry.removal += 1;
+                    carry.removal
                 })
             })
             .collect();
@@ -525,7 +527,7 @@ impl Applying<'_> {
             .zip(&removal_ids)
             .filter_map(|((_, d), id)| Some((*id.as_ref()?, d.removal.as_ref()?)))
             .collect();
-        removals_into(&mut script, &removals, &mut ids.shared)?;
+        removals_into(&mut script, &removals, &mut carry.shared)?;
         drop(removals);
 
         // The termination and the removals planned for it are one change, recorded as one audit row that
