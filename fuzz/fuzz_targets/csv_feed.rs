@@ -13,15 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let (zone, now, data) = offboard_fuzz::setup(data);
     let statuses = offboard_fuzz::statuses();
     let rules = offboard_fuzz::rules(&statuses, zone, now);
-    let fields = FieldNames {
-        employee_id: "employee_id".into(),
-        email: Some("email".into()),
-        username: Some("username".into()),
-        upn: Some("upn".into()),
-        display_name: Some("display_name".into()),
-        effective_date: "effective_date".into(),
-        status: "status".into(),
-    };
+    let fields = FieldNames::default();
     let attributes = BTreeMap::from([("dept".to_string(), "department".to_string())]);
     if let Ok(records) = read_csv_with_attributes(data, &fields, &attributes, &rules) {
         let last_line = data.iter().filter(|b| **b == b'\n').count() as u64 + 1;

@@ -666,15 +666,7 @@ mod tests {
 
     #[test]
     fn fuzz_regressions_read_without_panicking() {
-        let fields = FieldNames {
-            employee_id: "employee_id".into(),
-            email: Some("email".into()),
-            username: Some("username".into()),
-            upn: Some("upn".into()),
-            display_name: Some("display_name".into()),
-            effective_date: "effective_date".into(),
-            status: "status".into(),
-        };
+        let fields = FieldNames::default();
         let attributes = BTreeMap::from([("dept".to_string(), "department".to_string())]);
         let statuses = StatusValues::default();
         let rules = RowRules {
