@@ -2490,7 +2490,7 @@ impl Builder<'_> {
                 self.problem(&user_key, "is empty");
                 None
             }
-            Some(key) => match crate::connectors::soap::unsafe_xml_char(&key) {
+            Some(key) => match crate::connectors::panopto::soap::unsafe_xml_char(&key) {
                 Some(c) => {
                     self.problem(
                         &user_key,
@@ -2623,7 +2623,7 @@ impl Builder<'_> {
 
     /// Refuses a secret that a SOAP request could not carry unchanged; never echoes it.
     fn xml_safe_secret(&mut self, key: &str, secret: Secret) -> Option<Secret> {
-        if crate::connectors::soap::unsafe_xml_char(secret.expose()).is_some() {
+        if crate::connectors::panopto::soap::unsafe_xml_char(secret.expose()).is_some() {
             self.problem(
                 key,
                 "contains a control character, which XML cannot carry; check the secret's source",

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offboard::connectors::soap::{self, Envelope};
+use offboard::connectors::panopto::soap::{self, Envelope};
 use quick_xml::escape::escape;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};

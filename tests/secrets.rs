@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use offboard::connectors::soap::{self, Envelope};
+use offboard::connectors::panopto::soap::{self, Envelope};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use wiremock::matchers::{method, path, path_regex};

@@ -7,7 +7,6 @@ pub mod limit;
 pub mod openconext;
 pub mod panopto;
 pub mod scim;
-pub mod soap;
 
 use std::collections::BTreeMap;
 use std::future::Future;

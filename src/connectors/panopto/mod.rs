@@ -21,6 +21,8 @@
 //! Reasons never carry the password, the application key or the AuthCode, and the leaver's user key
 //! is masked in the server's messages.
 
+pub mod soap;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,9 +32,9 @@ use quick_xml::Writer;
 use reqwest::header::CONTENT_TYPE;
 use sha1::{Digest, Sha1};
 
+use self::soap::{Envelope, Fault, ReadError};
 use super::http::{HttpClient, HttpResponse, body_excerpt, retry_after, status_error};
 use super::limit::Limiter;
-use super::soap::{self, Envelope, Fault, ReadError};
 use super::{
     BoxFuture, CallLog, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target,
     classify_http_status,
