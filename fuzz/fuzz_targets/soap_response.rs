@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use offboard::connectors::soap::{parse, read_envelope};
+use offboard::connectors::panopto::soap::{parse, read_envelope};
 
 fuzz_target!(|data: &[u8]| {
     let _ = read_envelope(data);

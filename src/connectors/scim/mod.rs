@@ -1514,7 +1514,7 @@ mod tests {
 
     #[test]
     fn the_example_scim_blocks_load_once_uncommented() {
-        let example = include_str!("../../config/offboard.example.toml");
+        let example = include_str!("../../../config/offboard.example.toml");
         let start = example
             .find("# --- SCIM connectors")
             .expect("the example has a SCIM section");
