@@ -28,6 +28,8 @@ pub struct Claimed {
     pub attempt: i64,
     /// Attempts spent before the last operator retry.
     pub retry_base: i64,
+    /// Earlier attempts whose credentials the vendor refused (since the last operator retry).
+    pub credential_refusals: i64,
     /// The lease owner.
     pub owner: String,
     /// The termination's effective time.
@@ -44,6 +46,7 @@ struct ClaimRow {
     account: Option<String>,
     attempts: i64,
     retry_base: i64,
+    credential_refusals: i64,
     due_at: String,
     /// The termination and the person, as a JSON object ([`Who`]).
     who: Option<String>,
@@ -156,7 +159,7 @@ const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attem
      lease_expires_at = ?2, updated_at = ?3 \
      WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?6 AND connector = ?4 \
                   ORDER BY due_at, id LIMIT ?5) \
-     RETURNING id, termination_id, connector, account, attempts, retry_base, due_at, \
+     RETURNING id, termination_id, connector, account, attempts, retry_base, credential_refusals, due_at, \
        (SELECT json_object('effective_at', t.effective_at, 'employee_id', p.employee_id, 'email', p.email, \
                            'username', p.username, 'upn', p.upn, 'display_name', p.display_name, \
                            'attributes', p.attributes) \
@@ -209,6 +212,7 @@ async fn claim_in(
             account: row.account,
             attempt: row.attempts,
             retry_base: row.retry_base,
+            credential_refusals: row.credential_refusals,
             owner: owner.to_string(),
             effective_at: parse_ts(&who.effective_at)?,
             person: Person {
@@ -251,6 +255,8 @@ pub enum Completion {
         ceiling: Duration,
         /// The vendor's Retry-After, if any.
         retry_after: Option<Duration>,
+        /// The vendor refused the connector's credentials (counted toward the credential policy).
+        credential_refused: bool,
     },
     /// Dead letter.
     Failed {
@@ -312,6 +318,7 @@ struct Outcome {
     last_error: Option<String>,
     due_at: Option<String>,
     finished_at: Option<String>,
+    credential_refused: bool,
 }
 
 /// The state an attempt leaves its removal in.
@@ -336,6 +343,7 @@ fn outcome_of(completion: &Completion, now: &str) -> Outcome {
         last_error: last_error.cloned(),
         due_at: None,
         finished_at: Some(now.to_string()),
+        credential_refused: false,
     };
     match completion {
         Completion::Done { outcome, remote_id } => {
@@ -347,13 +355,19 @@ fn outcome_of(completion: &Completion, now: &str) -> Outcome {
             remote_id,
             Some(would),
         ),
-        Completion::Retry { error, due_at, .. } => Outcome {
+        Completion::Retry {
+            error,
+            due_at,
+            credential_refused,
+            ..
+        } => Outcome {
             state: RemovalState::Pending,
             outcome: None,
             remote_id: None,
             last_error: Some(error.clone()),
             due_at: Some(ts(*due_at)),
             finished_at: None,
+            credential_refused: *credential_refused,
         },
         Completion::Failed { error } => {
             finished(RemovalState::Failed, Some("failed"), &None, Some(error))
@@ -388,6 +402,7 @@ async fn record_all(
                 "id": a.claim.id, "attempt": a.claim.attempt, "owner": a.claim.owner,
                 "state": o.state.as_str(), "outcome": o.outcome, "remote_id": o.remote_id,
                 "last_error": o.last_error, "due_at": o.due_at, "finished_at": o.finished_at,
+                "refused": i64::from(o.credential_refused),
             })
         })
         .collect();
@@ -397,7 +412,8 @@ async fn record_all(
            outcome = COALESCE(c.value->>'outcome', removals.outcome), \
            remote_id = COALESCE(c.value->>'remote_id', removals.remote_id), \
            last_error = c.value->>'last_error', due_at = COALESCE(c.value->>'due_at', removals.due_at), \
-           finished_at = c.value->>'finished_at', lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2 \
+           finished_at = c.value->>'finished_at', \
+           credential_refusals = removals.credential_refusals + (c.value->>'refused'), lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2 \
          FROM json_each(?1) AS c \
          WHERE removals.id = c.value->>'id' AND +removals.state = 'running' \
            AND removals.attempts = c.value->>'attempt' AND removals.lease_owner = c.value->>'owner' \
@@ -473,6 +489,7 @@ fn audit_attempt(
                 due_at,
                 ceiling,
                 retry_after,
+                ..
             } => (
                 "removal_retry_scheduled",
                 json!({
@@ -789,7 +806,7 @@ pub async fn retry(
     }
     for (id, connector, state, employee) in &rows {
         sqlx::query(
-            "UPDATE removals SET state = 'pending', due_at = ?1, retry_base = attempts, last_error = NULL, \
+            "UPDATE removals SET state = 'pending', due_at = ?1, retry_base = attempts, credential_refusals = 0, last_error = NULL, \
              outcome = NULL, finished_at = NULL, updated_at = ?1 WHERE id = ?2",
         )
         .bind(ts(now))

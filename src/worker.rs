@@ -14,8 +14,9 @@ use tracing::Instrument;
 use crate::backoff;
 use crate::clock::Clock;
 use crate::config::{Config, ConnectorConfig};
+use crate::connectors::classify::{self, CHECK_THE_CREDENTIALS, CredentialStep};
 use crate::connectors::{
-    CallLog, ConnectorError, ErrorClass, Registry, RemovalOutcome, Resolution, Target,
+    CallLog, ConnectorError, ErrorClass, Fault, Registry, RemovalOutcome, Resolution, Target,
 };
 use crate::queue::{self, Applied, Attempt, Claimed, Completion};
 
@@ -470,9 +471,9 @@ impl Workers {
                 return self.failure(
                     claim,
                     config,
-                    ConnectorError::retryable(
+                    ConnectorError::new(
+                        Fault::Transport,
                         format!("re-checking the termination failed: {e:#}"),
-                        None,
                     ),
                 );
             }
@@ -509,26 +510,46 @@ impl Workers {
         config: &ConnectorConfig,
         error: ConnectorError,
     ) -> Completion {
-        match error.class {
-            ErrorClass::Permanent => Completion::Failed {
-                error: error.reason,
-            },
-            ErrorClass::Retryable { after } => {
-                let spent = u32::try_from(claim.attempt - claim.retry_base).unwrap_or(u32::MAX);
-                if spent >= config.retry.max_attempts {
-                    return Completion::Failed {
-                        error: format!("gave up after {spent} attempts: {}", error.reason),
-                    };
-                }
-                let delay = backoff::delay(&config.retry, spent, after, &mut rand::rng());
-                let wait = chrono::Duration::from_std(delay.wait).unwrap_or(chrono::Duration::MAX);
-                Completion::Retry {
+        let (after, credential_refused) = match error.class {
+            ErrorClass::Permanent => {
+                return Completion::Failed {
                     error: error.reason,
-                    due_at: self.clock.now() + wait,
-                    ceiling: delay.ceiling,
-                    retry_after: after,
+                };
+            }
+            ErrorClass::CredentialRefused => {
+                match classify::credential_step(claim.credential_refusals) {
+                    CredentialStep::Fail => {
+                        return Completion::Failed {
+                            error: format!("{}; {CHECK_THE_CREDENTIALS}", error.reason),
+                        };
+                    }
+                    CredentialStep::RetryOnce(wait) => (Some(wait), true),
                 }
             }
+            ErrorClass::Retryable { after } => (after, false),
+        };
+        let spent = u32::try_from(claim.attempt - claim.retry_base).unwrap_or(u32::MAX);
+        if spent >= config.retry.max_attempts {
+            return Completion::Failed {
+                error: format!("gave up after {spent} attempts: {}", error.reason),
+            };
+        }
+        let delay = backoff::delay(&config.retry, spent, after, &mut rand::rng());
+        let wait = chrono::Duration::from_std(delay.wait).unwrap_or(chrono::Duration::MAX);
+        let error = if credential_refused {
+            format!(
+                "{} (credentials refused: retrying once, in case they are being rotated)",
+                error.reason
+            )
+        } else {
+            error.reason
+        };
+        Completion::Retry {
+            error,
+            due_at: self.clock.now() + wait,
+            ceiling: delay.ceiling,
+            retry_after: after,
+            credential_refused,
         }
     }
 }

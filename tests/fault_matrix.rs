@@ -75,6 +75,9 @@ enum Expect {
     Absent,
     /// Permanent, with a reason containing the text.
     Permanent(&'static str),
+    /// A refused credential (the worker retries it once after five minutes, then fails it), with a
+    /// reason containing the text.
+    Refused(&'static str),
 }
 
 const fn secs(s: u64) -> Option<Duration> {
@@ -108,9 +111,10 @@ async fn attempt(connector: &dyn Connector, account: &str) -> Attempt {
     };
     match resolution {
         Resolution::NotFound => Attempt::Done(RemovalOutcome::AlreadyAbsent),
-        Resolution::Ambiguous(n) => Attempt::Failed(ConnectorError::permanent(format!(
-            "{n} accounts match, needs a human"
-        ))),
+        Resolution::Ambiguous(n) => Attempt::Failed(ConnectorError::new(
+            offboard::connectors::Fault::WrongAccount,
+            format!("{n} accounts match, needs a human"),
+        )),
         Resolution::Found(account) => match connector.remove(&target, &account).await {
             Ok(outcome) => Attempt::Done(outcome),
             Err(e) => Attempt::Failed(e),
@@ -123,6 +127,14 @@ fn check(cell: &str, got: &Attempt, expect: Expect) {
         (Expect::Absent, Attempt::Done(RemovalOutcome::AlreadyAbsent)) => {}
         (Expect::Permanent(says), Attempt::Failed(e)) => {
             assert_eq!(e.class, ErrorClass::Permanent, "{cell}: {e:?}");
+            assert!(
+                e.reason.contains(says),
+                "{cell}: {:?} lacks {says:?}",
+                e.reason
+            );
+        }
+        (Expect::Refused(says), Attempt::Failed(e)) => {
+            assert_eq!(e.class, ErrorClass::CredentialRefused, "{cell}: {e:?}");
             assert!(
                 e.reason.contains(says),
                 "{cell}: {:?} lacks {says:?}",
@@ -575,28 +587,27 @@ async fn a_429_with_retry_after_as_an_http_date_is_retried_no_sooner() {
 }
 
 #[tokio::test]
-async fn a_401_is_retried_after_a_long_delay_or_refused() {
+async fn a_401_is_a_refused_credential_for_every_connector() {
+    // One rule for all (connectors::classify): after the connector's one fresh token or login and
+    // resend, the worker retries once after five minutes and fails the removal on the next refusal.
     row(Fault::Http401, |vendor| match vendor {
-        // A bearer token has no refresh: wait for an operator to rotate it.
-        Vendor::Scim => Expect::Retry(secs(15 * 60), "refused the bearer token"),
-        // A refused login: wait for an operator to fix the credentials.
-        Vendor::Anaplan => Expect::Retry(secs(15 * 60), "Anaplan refused the login"),
-        // Retried once (credentials may be rotating), permanent on the next attempt.
-        Vendor::Panopto => Expect::Retry(secs(300), "retried once, then failed"),
-        Vendor::Echo360 => Expect::Retry(secs(300), "access refused even with a fresh token"),
-        Vendor::Openconext => Expect::Retry(secs(300), "refused the credentials"),
+        Vendor::Scim => Expect::Refused("refused the bearer token"),
+        Vendor::Anaplan => Expect::Refused("Anaplan refused the login"),
+        Vendor::Panopto => Expect::Refused("HTTP 401"),
+        Vendor::Echo360 => Expect::Refused("access refused even with a fresh token"),
+        Vendor::Openconext => Expect::Refused("refused the credentials"),
     })
     .await;
 }
 
 #[tokio::test]
-async fn a_403_is_permanent_or_retried_once_as_a_credential_refusal() {
+async fn a_403_is_a_refused_credential_for_every_connector() {
     row(Fault::Http403, |vendor| match vendor {
-        Vendor::Scim => Expect::Permanent(VENDOR_SAYS),
-        Vendor::Anaplan => Expect::Retry(secs(15 * 60), "Anaplan refused the login"),
-        Vendor::Panopto => Expect::Retry(secs(300), "retried once, then failed"),
-        Vendor::Echo360 => Expect::Retry(secs(300), "access refused even with a fresh token"),
-        Vendor::Openconext => Expect::Retry(secs(300), "refused the credentials"),
+        Vendor::Scim => Expect::Refused(VENDOR_SAYS),
+        Vendor::Anaplan => Expect::Refused("Anaplan refused the login"),
+        Vendor::Panopto => Expect::Refused("HTTP 403"),
+        Vendor::Echo360 => Expect::Refused("access refused even with a fresh token"),
+        Vendor::Openconext => Expect::Refused("refused the credentials"),
     })
     .await;
 }
@@ -622,7 +633,7 @@ async fn a_200_with_the_vendors_error_shape_names_the_vendors_message() {
         // The SCIM error's own status (400) decides.
         Vendor::Scim => Expect::Permanent(VENDOR_SAYS),
         // Anaplan's FAILURE_BAD_CREDENTIAL in a success answer is a refused login.
-        Vendor::Anaplan => Expect::Retry(secs(15 * 60), VENDOR_SAYS),
+        Vendor::Anaplan => Expect::Refused(VENDOR_SAYS),
         _ => Expect::Retry(None, VENDOR_SAYS),
     })
     .await;

@@ -210,7 +210,7 @@ async fn failed_for_another_reason_is_retried_with_the_message_without_the_id() 
     assert_eq!(r.state, "pending");
     let error = r.last_error.unwrap();
     assert!(
-        error.contains("OpenConext-teams-server answered FAILED: Database connection lost while removing {account}"),
+        error.contains("OpenConext-teams-server answered FAILED: Database connection lost while removing <person>"),
         "{error}"
     );
     assert!(!error.contains("urn:collab"));

@@ -927,11 +927,11 @@ mod wire {
                 .unwrap()
                 .contains("HTTP 200 but the body is not a SCIM ListResponse"),
         );
+        // A SCIM error's own status decides: a 403 is a refused credential, retried once.
         let bob = t.removal("e2").await;
-        assert_eq!(bob.state, "failed");
-        assert_eq!(
-            bob.last_error.as_deref(),
-            Some(
+        assert_eq!(bob.state, "pending");
+        assert!(
+            bob.last_error.as_deref().unwrap().starts_with(
                 "PATCH /Users/{id} active: the service answered success with a SCIM error 403: caller lacks USER_ADMIN"
             )
         );
@@ -1207,11 +1207,13 @@ mod wire {
     }
 
     #[tokio::test]
-    async fn a_bearer_token_refused_with_401_is_retried_later_with_a_long_delay() {
+    async fn a_bearer_token_refused_with_401_is_retried_once_then_fails_asking_to_check_the_credentials()
+     {
         let server = MockServer::start().await;
         lookup("ann@example.org")
             .respond_with(scim_json(401, &scim_error(401, None, "Invalid token")))
-            .expect(1)
+            // The first attempt and its one retry; never again.
+            .expect(2)
             .mount(&server)
             .await;
         let t = app(&bearer(&server.uri(), "")).await;
@@ -1221,7 +1223,7 @@ mod wire {
         assert_eq!(t.drain().await.retried, 1);
         let retry = t.events("removal_retry_scheduled").await;
         let d = detail(&retry[0]);
-        assert_eq!(d["retry_after_ms"], 900_000);
+        assert_eq!(d["retry_after_ms"], 300_000);
         assert!(
             d["error"]
                 .as_str()
@@ -1229,6 +1231,22 @@ mod wire {
                 .starts_with("GET /Users?filter: HTTP 401: the service refused the bearer token"),
             "{d}"
         );
+
+        t.advance(Duration::from_secs(6 * 60));
+        t.drain().await;
+        let r = t.removal("e1").await;
+        assert_eq!((r.state.as_str(), r.attempts), ("failed", 2));
+        let error = r.last_error.unwrap();
+        assert!(
+            error.contains("refused the bearer token")
+                && error.contains("check the connector's credentials"),
+            "{error}"
+        );
+
+        // Failed means failed: later drains do not send the refused token again.
+        t.advance(Duration::from_secs(60 * 60));
+        t.drain().await;
+        assert_eq!(t.removal("e1").await.state, "failed");
     }
 
     #[tokio::test]
@@ -1299,7 +1317,7 @@ mod wire {
     }
 
     #[tokio::test]
-    async fn an_anaplan_401_after_the_fresh_login_is_retried_later_without_a_third_login() {
+    async fn an_anaplan_401_after_the_fresh_login_is_retried_once_without_a_third_login() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/auth/token/authenticate"))
@@ -1319,7 +1337,7 @@ mod wire {
 
         assert_eq!(t.drain().await.retried, 1);
         let d = detail(&t.events("removal_retry_scheduled").await[0]);
-        assert_eq!(d["retry_after_ms"], 900_000);
+        assert_eq!(d["retry_after_ms"], 300_000);
         let error = d["error"].as_str().unwrap();
         assert!(
             error.starts_with(
@@ -1330,7 +1348,7 @@ mod wire {
     }
 
     #[tokio::test]
-    async fn a_refused_anaplan_login_is_retried_later_with_the_vendor_status() {
+    async fn a_refused_anaplan_login_is_retried_once_with_the_vendor_status() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/auth/token/authenticate"))
@@ -1351,10 +1369,12 @@ mod wire {
 
         assert_eq!(t.drain().await.retried, 1);
         let d = detail(&t.events("removal_retry_scheduled").await[0]);
-        assert_eq!(d["retry_after_ms"], 900_000);
-        assert_eq!(
-            d["error"],
-            "POST /token/authenticate: HTTP 401: FAILURE_BAD_CREDENTIAL: Invalid credentials: Anaplan refused the login; check the connector's auth credentials"
+        assert_eq!(d["retry_after_ms"], 300_000);
+        assert!(
+            d["error"].as_str().unwrap().starts_with(
+                "POST /token/authenticate: HTTP 401: FAILURE_BAD_CREDENTIAL: Invalid credentials: Anaplan refused the login; check the connector's auth credentials"
+            ),
+            "{d}"
         );
     }
 

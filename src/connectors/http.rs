@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::limit::Limiter;
-use super::{CallLog, ConnectorError, VendorCall, classify_http_status};
+use super::{CallLog, ConnectorError, Fault, VendorCall};
 
 /// The largest response body read from a vendor.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -104,7 +104,7 @@ impl HttpClient {
                 }
                 Ok(response)
             }
-            Err(reason) => {
+            Err((fault, reason)) => {
                 calls.push(VendorCall {
                     operation: operation.to_string(),
                     http_status: None,
@@ -113,23 +113,31 @@ impl HttpClient {
                     error: Some(reason.clone()),
                     evidence: None,
                 });
-                Err(ConnectorError::retryable(
-                    format!("{operation}: {reason}"),
-                    None,
-                ))
+                Err(ConnectorError::new(fault, format!("{operation}: {reason}")))
             }
         }
     }
 }
 
-async fn read(request: reqwest::RequestBuilder) -> Result<HttpResponse, String> {
-    let mut response = request.send().await.map_err(|e| transport_reason(&e))?;
+async fn read(request: reqwest::RequestBuilder) -> Result<HttpResponse, (Fault, String)> {
+    let failed = |e: reqwest::Error| {
+        let fault = if e.is_timeout() {
+            Fault::Timeout
+        } else {
+            Fault::Transport
+        };
+        (fault, transport_reason(&e))
+    };
+    let mut response = request.send().await.map_err(failed)?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_reason(&e))? {
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(format!("response body larger than {MAX_BODY_BYTES} bytes"));
+            return Err((
+                Fault::Malformed,
+                format!("response body larger than {MAX_BODY_BYTES} bytes"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -191,10 +199,13 @@ pub fn status_error(
         Some(message) => format!("{operation}: HTTP {}: {}", response.status, message.trim()),
         None => format!("{operation}: HTTP {}", response.status),
     };
-    ConnectorError {
-        class: classify_http_status(response.status, after),
+    ConnectorError::new(
+        Fault::Status {
+            status: response.status,
+            retry_after: after,
+        },
         reason,
-    }
+    )
 }
 
 /// The start of a body as printable text, for a reason when the body is not what was expected.
@@ -211,160 +222,17 @@ pub fn body_excerpt(body: &[u8]) -> String {
     out.trim().to_string()
 }
 
+/// What [`encode_component`] leaves as it is: ASCII letters, digits, `-`, `_` and `.`.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
 /// Percent-encodes one path segment or form value the way PHP's `urlencode` does (ASCII letters,
 /// digits, `-`, `_` and `.` stay; everything else becomes `%XX` of its UTF-8 bytes), except that a
 /// space is `%20`, since `+` means a plus sign in a URL path.
 pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for byte in s.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Replaces every occurrence of `account` (personal data) in a vendor's text with `{account}`, so
-/// the text can go to the audit log and `last_error`.
-pub fn redact_account(text: &str, account: &str) -> String {
-    if account.is_empty() {
-        return text.to_string();
-    }
-    text.replace(account, "{account}")
-        .replace(&encode_component(account), "{account}")
-}
-
-/// Credentials to mask in a vendor's text before it becomes a reason (and so reaches logs,
-/// `last_error` and the audit log): a service that refuses a request may repeat what it received.
-/// Each secret is matched as written and percent-encoded, a Basic `user:password` pair as the
-/// Base64 sent in its header, all ignoring ASCII case; tokens issued at run time are added as they
-/// arrive (the most recent few are kept). A user name is masked only as a whole word, since it may
-/// be an ordinary word ("deprov" in "deprovision").
-#[derive(Debug, Default)]
-pub struct SecretMask {
-    /// Each form and whether it is masked only as a whole word.
-    fixed: Vec<(String, bool)>,
-    issued: std::sync::Mutex<std::collections::VecDeque<String>>,
-}
-
-/// Issued tokens a [`SecretMask`] keeps.
-const KEEP_ISSUED: usize = 8;
-
-impl SecretMask {
-    /// A mask of nothing yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a secret (as written and percent-encoded), masked wherever it appears.
-    pub fn with_secret(mut self, value: &str) -> Self {
-        self.add(value.to_string(), false);
-        self.add(encode_component(value), false);
-        self
-    }
-
-    /// Adds a user name (as written and percent-encoded), masked where it stands as a whole word.
-    pub fn with_user(mut self, value: &str) -> Self {
-        self.add(value.to_string(), true);
-        self.add(encode_component(value), true);
-        self
-    }
-
-    /// Adds the Base64 form of a Basic `user:password` pair (the parts themselves are added with
-    /// [`SecretMask::with_user`] and [`SecretMask::with_secret`]).
-    pub fn with_basic(mut self, user: &str, password: &str) -> Self {
-        self.add(basic_credentials(user, password), false);
-        self
-    }
-
-    fn add(&mut self, form: String, whole_word: bool) {
-        if !form.is_empty() && !self.fixed.iter().any(|(f, _)| *f == form) {
-            self.fixed.push((form, whole_word));
-        }
-    }
-
-    /// Adds a token the vendor issued.
-    pub fn remember(&self, token: &str) {
-        if token.is_empty() {
-            return;
-        }
-        if let Ok(mut issued) = self.issued.lock() {
-            if !issued.iter().any(|t| t == token) {
-                issued.push_back(token.to_string());
-            }
-            while issued.len() > KEEP_ISSUED {
-                issued.pop_front();
-            }
-        }
-    }
-
-    /// `text` with every known credential replaced by `<redacted>`.
-    pub fn mask(&self, text: &str) -> String {
-        let mut forms = self.fixed.clone();
-        if let Ok(issued) = self.issued.lock() {
-            forms.extend(issued.iter().map(|t| (t.clone(), false)));
-        }
-        // Longest first, so a Base64 pair is masked whole before a secret inside it.
-        forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
-        forms
-            .iter()
-            .fold(text.to_string(), |out, (form, whole_word)| {
-                replace_ignoring_case(&out, form, *whole_word)
-            })
-    }
-
-    /// The error with its reason masked.
-    pub fn error(&self, mut e: ConnectorError) -> ConnectorError {
-        e.reason = self.mask(&e.reason);
-        e
-    }
-}
-
-/// Replaces `needle` in `text` with `<redacted>`, ignoring ASCII case; with `whole_word`, only
-/// where no letter or digit touches it.
-fn replace_ignoring_case(text: &str, needle: &str, whole_word: bool) -> String {
-    // ASCII lower-casing keeps byte offsets, so matches found in the copy apply to the original.
-    let lower_text = text.to_ascii_lowercase();
-    let lower_needle = needle.to_ascii_lowercase();
-    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    for (at, _) in lower_text.match_indices(&lower_needle) {
-        let end = at + needle.len();
-        if at < rest
-            || (whole_word
-                && (is_word(text[..at].chars().next_back()) || is_word(text[end..].chars().next())))
-        {
-            continue;
-        }
-        out.push_str(&text[rest..at]);
-        out.push_str("<redacted>");
-        rest = end;
-    }
-    out.push_str(&text[rest..]);
-    out
-}
-
-/// The Base64 of `user:password` as an `Authorization: Basic` header carries it (RFC 7617), without
-/// the `=` padding, so that it also matches where a vendor repeats it without.
-pub fn basic_credentials(user: &str, password: &str) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{user}:{password}");
-    let mut out = String::new();
-    for chunk in input.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// A vendor's own error message from a body: a bare JSON string, or an object's `message`,
@@ -392,43 +260,6 @@ pub fn vendor_message(body: &[u8]) -> Option<String> {
         }
     }?;
     Some(body_excerpt(found.as_bytes()))
-}
-
-/// How long a connector waits before its one retry after the vendor refused its credentials.
-pub const AUTH_RETRY_DELAY: Duration = Duration::from_secs(5 * 60);
-
-/// Remembers which removals already had their credentials refused (401/403), so that a refusal is
-/// retried once, after [`AUTH_RETRY_DELAY`] (a credential rotation may be under way), and is
-/// permanent the next time. Kept in memory: after a restart a removal gets its one retry again.
-#[derive(Debug, Default)]
-pub struct AuthStrikes(std::sync::Mutex<std::collections::HashSet<i64>>);
-
-impl AuthStrikes {
-    /// The error for a refusal of `removal_id`'s call; `reason` says what was refused.
-    pub fn refused(&self, removal_id: i64, reason: String) -> ConnectorError {
-        let first = self
-            .0
-            .lock()
-            .map(|mut seen| seen.insert(removal_id))
-            .unwrap_or(true);
-        if first {
-            ConnectorError::retryable(
-                format!("{reason} (retrying once, in case the credentials are being rotated)"),
-                Some(AUTH_RETRY_DELAY),
-            )
-        } else {
-            ConnectorError::permanent(format!(
-                "{reason}; refused again after a retry: fix the connector's credentials or permissions, then run `offboard retry`"
-            ))
-        }
-    }
-
-    /// Forgets a removal's refusal once one of its calls was accepted.
-    pub fn clear(&self, removal_id: i64) {
-        if let Ok(mut seen) = self.0.lock() {
-            seen.remove(&removal_id);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -482,64 +313,6 @@ mod tests {
         assert_eq!(vendor_message(b"busy").as_deref(), Some("busy"));
         assert_eq!(vendor_message(b"{}"), None);
         assert_eq!(vendor_message(b""), None);
-    }
-
-    #[test]
-    fn the_account_is_redacted_plain_and_encoded() {
-        assert_eq!(
-            redact_account("user a@b.org (a%40b.org) not found", "a@b.org"),
-            "user {account} ({account}) not found"
-        );
-    }
-
-    #[test]
-    fn a_credential_refusal_is_retried_once_then_permanent() {
-        let strikes = AuthStrikes::default();
-        let first = strikes.refused(7, "HTTP 401".into());
-        assert_eq!(
-            first.class,
-            super::super::ErrorClass::Retryable {
-                after: Some(AUTH_RETRY_DELAY)
-            }
-        );
-        let second = strikes.refused(7, "HTTP 401".into());
-        assert_eq!(second.class, super::super::ErrorClass::Permanent);
-        strikes.clear(7);
-        assert!(matches!(
-            strikes.refused(7, "HTTP 401".into()).class,
-            super::super::ErrorClass::Retryable { .. }
-        ));
-    }
-
-    #[test]
-    fn basic_credentials_are_the_header_base64_without_padding() {
-        // base64("deprov:oc-password-91f2") is "ZGVwcm92Om9jLXBhc3N3b3JkLTkxZjI=".
-        assert_eq!(
-            basic_credentials("deprov", "oc-password-91f2"),
-            "ZGVwcm92Om9jLXBhc3N3b3JkLTkxZjI"
-        );
-        assert_eq!(basic_credentials("a", "b"), "YTpi");
-        assert_eq!(basic_credentials("ab", "c"), "YWI6Yw");
-    }
-
-    #[test]
-    fn the_mask_hides_secrets_in_every_form_they_travel_in() {
-        let mask = SecretMask::new()
-            .with_secret("S3cret/Pw")
-            .with_user("svc")
-            .with_basic("svc", "S3cret/Pw");
-        mask.remember("issued-token-1");
-        let text =
-            "got s3cret/pw, S3cret%2FPw, Basic c3ZjOlMzY3JldC9Qdw== and Bearer ISSUED-TOKEN-1";
-        assert_eq!(
-            mask.mask(text),
-            "got <redacted>, <redacted>, Basic <redacted>== and Bearer <redacted>"
-        );
-        let e = mask.error(ConnectorError::permanent("HTTP 401: bad svc for svcs"));
-        assert_eq!(
-            e.reason, "HTTP 401: bad <redacted> for svcs",
-            "a user name only as a whole word"
-        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The connector contract (resolve, remove, probe), outcome and error classification, and the registry.
+//! The connector contract (resolve, remove, probe), outcomes, and the registry.
 
+pub mod classify;
 pub mod echo360;
 pub mod exec;
 pub mod http;
 pub mod limit;
+pub mod mask;
 pub mod openconext;
 pub mod panopto;
 pub mod scim;
@@ -12,13 +14,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::config::{Config, ConnectorConfig, ConnectorKind};
 use crate::domain::Person;
+pub use classify::{ConnectorError, ErrorClass, Fault};
 use limit::Limiter;
 
 /// A boxed future, so connectors can be used as trait objects.
@@ -130,63 +132,6 @@ impl RemovalOutcome {
     }
 }
 
-/// How a failed call should be treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Try again later; `after` is the vendor's own wait (Retry-After), if it gave one.
-    Retryable {
-        /// The vendor's requested wait.
-        after: Option<Duration>,
-    },
-    /// Will not succeed by retrying: dead letter with the reason.
-    Permanent,
-}
-
-/// A connector failure with its classification and a reason fit for the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectorError {
-    /// Retry or not.
-    pub class: ErrorClass,
-    /// What went wrong, naming the vendor's own message where there is one; never a secret.
-    pub reason: String,
-}
-
-impl ConnectorError {
-    /// A retryable failure.
-    pub fn retryable(reason: impl Into<String>, after: Option<Duration>) -> Self {
-        Self {
-            class: ErrorClass::Retryable { after },
-            reason: reason.into(),
-        }
-    }
-
-    /// A permanent failure.
-    pub fn permanent(reason: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Permanent,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ConnectorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-/// Classifies an HTTP status that is not a success (design §3): 408, 429 and 5xx but 501 retry,
-/// honouring `Retry-After`; everything else is permanent. Connectors with a token refresh handle
-/// 401 before calling this.
-pub fn classify_http_status(status: u16, retry_after: Option<Duration>) -> ErrorClass {
-    match status {
-        408 | 429 => ErrorClass::Retryable { after: retry_after },
-        501 => ErrorClass::Permanent,
-        500..=599 => ErrorClass::Retryable { after: retry_after },
-        _ => ErrorClass::Permanent,
-    }
-}
-
 /// A vendor connector (design §3). `resolve` only reads; `remove` acts and must be idempotent.
 pub trait Connector: Send + Sync {
     /// Finds the account for the target.
@@ -262,33 +207,4 @@ fn build_one(config: &ConnectorConfig, clock: &Clock) -> anyhow::Result<Arc<dyn 
             clock.clone(),
         )?),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_statuses_are_classified_as_the_design_says() {
-        let after = Some(Duration::from_secs(7));
-        assert_eq!(
-            classify_http_status(429, after),
-            ErrorClass::Retryable { after }
-        );
-        assert_eq!(
-            classify_http_status(408, None),
-            ErrorClass::Retryable { after: None }
-        );
-        assert_eq!(
-            classify_http_status(503, after),
-            ErrorClass::Retryable { after }
-        );
-        assert_eq!(
-            classify_http_status(500, None),
-            ErrorClass::Retryable { after: None }
-        );
-        assert_eq!(classify_http_status(501, None), ErrorClass::Permanent);
-        assert_eq!(classify_http_status(400, None), ErrorClass::Permanent);
-        assert_eq!(classify_http_status(403, None), ErrorClass::Permanent);
-    }
 }

@@ -15,13 +15,11 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
-use super::http::{
-    AuthStrikes, HttpClient, HttpResponse, SecretMask, encode_component, redact_account,
-    status_error, vendor_message,
-};
+use super::http::{HttpClient, HttpResponse, encode_component, status_error, vendor_message};
 use super::limit::Limiter;
+use super::mask::{Mask, personal};
 use super::{
-    BoxFuture, CallLog, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target,
+    BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::clock::Clock;
 use crate::config::{Echo360Action, Echo360Config, Echo360Match, Rate, Secret};
@@ -78,7 +76,7 @@ fn anonymous_refusal(user: &User) -> Option<ConnectorError> {
                 .starts_with(&ANONYMOUS_NAME_PREFIX.to_ascii_lowercase())
         });
     (email || named).then(|| {
-        ConnectorError::permanent(format!(
+        ConnectorError::new(Fault::Protected, format!(
             "refusing to remove Echo360 user {}: it is a system anonymous account ({ANONYMOUS_EMAIL} or a name \
              starting \"{ANONYMOUS_NAME_PREFIX}\"), which backs public section links and is never removed",
             user.id
@@ -163,16 +161,15 @@ pub struct Echo360Connector {
     clock: Clock,
     token: tokio::sync::Mutex<Option<Token>>,
     index: tokio::sync::Mutex<Option<UserIndex>>,
-    strikes: AuthStrikes,
     /// The client credentials and issued tokens, masked in every reason.
-    mask: SecretMask,
+    mask: Mask,
 }
 
 impl Echo360Connector {
     /// A connector for this config; token expiry and the index age are read from `clock`.
     pub fn new(config: Echo360Config, limiter: Arc<Limiter>, clock: Clock) -> anyhow::Result<Self> {
         Url::parse(&config.base_url)?;
-        let mask = SecretMask::new()
+        let mask = Mask::new()
             .with_secret(config.client_id.expose())
             .with_secret(config.client_secret.expose());
         Ok(Self {
@@ -182,13 +179,12 @@ impl Echo360Connector {
             clock,
             token: tokio::sync::Mutex::new(None),
             index: tokio::sync::Mutex::new(None),
-            strikes: AuthStrikes::default(),
         })
     }
 
     fn url(&self, path: &str) -> Result<Url, ConnectorError> {
         Url::parse(&format!("{}{path}", self.config.base_url))
-            .map_err(|e| ConnectorError::permanent(format!("bad request URL: {e}")))
+            .map_err(|e| ConnectorError::new(Fault::Unsendable, format!("bad request URL: {e}")))
     }
 
     fn user_url(&self, id: &str) -> Result<Url, ConnectorError> {
@@ -219,7 +215,7 @@ impl Echo360Connector {
         {
             return Ok(token.value.clone());
         }
-        let token = self.grant(&target.calls, Some(target.removal_id)).await?;
+        let token = self.grant(&target.calls).await?;
         let value = token.value.clone();
         *cached = Some(token);
         Ok(value)
@@ -237,11 +233,7 @@ impl Echo360Connector {
     }
 
     /// `POST {token path}` with a form body (never a query string, which ends up in logs).
-    async fn grant(
-        &self,
-        calls: &CallLog,
-        removal_id: Option<i64>,
-    ) -> Result<Token, ConnectorError> {
+    async fn grant(&self, calls: &CallLog) -> Result<Token, ConnectorError> {
         let operation = format!("POST {}", self.config.paths.token);
         let body = format!(
             "grant_type=client_credentials&client_id={}&client_secret={}",
@@ -277,25 +269,25 @@ impl Echo360Connector {
                         response.status
                     ),
                 };
-                return Err(match removal_id {
-                    Some(id) => self.strikes.refused(id, reason),
-                    None => ConnectorError::permanent(reason),
-                });
+                return Err(ConnectorError::new(Fault::CredentialRefused, reason));
             }
             _ => return Err(status_error(&response, &operation, None)),
         }
         // Never excerpt this body: it holds the token.
         let parsed: Value = serde_json::from_slice(&response.body).map_err(|_| {
-            ConnectorError::retryable(format!("{operation}: the token response is not JSON"), None)
+            ConnectorError::new(
+                Fault::Malformed,
+                format!("{operation}: the token response is not JSON"),
+            )
         })?;
         let value = parsed
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                ConnectorError::retryable(
+                ConnectorError::new(
+                    Fault::Malformed,
                     format!("{operation}: the token response has no access_token"),
-                    None,
                 )
             })?;
         self.mask.remember(value);
@@ -347,7 +339,8 @@ impl Echo360Connector {
 
     /// The error for an answer that is not a success (401 and 403 are credential refusals).
     fn failure(&self, target: &Target, operation: &str, response: &HttpResponse) -> ConnectorError {
-        let message = vendor_message(&response.body).map(|m| redact_account(&m, &target.account));
+        let message =
+            vendor_message(&response.body).map(|m| personal(&m, [target.account.as_str()]));
         match response.status {
             401 | 403 => {
                 let reason = match message {
@@ -360,14 +353,17 @@ impl Echo360Connector {
                         response.status
                     ),
                 };
-                self.strikes.refused(target.removal_id, reason)
+                ConnectorError::new(Fault::CredentialRefused, reason)
             }
             _ => status_error(response, operation, message.as_deref()),
         }
     }
 
     fn malformed(operation: &str, what: &str) -> ConnectorError {
-        ConnectorError::retryable(format!("{operation}: malformed response: {what}"), None)
+        ConnectorError::new(
+            Fault::Malformed,
+            format!("{operation}: malformed response: {what}"),
+        )
     }
 
     /// `GET users/{email}`: the one user with this email, or none.
@@ -391,7 +387,7 @@ impl Echo360Connector {
             .map_err(|_| Self::malformed(&operation, "the body is not JSON"))?;
         let user = User::from_json(&body).ok_or_else(|| {
             // A 200 carrying Echo360's error shape (`{"message": ...}`): name the message.
-            match vendor_message(&response.body).map(|m| redact_account(&m, &target.account)) {
+            match vendor_message(&response.body).map(|m| personal(&m, [target.account.as_str()])) {
                 Some(m) => Self::malformed(
                     &operation,
                     &format!("the body is not a user with an id; Echo360 says: {m}"),
@@ -405,10 +401,13 @@ impl Echo360Connector {
             .as_deref()
             .is_none_or(|e| normalize(e) != normalize(&target.account))
         {
-            return Err(ConnectorError::permanent(format!(
-                "{operation}: Echo360 answered with user {}, whose email is not the account key; not removing it",
-                user.id
-            )));
+            return Err(ConnectorError::new(
+                Fault::WrongAccount,
+                format!(
+                    "{operation}: Echo360 answered with user {}, whose email is not the account key; not removing it",
+                    user.id
+                ),
+            ));
         }
         Ok(Some(user))
     }
@@ -496,9 +495,12 @@ impl Echo360Connector {
                 .map_err(|_| Self::malformed(&operation, "`next` is not a URL"))?;
             // Following the link sends the token: only to the configured host.
             if next.origin() != base.origin() {
-                return Err(ConnectorError::permanent(format!(
-                    "{operation}: the `next` link points to another host; not sending the token there"
-                )));
+                return Err(ConnectorError::new(
+                    Fault::Unsendable,
+                    format!(
+                        "{operation}: the `next` link points to another host; not sending the token there"
+                    ),
+                ));
             }
             // The cursor ends when the link carries no offset.
             if !next
@@ -526,7 +528,6 @@ impl Echo360Connector {
             Echo360Match::Email => self.find_by_email(target).await?.into_iter().collect(),
             Echo360Match::SsoId | Echo360Match::ExternalId => self.find_in_index(target).await?,
         };
-        self.strikes.clear(target.removal_id);
         match users.as_slice() {
             [] => Ok(Resolution::NotFound),
             [user] => match anonymous_refusal(user) {
@@ -564,7 +565,6 @@ impl Echo360Connector {
             }
             _ => return Err(self.failure(target, &operation, &response)),
         };
-        self.strikes.clear(target.removal_id);
         self.forget_user(id).await;
         Ok(outcome)
     }
@@ -598,15 +598,15 @@ impl Echo360Connector {
         let user = User::from_json(&Value::Object(object.clone()))
             .ok_or_else(|| Self::malformed(&get, "the user has no id"))?;
         if user.id != id {
-            return Err(ConnectorError::permanent(format!(
-                "{get}: Echo360 answered with another user; not changing it"
-            )));
+            return Err(ConnectorError::new(
+                Fault::WrongAccount,
+                format!("{get}: Echo360 answered with another user; not changing it"),
+            ));
         }
         if let Some(refusal) = anonymous_refusal(&user) {
             return Err(refusal);
         }
         if set.iter().all(|(k, v)| object.get(k) == Some(v)) {
-            self.strikes.clear(target.removal_id);
             return Ok(RemovalOutcome::Deactivated);
         }
         for (k, v) in set {
@@ -626,10 +626,7 @@ impl Echo360Connector {
             })
             .await?;
         match response.status {
-            200..=299 => {
-                self.strikes.clear(target.removal_id);
-                Ok(RemovalOutcome::Deactivated)
-            }
+            200..=299 => Ok(RemovalOutcome::Deactivated),
             404 => Ok(RemovalOutcome::AlreadyAbsent),
             _ => Err(self.failure(target, &put, &response)),
         }
@@ -637,7 +634,7 @@ impl Echo360Connector {
 
     async fn probe_api(&self) -> Result<String, ConnectorError> {
         let calls = CallLog::default();
-        let token = self.grant(&calls, None).await?;
+        let token = self.grant(&calls).await?;
         let operation = format!("GET {}", self.config.paths.users);
         let mut url = self.url(&self.config.paths.users)?;
         url.query_pairs_mut().append_pair("limit", "1");

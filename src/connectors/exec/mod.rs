@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use super::limit::Limiter;
 use super::{
-    BoxFuture, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target, VendorCall,
+    BoxFuture, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target, VendorCall,
 };
 use crate::config::ExecConfig;
 
@@ -41,7 +41,7 @@ impl ExecConnector {
                     other => target.person.value(other),
                 })
                 .map_err(|missing| {
-                    ConnectorError::permanent(format!(
+                    ConnectorError::new(Fault::Unsendable, format!(
                         "argument template {:?} needs {{{missing}}}, which this person does not have",
                         t.source()
                     ))
@@ -65,16 +65,19 @@ impl ExecConnector {
             Ok((Some(code), _)) if self.config.exit_already_absent.contains(&code) => {
                 Ok(RemovalOutcome::AlreadyAbsent)
             }
-            Ok((Some(code), stderr)) if self.config.exit_permanent.contains(&code) => Err(
-                ConnectorError::permanent(format!("exit code {code}{}", stderr_suffix(&stderr))),
-            ),
-            Ok((Some(code), stderr)) => Err(ConnectorError::retryable(
+            Ok((Some(code), stderr)) if self.config.exit_permanent.contains(&code) => {
+                Err(ConnectorError::new(
+                    Fault::ProgramRefused,
+                    format!("exit code {code}{}", stderr_suffix(&stderr)),
+                ))
+            }
+            Ok((Some(code), stderr)) => Err(ConnectorError::new(
+                Fault::ProgramFailed,
                 format!("exit code {code}{}", stderr_suffix(&stderr)),
-                None,
             )),
-            Ok((None, stderr)) => Err(ConnectorError::retryable(
+            Ok((None, stderr)) => Err(ConnectorError::new(
+                Fault::ProgramFailed,
                 format!("killed by a signal{}", stderr_suffix(&stderr)),
-                None,
             )),
             Err(e) => Err(e),
         };
@@ -113,9 +116,9 @@ impl ExecConnector {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|e| {
-            ConnectorError::retryable(
+            ConnectorError::new(
+                Fault::ProgramFailed,
                 format!("cannot start {}: {e}", self.config.program.display()),
-                None,
             )
         })?;
         let stderr = child.stderr.take();
@@ -137,17 +140,17 @@ impl ExecConnector {
         let status = match tokio::time::timeout(self.config.timeout, child.wait()).await {
             Ok(Ok(status)) => status,
             Ok(Err(e)) => {
-                return Err(ConnectorError::retryable(
+                return Err(ConnectorError::new(
+                    Fault::ProgramFailed,
                     format!("waiting for the program failed: {e}"),
-                    None,
                 ));
             }
             Err(_) => {
                 let _ = child.kill().await;
                 reader.abort();
-                return Err(ConnectorError::retryable(
+                return Err(ConnectorError::new(
+                    Fault::Timeout,
                     format!("timed out after {}", humanize(self.config.timeout)),
-                    None,
                 ));
             }
         };
@@ -211,14 +214,17 @@ impl super::Connector for ExecConnector {
     fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>> {
         Box::pin(async move {
             let meta = std::fs::metadata(&self.config.program).map_err(|e| {
-                ConnectorError::permanent(format!("{}: {e}", self.config.program.display()))
+                ConnectorError::new(
+                    Fault::Unsendable,
+                    format!("{}: {e}", self.config.program.display()),
+                )
             })?;
             use std::os::unix::fs::PermissionsExt;
             if meta.permissions().mode() & 0o111 == 0 {
-                return Err(ConnectorError::permanent(format!(
-                    "{} is not executable",
-                    self.config.program.display()
-                )));
+                return Err(ConnectorError::new(
+                    Fault::Unsendable,
+                    format!("{} is not executable", self.config.program.display()),
+                ));
             }
             Ok(format!("{} is executable", self.config.program.display()))
         })

@@ -17,13 +17,11 @@ use reqwest::Url;
 use reqwest::header::ACCEPT;
 use serde_json::{Value, json};
 
-use super::http::{
-    AuthStrikes, HttpClient, HttpResponse, SecretMask, encode_component, redact_account,
-    status_error, vendor_message,
-};
+use super::http::{HttpClient, HttpResponse, encode_component, status_error, vendor_message};
 use super::limit::Limiter;
+use super::mask::{Mask, personal};
 use super::{
-    BoxFuture, CallLog, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target,
+    BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::config::{OpenconextConfig, Rate};
 
@@ -181,9 +179,8 @@ pub struct OpenconextConnector {
     dry_run: bool,
     http: HttpClient,
     health_url: Url,
-    strikes: AuthStrikes,
     /// The Basic credentials, masked in every reason.
-    mask: SecretMask,
+    mask: Mask,
 }
 
 impl OpenconextConnector {
@@ -196,7 +193,7 @@ impl OpenconextConnector {
         let base = Url::parse(&config.base_url)?;
         // `/health` is absolute: it lives at the host root, whatever the API's base path.
         let health_url = base.join("/health")?;
-        let mask = SecretMask::new()
+        let mask = Mask::new()
             .with_user(config.username.expose())
             .with_secret(config.password.expose())
             .with_basic(config.username.expose(), config.password.expose());
@@ -206,7 +203,6 @@ impl OpenconextConnector {
             config,
             dry_run,
             health_url,
-            strikes: AuthStrikes::default(),
         })
     }
 
@@ -220,7 +216,8 @@ impl OpenconextConnector {
             self.config.base_url,
             encode_component(id)
         );
-        Url::parse(&text).map_err(|e| ConnectorError::permanent(format!("bad request URL: {e}")))
+        Url::parse(&text)
+            .map_err(|e| ConnectorError::new(Fault::Unsendable, format!("bad request URL: {e}")))
     }
 
     fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
@@ -251,7 +248,6 @@ impl OpenconextConnector {
         let found = self
             .interpret(target, operation, &response)
             .map_err(|e| self.mask.error(e))?;
-        self.strikes.clear(target.removal_id);
         let evidence = match &found {
             Found::Nothing { service } => json!({
                 "service": service,
@@ -279,7 +275,7 @@ impl OpenconextConnector {
         response: &HttpResponse,
     ) -> Result<Found, ConnectorError> {
         let account = target.account.as_str();
-        let message = || vendor_message(&response.body).map(|m| redact_account(&m, account));
+        let message = || vendor_message(&response.body).map(|m| personal(&m, [account]));
         match response.status {
             200 => match parse_answer(&response.body) {
                 Ok(Answer::Ok {
@@ -296,16 +292,16 @@ impl OpenconextConnector {
                 Ok(Answer::Failed { service, message }) if says_not_found(&message) => {
                     Ok(Found::Nothing { service })
                 }
-                Ok(Answer::Failed { service, message }) => Err(ConnectorError::retryable(
+                Ok(Answer::Failed { service, message }) => Err(ConnectorError::new(
+                    Fault::NotApplied,
                     format!(
                         "{operation}: {service} answered FAILED: {}",
-                        redact_account(&message, account)
+                        personal(&message, [account])
                     ),
-                    None,
                 )),
-                Err(why) => Err(ConnectorError::retryable(
+                Err(why) => Err(ConnectorError::new(
+                    Fault::Malformed,
                     format!("{operation}: {CONTRACT_VIOLATION} ({why})"),
-                    None,
                 )),
             },
             401 | 403 => {
@@ -319,22 +315,28 @@ impl OpenconextConnector {
                         response.status
                     ),
                 };
-                Err(self.strikes.refused(target.removal_id, reason))
+                Err(ConnectorError::new(Fault::CredentialRefused, reason))
             }
             // EngineBlock answers 404 with a bare JSON string for an invalid id or a disabled API;
             // an unknown user is a 200. Either way retrying cannot help.
-            404 => Err(ConnectorError::permanent(match message() {
-                Some(m) => format!("{operation}: HTTP 404: {m}"),
-                None => format!(
-                    "{operation}: HTTP 404: no deprovision API at this base_url (check the URL and that the API is enabled)"
-                ),
-            })),
-            _ if response.is_success() => Err(ConnectorError::retryable(
+            404 => Err(ConnectorError::new(
+                Fault::Status {
+                    status: 404,
+                    retry_after: None,
+                },
+                match message() {
+                    Some(m) => format!("{operation}: HTTP 404: {m}"),
+                    None => format!(
+                        "{operation}: HTTP 404: no deprovision API at this base_url (check the URL and that the API is enabled)"
+                    ),
+                },
+            )),
+            _ if response.is_success() => Err(ConnectorError::new(
+                Fault::Malformed,
                 format!(
                     "{operation}: {CONTRACT_VIOLATION} (HTTP {} instead of 200)",
                     response.status
                 ),
-                None,
             )),
             _ => Err(status_error(response, operation, message().as_deref())),
         }
@@ -373,13 +375,13 @@ impl OpenconextConnector {
                 Ok(Answer::Failed { service, message }) if says_not_found(&message) => Ok(format!(
                     "health OK; {service} answered the deprovision API with the credentials accepted"
                 )),
-                Ok(Answer::Failed { service, message }) => Err(ConnectorError::retryable(
+                Ok(Answer::Failed { service, message }) => Err(ConnectorError::new(
+                    Fault::NotApplied,
                     format!("{operation}: {service} answered FAILED: {message}"),
-                    None,
                 )),
-                Err(why) => Err(ConnectorError::retryable(
+                Err(why) => Err(ConnectorError::new(
+                    Fault::Malformed,
                     format!("{operation}: {CONTRACT_VIOLATION} ({why})"),
-                    None,
                 )),
             },
             _ => Err(status_error(
@@ -436,7 +438,8 @@ impl super::Connector for OpenconextConnector {
     ) -> BoxFuture<'a, Result<RemovalOutcome, ConnectorError>> {
         Box::pin(async move {
             if self.dry_run {
-                return Err(ConnectorError::permanent(
+                return Err(ConnectorError::new(
+                    Fault::Protected,
                     "refusing to deprovision: this connector is in dry-run",
                 ));
             }

@@ -8,23 +8,21 @@
 //! Outcomes and classification:
 //! - `GetUserByKey` answering no user, a nil user or the all-zero GUID: not found (already absent),
 //!   after trying each configured fallback prefix in turn.
-//! - An authentication or authorisation fault (or HTTP 401/403) is retried once: the first one in
-//!   an attempt of a removal is retryable (waiting at least [`AUTH_RETRY_AFTER`]); when the next
-//!   attempt of the same removal meets one again it is permanent. A fault that says the user does
+//! - An authentication or authorisation fault (or HTTP 401/403) is a refused credential, which the
+//!   worker treats as every connector's (`connectors::classify`). A fault that says the user does
 //!   not exist means already absent for `DeleteUsers`; for `GetUserByKey`, which reports a missing
 //!   leaver as an empty answer, such a fault can only be about the API user, so it is handled as an
-//!   authentication fault. A fault saying the server could not read the request is permanent (a bug
-//!   or an API mismatch); every other fault is retryable.
-//! - HTTP 5xx (but 501), 408, 429 (with `Retry-After`), timeouts and connection errors are retryable;
-//!   a 200 that is not a SOAP envelope is retried as "not a SOAP response"; other statuses are permanent.
+//!   authentication fault. A fault saying the server could not read the request is a rejected
+//!   request (a bug or an API mismatch); every other fault follows its HTTP status.
+//! - A 200 that is not a SOAP envelope is reported as "not a SOAP response" (malformed).
 //!
 //! Reasons never carry the password, the application key or the AuthCode, and the leaver's user key
 //! is masked in the server's messages.
 
 pub mod soap;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -32,12 +30,12 @@ use quick_xml::Writer;
 use reqwest::header::CONTENT_TYPE;
 use sha1::{Digest, Sha1};
 
-use self::soap::{Envelope, Fault, ReadError};
+use self::soap::{Envelope, Fault as SoapFault, ReadError};
 use super::http::{HttpClient, HttpResponse, body_excerpt, retry_after, status_error};
 use super::limit::Limiter;
+use super::mask::Mask;
 use super::{
-    BoxFuture, CallLog, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target,
-    classify_http_status,
+    BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::config::{PanoptoConfig, PanoptoCredential, Rate};
 
@@ -50,8 +48,6 @@ pub const V40_NS: &str =
 pub const ARRAYS_NS: &str = "http://schemas.microsoft.com/2003/10/Serialization/Arrays";
 /// The GUID Panopto uses for "no user".
 pub const EMPTY_GUID: &str = "00000000-0000-0000-0000-000000000000";
-/// The least wait before retrying after an authentication or authorisation fault.
-pub const AUTH_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Calls per second when the connector sets no `rate` (Panopto publishes no SOAP limit).
 pub const DEFAULT_RATE: Rate = Rate {
     calls: 5,
@@ -60,8 +56,6 @@ pub const DEFAULT_RATE: Rate = Rate {
 
 /// Longest piece of a server message kept in a reason.
 const MAX_MESSAGE_CHARS: usize = 300;
-/// Removals whose last attempt met an authentication fault, remembered at most.
-const MAX_TRACKED_AUTH_FAULTS: usize = 10_000;
 
 /// The two UserManagement operations the connector calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,19 +132,17 @@ pub struct PanoptoConnector {
     endpoint: String,
     api_user_key: String,
     credential: Credential,
-    /// Every form of the credentials that must never reach a reason.
-    secrets: Vec<String>,
+    /// The credentials, masked in every reason.
+    mask: Mask,
     fallback_prefixes: Vec<String>,
     http: HttpClient,
-    /// Removal id → the attempt that last met an authentication fault.
-    auth_faults: Mutex<HashMap<i64, i64>>,
 }
 
 impl PanoptoConnector {
     /// A connector for this config; every call takes one call from `limiter`.
     pub fn new(config: PanoptoConfig, limiter: Arc<Limiter>) -> anyhow::Result<Self> {
         let http = HttpClient::new(config.timeout, limiter)?;
-        let (credential, mut secrets) = match &config.credential {
+        let (credential, secrets) = match &config.credential {
             PanoptoCredential::Password(password) => (
                 Credential::Password(password.expose().to_string()),
                 vec![password.expose().to_string()],
@@ -163,23 +155,18 @@ impl PanoptoConnector {
                 )
             }
         };
-        let escaped: Vec<String> = secrets
-            .iter()
-            .map(|s| quick_xml::escape::escape(s.as_str()).into_owned())
-            .collect();
-        secrets.extend(escaped);
-        secrets.retain(|s| !s.is_empty());
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        secrets.dedup();
+        // As sent (XML-escaped in the envelope) and as written.
+        let mask = secrets.iter().fold(Mask::new(), |mask, secret| {
+            mask.with_secret(secret)
+                .with_secret(&quick_xml::escape::escape(secret.as_str()))
+        });
         Ok(Self {
             endpoint: config.endpoint,
             api_user_key: config.api_user_key,
             credential,
-            secrets,
+            mask,
             fallback_prefixes: config.fallback_prefixes,
             http,
-            auth_faults: Mutex::new(HashMap::new()),
         })
     }
 
@@ -228,7 +215,12 @@ impl PanoptoConnector {
             })?;
             Ok(())
         })
-        .map_err(|e| ConnectorError::permanent(format!("building the SOAP request failed: {e}")))
+        .map_err(|e| {
+            ConnectorError::new(
+                Fault::Unsendable,
+                format!("building the SOAP request failed: {e}"),
+            )
+        })
     }
 
     /// Sends one call and reads its answer; `personal` are values to mask in server messages.
@@ -280,13 +272,13 @@ impl PanoptoConnector {
                 if element.is(Some(TEMPURI_NS), operation.response_name()) {
                     Ok(element)
                 } else {
-                    Err(Failure::Error(ConnectorError::retryable(
+                    Err(Failure::Error(ConnectorError::new(
+                        Fault::Malformed,
                         format!(
                             "{label}: unexpected response element <{}> (expected {})",
                             element.name,
                             operation.response_name()
                         ),
-                        None,
                     )))
                 }
             }
@@ -307,7 +299,8 @@ impl PanoptoConnector {
                     self.redact(&String::from_utf8_lossy(head), personal)
                         .as_bytes(),
                 );
-                Err(Failure::Error(ConnectorError::retryable(
+                Err(Failure::Error(ConnectorError::new(
+                    Fault::Malformed,
                     format!(
                         "{label}: not a SOAP response (HTTP {}, content type {}; {why}): {excerpt}",
                         response.status,
@@ -317,12 +310,11 @@ impl PanoptoConnector {
                             content_type.as_str()
                         },
                     ),
-                    None,
                 )))
             }
-            Err(ReadError::Malformed(why)) => Err(Failure::Error(ConnectorError::retryable(
+            Err(ReadError::Malformed(why)) => Err(Failure::Error(ConnectorError::new(
+                Fault::Malformed,
                 format!("{label}: malformed SOAP response: {why}"),
-                None,
             ))),
             Ok(Envelope::Response(_)) => Err(Failure::Error(status_error(response, label, None))),
         }
@@ -332,7 +324,7 @@ impl PanoptoConnector {
         &self,
         operation: Operation,
         response: &HttpResponse,
-        fault: &Fault,
+        fault: &SoapFault,
         personal: &[&str],
     ) -> Failure {
         let message = truncate(&self.redact(&fault.string, personal), MAX_MESSAGE_CHARS);
@@ -355,48 +347,40 @@ impl PanoptoConnector {
         match classify_fault(fault) {
             FaultKind::Auth => Failure::Auth(reason),
             FaultKind::NoSuchUser => Failure::NoSuchUser(reason),
-            FaultKind::Unreadable => Failure::Error(ConnectorError::permanent(format!(
-                "{reason} (the server could not read the request: a bug or an API version mismatch)"
-            ))),
+            FaultKind::Unreadable => Failure::Error(ConnectorError::new(
+                Fault::RequestRejected,
+                format!(
+                    "{reason} (the server could not read the request: a bug or an API version mismatch)"
+                ),
+            )),
             // Any other fault follows its HTTP status: a refusal is an authentication failure, a
             // 404 a wrong endpoint, and a retry keeps the server's Retry-After.
             FaultKind::Other => match response.status {
                 401 | 403 => Failure::Auth(reason),
-                404 => Failure::Error(ConnectorError::permanent(format!(
-                    "{reason} (no Panopto UserManagement service at this URL; check host and endpoint)"
-                ))),
-                200..=299 => Failure::Error(ConnectorError::retryable(reason, None)),
-                status => Failure::Error(ConnectorError {
-                    class: classify_http_status(status, retry_after(&response.headers, Utc::now())),
+                404 => Failure::Error(ConnectorError::new(
+                    Fault::Status {
+                        status: 404,
+                        retry_after: None,
+                    },
+                    format!(
+                        "{reason} (no Panopto UserManagement service at this URL; check host and endpoint)"
+                    ),
+                )),
+                200..=299 => Failure::Error(ConnectorError::new(Fault::NotApplied, reason)),
+                status => Failure::Error(ConnectorError::new(
+                    Fault::Status {
+                        status,
+                        retry_after: retry_after(&response.headers, Utc::now()),
+                    },
                     reason,
-                }),
+                )),
             },
         }
     }
 
-    /// Masks the credentials and the given personal values (ASCII case-insensitively).
+    /// Masks the credentials and the given personal values.
     fn redact(&self, text: &str, personal: &[&str]) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            out = replace_ignore_ascii_case(&out, secret, "<redacted>");
-        }
-        let mut masks: Vec<String> = Vec::new();
-        for value in personal {
-            masks.push(value.to_string());
-            masks.push(quick_xml::escape::escape(*value).into_owned());
-            // The name after the identity provider's prefix is personal too.
-            if let Some((_, name)) = value.rsplit_once('\\')
-                && name.chars().count() >= 3
-            {
-                masks.push(name.to_string());
-                masks.push(quick_xml::escape::escape(name).into_owned());
-            }
-        }
-        masks.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        for mask in masks.iter().filter(|m| !m.is_empty()) {
-            out = replace_ignore_ascii_case(&out, mask, "<user key>");
-        }
-        out
+        self.mask.mask_with_person(text, personal.iter().copied())
     }
 
     /// The keys to look up, in order: the account key, then each fallback prefix in place of its own.
@@ -412,44 +396,6 @@ impl PanoptoConnector {
         keys
     }
 
-    /// Applies the one-retry rule to an authentication failure of this attempt.
-    fn auth_error(&self, target: &Target, reason: String) -> ConnectorError {
-        let first = |reason: String| {
-            ConnectorError::retryable(
-                format!(
-                    "{reason} (authentication or authorisation fault: retried once, then failed)"
-                ),
-                Some(AUTH_RETRY_AFTER),
-            )
-        };
-        // A lookup outside the queue (`offboard plan --resolve`) has no removal to count for.
-        if target.removal_id <= 0 {
-            return first(reason);
-        }
-        let Ok(mut faults) = self.auth_faults.lock() else {
-            return first(reason);
-        };
-        let previous = faults.remove(&target.removal_id);
-        if previous.is_some_and(|attempt| attempt < target.attempt) {
-            return ConnectorError::permanent(format!(
-                "{reason} (authentication or authorisation failed on two attempts in a row: check host, api_user_key, \
-                 the password or application key, and that the API user is a Panopto Administrator)"
-            ));
-        }
-        if faults.len() >= MAX_TRACKED_AUTH_FAULTS {
-            faults.clear();
-        }
-        faults.insert(target.removal_id, target.attempt);
-        first(reason)
-    }
-
-    /// Forgets an earlier authentication fault: this attempt ended another way.
-    fn clear_auth_fault(&self, target: &Target) {
-        if let Ok(mut faults) = self.auth_faults.lock() {
-            faults.remove(&target.removal_id);
-        }
-    }
-
     /// Looks the leaver up under each candidate key; authentication failures are left to the caller.
     async fn lookup(&self, target: &Target) -> Result<Resolution, Failure> {
         let keys = self.candidate_keys(&target.account);
@@ -457,16 +403,18 @@ impl PanoptoConnector {
             .iter()
             .any(|k| k.to_lowercase() == self.api_user_key.to_lowercase())
         {
-            return Err(Failure::Error(ConnectorError::permanent(
+            return Err(Failure::Error(ConnectorError::new(
+                Fault::Protected,
                 "the leaver's user key is the API user's own: refusing to delete the account offboard authenticates as",
             )));
         }
         let personal: Vec<&str> = keys.iter().map(String::as_str).collect();
         for (i, key) in keys.iter().enumerate() {
             if let Some(c) = soap::unsafe_xml_char(key) {
-                return Err(Failure::Error(ConnectorError::permanent(format!(
-                    "the user key contains the character {c:?}, which XML cannot carry"
-                ))));
+                return Err(Failure::Error(ConnectorError::new(
+                    Fault::Unsendable,
+                    format!("the user key contains the character {c:?}, which XML cannot carry"),
+                )));
             }
             let envelope = self.get_user_by_key_request(key).map_err(Failure::Error)?;
             let response = match self
@@ -498,7 +446,8 @@ impl PanoptoConnector {
         account: &RemoteAccount,
     ) -> Result<RemovalOutcome, Failure> {
         if !is_guid(&account.id) || account.id == EMPTY_GUID {
-            return Err(Failure::Error(ConnectorError::permanent(
+            return Err(Failure::Error(ConnectorError::new(
+                Fault::Unsendable,
                 "the resolved Panopto user id is not a user's GUID",
             )));
         }
@@ -524,23 +473,7 @@ impl super::Connector for PanoptoConnector {
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
-        Box::pin(async move {
-            match self.lookup(target).await {
-                // The attempt goes on to DeleteUsers, which settles it.
-                Ok(found @ Resolution::Found(_)) => Ok(found),
-                Ok(other) => {
-                    self.clear_auth_fault(target);
-                    Ok(other)
-                }
-                Err(Failure::Auth(reason) | Failure::NoSuchUser(reason)) => {
-                    Err(self.auth_error(target, reason))
-                }
-                Err(Failure::Error(e)) => {
-                    self.clear_auth_fault(target);
-                    Err(e)
-                }
-            }
-        })
+        Box::pin(async move { self.lookup(target).await.map_err(Failure::into_error) })
     }
 
     fn remove<'a>(
@@ -549,19 +482,9 @@ impl super::Connector for PanoptoConnector {
         account: &'a RemoteAccount,
     ) -> BoxFuture<'a, Result<RemovalOutcome, ConnectorError>> {
         Box::pin(async move {
-            match self.delete(target, account).await {
-                Err(Failure::Auth(reason) | Failure::NoSuchUser(reason)) => {
-                    Err(self.auth_error(target, reason))
-                }
-                Ok(outcome) => {
-                    self.clear_auth_fault(target);
-                    Ok(outcome)
-                }
-                Err(Failure::Error(e)) => {
-                    self.clear_auth_fault(target);
-                    Err(e)
-                }
-            }
+            self.delete(target, account)
+                .await
+                .map_err(Failure::into_error)
         })
     }
 
@@ -580,7 +503,8 @@ impl super::Connector for PanoptoConnector {
                 .call(&calls, Operation::GetUserByKey, envelope, &[])
                 .await
                 .map_err(|failure| match failure {
-                    Failure::Auth(reason) | Failure::NoSuchUser(reason) => ConnectorError::permanent(
+                    Failure::Auth(reason) | Failure::NoSuchUser(reason) => ConnectorError::new(
+                        Fault::CredentialRefused,
                         format!("{reason} (check host, api_user_key and the password or application key)"),
                     ),
                     Failure::Error(e) => e,
@@ -594,10 +518,13 @@ impl super::Connector for PanoptoConnector {
                         .get("system_role")
                         .map_or("unknown", String::as_str)
                 )),
-                None => Err(ConnectorError::permanent(format!(
-                    "GetUserByKey does not find the API user {} itself",
-                    self.api_user_key
-                ))),
+                None => Err(ConnectorError::new(
+                    Fault::CredentialRefused,
+                    format!(
+                        "GetUserByKey does not find the API user {} itself",
+                        self.api_user_key
+                    ),
+                )),
             }
         })
     }
@@ -616,16 +543,16 @@ fn read_user(
         return Ok(None);
     }
     let Some(id) = user.child(Some(V40_NS), "UserId").filter(|e| !e.is_nil()) else {
-        return Err(ConnectorError::retryable(
+        return Err(ConnectorError::new(
+            Fault::Malformed,
             "SOAP GetUserByKey: the answer holds a user without a UserId",
-            None,
         ));
     };
     let id = id.text.trim().to_ascii_lowercase();
     if !is_guid(&id) {
-        return Err(ConnectorError::retryable(
+        return Err(ConnectorError::new(
+            Fault::Malformed,
             "SOAP GetUserByKey: the answer's UserId is not a GUID",
-            None,
         ));
     }
     if id == EMPTY_GUID {
@@ -635,9 +562,12 @@ fn read_user(
     if let Some(key) = user.child(Some(V40_NS), "UserKey").filter(|e| !e.is_nil())
         && key.text.trim().to_lowercase() != requested_key.to_lowercase()
     {
-        return Err(ConnectorError::permanent(format!(
-            "SOAP GetUserByKey: Panopto answered user {id} whose user key differs from the one asked for; not deleting, needs a human"
-        )));
+        return Err(ConnectorError::new(
+            Fault::WrongAccount,
+            format!(
+                "SOAP GetUserByKey: Panopto answered user {id} whose user key differs from the one asked for; not deleting, needs a human"
+            ),
+        ));
     }
     let mut summary = BTreeMap::new();
     summary.insert("user_id".to_string(), id.clone());
@@ -663,7 +593,7 @@ enum FaultKind {
     Other,
 }
 
-fn classify_fault(fault: &Fault) -> FaultKind {
+fn classify_fault(fault: &SoapFault) -> FaultKind {
     let code = fault.code.to_lowercase();
     let text = fault.string.to_lowercase();
     let any = |words: &[&str], s: &str| words.iter().any(|w| s.contains(w));
@@ -727,6 +657,16 @@ fn is_guid(s: &str) -> bool {
 }
 
 impl Failure {
+    /// The error the worker sees: an authentication fault is a refused credential.
+    fn into_error(self) -> ConnectorError {
+        match self {
+            Self::Auth(reason) | Self::NoSuchUser(reason) => {
+                ConnectorError::new(Fault::CredentialRefused, reason)
+            }
+            Self::Error(e) => e,
+        }
+    }
+
     fn reason(&self) -> &str {
         match self {
             Self::Auth(r) | Self::NoSuchUser(r) => r,
@@ -738,10 +678,7 @@ impl Failure {
         match self {
             Self::Auth(r) => Self::Auth(f(&r)),
             Self::NoSuchUser(r) => Self::NoSuchUser(f(&r)),
-            Self::Error(e) => Self::Error(ConnectorError {
-                reason: f(&e.reason),
-                class: e.class,
-            }),
+            Self::Error(e) => Self::Error(e.map_reason(f)),
         }
     }
 }
@@ -762,25 +699,6 @@ fn note_call_error(calls: &CallLog, reason: &str) {
     for call in all {
         calls.push(call);
     }
-}
-
-fn replace_ignore_ascii_case(text: &str, needle: &str, with: &str) -> String {
-    if needle.is_empty() {
-        return text.to_string();
-    }
-    // ASCII lower-casing keeps byte offsets, so matches found in the copy apply to the original.
-    let lower_text = text.to_ascii_lowercase();
-    let lower_needle = needle.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    while let Some(found) = lower_text[rest..].find(&lower_needle) {
-        let at = rest + found;
-        out.push_str(&text[rest..at]);
-        out.push_str(with);
-        rest = at + needle.len();
-    }
-    out.push_str(&text[rest..]);
-    out
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -841,8 +759,8 @@ mod tests {
         );
     }
 
-    fn fault(code: &str, string: &str) -> Fault {
-        Fault {
+    fn fault(code: &str, string: &str) -> SoapFault {
+        SoapFault {
             code: code.into(),
             string: string.into(),
         }
@@ -898,12 +816,7 @@ mod tests {
     }
 
     #[test]
-    fn replacing_ignores_ascii_case_and_keeps_other_text() {
-        assert_eq!(
-            replace_ignore_ascii_case("User MYIDP\\Ann and myidp\\ann.", "MyIdP\\ann", "<k>"),
-            "User <k> and <k>."
-        );
-        assert_eq!(replace_ignore_ascii_case("é-x-É", "x", "y"), "é-y-É");
+    fn long_messages_are_cut() {
         assert_eq!(truncate("abcdef", 3), "abc…");
         assert_eq!(truncate("abc", 3), "abc");
     }

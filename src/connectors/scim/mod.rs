@@ -6,8 +6,7 @@
 //! names a different user than the one asked for is refused rather than acted on. Vendor text that reaches a
 //! reason (SCIM `detail`, body excerpts) is scrubbed of credentials and of the person's identifiers.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,9 +16,9 @@ use serde_json::{Value, json};
 
 use super::http::{HttpClient, HttpResponse, body_excerpt, status_error};
 use super::limit::Limiter;
+use super::mask::Mask;
 use super::{
-    BoxFuture, CallLog, ConnectorError, RemoteAccount, RemovalOutcome, Resolution, Target,
-    classify_http_status,
+    BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::clock::Clock;
 use crate::config::{Rate, ScimAction, ScimAuth, ScimConfig, ScimMatch, Secret};
@@ -33,10 +32,6 @@ pub const DEFAULT_RATE: Rate = Rate {
     per: Duration::from_secs(1),
 };
 
-/// How long to wait before retrying after the service refused our credentials (a rotation in progress
-/// should not dead-letter every removal, and hammering a login endpoint can lock the account).
-pub const AUTH_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
-
 /// An Anaplan token is refreshed when it has less than this left.
 pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
@@ -45,9 +40,6 @@ pub const ANAPLAN_DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60
 
 const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-
-/// Token values kept for scrubbing vendor text.
-const KEEP_ISSUED_TOKENS: usize = 8;
 
 /// Summary keys of a resolved account (no personal data: a flag and a count).
 const SUMMARY_ACTIVE: &str = "active";
@@ -61,8 +53,8 @@ pub struct ScimConnector {
     /// The Anaplan token shared by every worker; the lock is held while logging in, so there is never more
     /// than one login at a time.
     token: tokio::sync::Mutex<Option<Token>>,
-    /// Token values issued to this connector lately, scrubbed from any vendor text.
-    issued: Mutex<VecDeque<String>>,
+    /// The configured credentials and the tokens issued lately, masked in any vendor text.
+    mask: Mask,
 }
 
 #[derive(Clone)]
@@ -90,12 +82,22 @@ impl ScimConnector {
         clock: Clock,
     ) -> anyhow::Result<Self> {
         let http = HttpClient::new(config.timeout, limiter)?;
+        let mask = match &config.auth {
+            ScimAuth::Bearer { token } => Mask::new().with_secret(token.expose()),
+            // The login's user name is an email: masked wherever it appears, like the password.
+            ScimAuth::Anaplan {
+                username, password, ..
+            } => Mask::new()
+                .with_secret(username.expose())
+                .with_secret(password.expose())
+                .with_basic(username.expose(), password.expose()),
+        };
         Ok(Self {
             config,
             http,
             clock,
             token: tokio::sync::Mutex::new(None),
-            issued: Mutex::new(VecDeque::new()),
+            mask,
         })
     }
 
@@ -118,7 +120,8 @@ impl ScimConnector {
         };
         let mut value = HeaderValue::from_str(&format!("{scheme} {}", credential.expose()))
             .map_err(|_| {
-                ConnectorError::permanent(
+                ConnectorError::new(
+                    Fault::Unsendable,
                     "the token holds characters that cannot be sent in an HTTP header",
                 )
             })?;
@@ -182,7 +185,8 @@ impl ScimConnector {
             auth_url,
         } = &self.config.auth
         else {
-            return Err(ConnectorError::permanent(
+            return Err(ConnectorError::new(
+                Fault::Unsendable,
                 "no Anaplan credentials are configured",
             ));
         };
@@ -204,7 +208,8 @@ impl ScimConnector {
 
     async fn refresh(&self, calls: &CallLog, current: &Secret) -> Result<Token, ConnectorError> {
         let ScimAuth::Anaplan { auth_url, .. } = &self.config.auth else {
-            return Err(ConnectorError::permanent(
+            return Err(ConnectorError::new(
+                Fault::Unsendable,
                 "no Anaplan credentials are configured",
             ));
         };
@@ -231,14 +236,7 @@ impl ScimConnector {
     }
 
     fn remember_token(&self, value: &str) {
-        if let Ok(mut issued) = self.issued.lock() {
-            if !issued.iter().any(|t| t == value) {
-                issued.push_back(value.to_string());
-            }
-            while issued.len() > KEEP_ISSUED_TOKENS {
-                issued.pop_front();
-            }
-        }
+        self.mask.remember(value);
     }
 
     // -----------------------------------------------------------------------------------------------------
@@ -289,21 +287,22 @@ impl ScimConnector {
             let detail = scim_error_message(&response.body)
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default();
-            return Err(ConnectorError::retryable(
+            return Err(ConnectorError::new(
+                Fault::CredentialRefused,
                 format!("{op}: HTTP 401: {why}{detail}"),
-                Some(AUTH_RETRY_AFTER),
             ));
         }
     }
 
     fn users_url(&self) -> Result<Url, ConnectorError> {
         Url::parse(&format!("{}/Users", self.config.base_url))
-            .map_err(|e| ConnectorError::permanent(format!("invalid base_url: {e}")))
+            .map_err(|e| ConnectorError::new(Fault::Unsendable, format!("invalid base_url: {e}")))
     }
 
     fn user_url(&self, id: &str) -> Result<Url, ConnectorError> {
         if id.is_empty() || id.chars().all(|c| c == '.') {
-            return Err(ConnectorError::permanent(
+            return Err(ConnectorError::new(
+                Fault::Unsendable,
                 "the user id is empty or only dots, which cannot name a user",
             ));
         }
@@ -312,7 +311,7 @@ impl ScimConnector {
             self.config.base_url,
             percent_encode(id)
         ))
-        .map_err(|e| ConnectorError::permanent(format!("invalid base_url: {e}")))
+        .map_err(|e| ConnectorError::new(Fault::Unsendable, format!("invalid base_url: {e}")))
     }
 
     // -----------------------------------------------------------------------------------------------------
@@ -322,7 +321,10 @@ impl ScimConnector {
     async fn find(&self, target: &Target) -> Result<Resolution, ConnectorError> {
         let account = target.account.as_str();
         if account.trim().is_empty() {
-            return Err(ConnectorError::permanent("the account key is empty"));
+            return Err(ConnectorError::new(
+                Fault::Unsendable,
+                "the account key is empty",
+            ));
         }
         match self.config.match_on {
             ScimMatch::Id => {
@@ -337,9 +339,12 @@ impl ScimConnector {
                         let user = read_resource(&response, OP)?;
                         let id = user_id(&user, OP)?;
                         if !same_value(id, account) {
-                            return Err(ConnectorError::permanent(format!(
-                                "{OP}: the service answered with a different user id than the one asked for; refusing to act"
-                            )));
+                            return Err(ConnectorError::new(
+                                Fault::WrongAccount,
+                                format!(
+                                    "{OP}: the service answered with a different user id than the one asked for; refusing to act"
+                                ),
+                            ));
                         }
                         Ok(Resolution::Found(self.remote(&user, id)))
                     }
@@ -367,17 +372,20 @@ impl ScimConnector {
                         .and_then(Value::as_str)
                         .is_some_and(|v| same_value(v, account))
                 }) {
-                    return Err(ConnectorError::permanent(format!(
-                        "{OP}: the service answered with a user whose {attribute} is not the account key (does it ignore filters?); refusing to act"
-                    )));
+                    return Err(ConnectorError::new(
+                        Fault::WrongAccount,
+                        format!(
+                            "{OP}: the service answered with a user whose {attribute} is not the account key (does it ignore filters?); refusing to act"
+                        ),
+                    ));
                 }
                 match list.total.max(list.resources.len()) {
                     0 => Ok(Resolution::NotFound),
                     1 => {
                         let Some(user) = list.resources.first() else {
-                            return Err(ConnectorError::retryable(
+                            return Err(ConnectorError::new(
+                                Fault::Malformed,
                                 format!("{OP}: totalResults is 1 but no user was returned"),
-                                None,
                             ));
                         };
                         let id = user_id(user, OP)?;
@@ -462,12 +470,12 @@ impl ScimConnector {
                 if let Some(user) = read_optional_resource(&response, OP)?
                     && attr(&user, "active").and_then(parse_bool) == Some(true)
                 {
-                    return Err(ConnectorError::retryable(
+                    return Err(ConnectorError::new(
+                        Fault::NotApplied,
                         format!(
                             "{OP}: HTTP {} but the user is still active",
                             response.status
                         ),
-                        None,
                     ));
                 }
                 Ok(Step::Done)
@@ -500,12 +508,12 @@ impl ScimConnector {
                         .and_then(Value::as_array)
                         .map_or(0, Vec::len);
                     if left > 0 {
-                        return Err(ConnectorError::retryable(
+                        return Err(ConnectorError::new(
+                            Fault::NotApplied,
                             format!(
                                 "{OP}: HTTP {} but the user still has {left} {path}",
                                 response.status
                             ),
-                            None,
                         ));
                     }
                 }
@@ -551,10 +559,13 @@ impl ScimConnector {
             let detail = scim_error_message(&response.body)
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default();
-            return ConnectorError::permanent(format!(
-                "{op}: HTTP {}: not supported by this service{detail}",
-                response.status
-            ));
+            return ConnectorError::new(
+                Fault::RequestRejected,
+                format!(
+                    "{op}: HTTP {}: not supported by this service{detail}",
+                    response.status
+                ),
+            );
         }
         self.http_error(response, op)
     }
@@ -564,64 +575,31 @@ impl ScimConnector {
         http_error(response, op)
     }
 
-    /// Vendor text with credentials replaced by `<redacted>` and the person's identifiers by `<person>`.
+    /// Vendor text with credentials replaced by `<redacted>` and the person's identifiers by `<person>`
+    /// (the employee id stays: it is the evidence's own key).
     fn scrub(&self, text: &str, target: Option<&Target>) -> String {
-        let mut secrets: Vec<String> = Vec::new();
-        match &self.config.auth {
-            ScimAuth::Bearer { token } => secrets.push(token.expose().to_string()),
-            ScimAuth::Anaplan {
-                username, password, ..
-            } => {
-                secrets.push(password.expose().to_string());
-                secrets.push(username.expose().to_string());
-                // The login's Basic header, which a refusing token service may repeat.
-                secrets.push(super::http::basic_credentials(
-                    username.expose(),
-                    password.expose(),
-                ));
-            }
-        }
-        if let Ok(issued) = self.issued.lock() {
-            secrets.extend(issued.iter().cloned());
-        }
-        let mut out = text.to_string();
-        for secret in &secrets {
-            out = replace_ignoring_ascii_case(&out, secret, "<redacted>", false);
-        }
-        if let Some(target) = target {
-            let person = &target.person;
-            let mut values: Vec<&str> = vec![target.account.as_str()];
-            values.extend(
-                [
-                    &person.email,
-                    &person.username,
-                    &person.upn,
-                    &person.display_name,
-                ]
+        let Some(target) = target else {
+            return self.mask.mask(text);
+        };
+        let person = &target.person;
+        let identifiers = [
+            Some(target.account.as_str()),
+            person.email.as_deref(),
+            person.username.as_deref(),
+            person.upn.as_deref(),
+            person.display_name.as_deref(),
+        ];
+        self.mask.mask_with_person(
+            text,
+            identifiers
                 .into_iter()
-                .filter_map(|v| v.as_deref()),
-            );
-            // Longest first, so an email is replaced whole before the username inside it.
-            values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-            for value in values {
-                // A two-letter name would blank out ordinary words; the employee id is not scrubbed at all.
-                if value.chars().count() >= 3 && value != person.employee_id {
-                    out = replace_ignoring_ascii_case(&out, value, "<person>", true);
-                    if let Ok(quoted) = serde_json::to_string(value) {
-                        let inner = &quoted[1..quoted.len() - 1];
-                        if inner != value {
-                            out = replace_ignoring_ascii_case(&out, inner, "<person>", true);
-                        }
-                    }
-                }
-            }
-        }
-        out
+                .flatten()
+                .filter(|v| *v != person.employee_id),
+        )
     }
 
-    fn scrubbed(&self, mut e: ConnectorError, target: Option<&Target>) -> ConnectorError {
-        e.reason = self.scrub(&e.reason, target);
-        e
+    fn scrubbed(&self, e: ConnectorError, target: Option<&Target>) -> ConnectorError {
+        e.map_reason(|r| self.scrub(r, target))
     }
 
     async fn check(&self) -> Result<String, ConnectorError> {
@@ -784,14 +762,14 @@ pub fn read_answers(
 /// The body as JSON, or a retryable error: a proxy's HTML page or a cut-off answer may be gone next time.
 fn read_json(response: &HttpResponse, op: &str) -> Result<Value, ConnectorError> {
     serde_json::from_slice(&response.body).map_err(|_| {
-        ConnectorError::retryable(
+        ConnectorError::new(
+            Fault::Malformed,
             format!(
                 "{op}: HTTP {} but the body is not JSON (Content-Type {:?}): {}",
                 response.status,
                 response.content_type(),
                 body_excerpt(&response.body)
             ),
-            None,
         )
     })
 }
@@ -802,13 +780,13 @@ fn read_list(response: &HttpResponse, op: &str) -> Result<List, ConnectorError> 
         return Err(e);
     }
     let not_a_list = || {
-        ConnectorError::retryable(
+        ConnectorError::new(
+            Fault::Malformed,
             format!(
                 "{op}: HTTP {} but the body is not a SCIM ListResponse: {}",
                 response.status,
                 body_excerpt(&response.body)
             ),
-            None,
         )
     };
     if !body.is_object() {
@@ -839,13 +817,13 @@ fn read_resource(response: &HttpResponse, op: &str) -> Result<Value, ConnectorEr
         return Err(e);
     }
     if !body.is_object() || attr(&body, "id").is_none() {
-        return Err(ConnectorError::retryable(
+        return Err(ConnectorError::new(
+            Fault::Malformed,
             format!(
                 "{op}: HTTP {} but the body is not a SCIM resource: {}",
                 response.status,
                 body_excerpt(&response.body)
             ),
-            None,
         ));
     }
     Ok(body)
@@ -866,7 +844,9 @@ fn user_id<'a>(user: &'a Value, op: &str) -> Result<&'a str, ConnectorError> {
     attr(user, "id")
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| ConnectorError::retryable(format!("{op}: a returned user has no id"), None))
+        .ok_or_else(|| {
+            ConnectorError::new(Fault::Malformed, format!("{op}: a returned user has no id"))
+        })
 }
 
 /// A SCIM error (RFC 7644 §3.12) inside a success answer, classified by its own `status`.
@@ -887,15 +867,16 @@ fn error_in_body(body: &Value, op: &str) -> Option<ConnectorError> {
     });
     let message = error_message(body).unwrap_or_else(|| "no detail".into());
     Some(match status {
-        Some(status) => ConnectorError {
-            class: classify_http_status(status, None),
-            reason: format!(
-                "{op}: the service answered success with a SCIM error {status}: {message}"
-            ),
-        },
-        None => ConnectorError::retryable(
+        Some(status) => ConnectorError::new(
+            Fault::Status {
+                status,
+                retry_after: None,
+            },
+            format!("{op}: the service answered success with a SCIM error {status}: {message}"),
+        ),
+        None => ConnectorError::new(
+            Fault::NotApplied,
             format!("{op}: the service answered success with a SCIM error: {message}"),
-            None,
         ),
     })
 }
@@ -928,9 +909,9 @@ fn scim_type(body: &[u8]) -> Option<String> {
 }
 
 fn partial(op: &str) -> ConnectorError {
-    ConnectorError::retryable(
+    ConnectorError::new(
+        Fault::NotApplied,
         format!("{op}: HTTP 207: the service applied the change only in part"),
-        None,
     )
 }
 
@@ -1022,19 +1003,22 @@ fn token_answer(
     if !response.is_success() || refused_in_body {
         if matches!(response.status, 401 | 403) || refused_in_body {
             let detail = message.map(|m| format!(": {m}")).unwrap_or_default();
-            return Err(ConnectorError::retryable(
+            return Err(ConnectorError::new(
+                Fault::CredentialRefused,
                 format!(
                     "{op}: HTTP {}{detail}: Anaplan refused the login; check the connector's auth credentials",
                     response.status
                 ),
-                Some(AUTH_RETRY_AFTER),
             ));
         }
         return Err(status_error(response, op, message.as_deref()));
     }
     // No body excerpt here: a cut-off token answer would put the token itself into the reason.
     let malformed = |what: &str| {
-        ConnectorError::retryable(format!("{op}: HTTP {} but {what}", response.status), None)
+        ConnectorError::new(
+            Fault::Malformed,
+            format!("{op}: HTTP {} but {what}", response.status),
+        )
     };
     let body = parsed.ok_or_else(|| malformed("the body is not JSON"))?;
     let info = attr(&body, "tokenInfo").ok_or_else(|| match &message {
@@ -1045,9 +1029,9 @@ fn token_answer(
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
-            ConnectorError::retryable(
+            ConnectorError::new(
+                Fault::Malformed,
                 format!("{op}: HTTP {} but no tokenValue", response.status),
-                None,
             )
         })?;
     let server_now = response
@@ -1084,36 +1068,6 @@ fn token_lifetime(
     }
 }
 
-/// Replaces every occurrence of `needle` in `text`, ignoring ASCII case; with `whole_word`, only where it is
-/// not part of a longer word (so the name "ann" leaves "cannot" alone).
-fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str, whole_word: bool) -> String {
-    if needle.is_empty() {
-        return text.to_string();
-    }
-    // ASCII lower-casing keeps every byte offset, so offsets found here are valid in `text`.
-    let haystack = text.to_ascii_lowercase();
-    let needle = needle.to_ascii_lowercase();
-    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for (at, _) in haystack.match_indices(&needle) {
-        if at < last {
-            continue;
-        }
-        let end = at + needle.len();
-        if whole_word
-            && (is_word(text[..at].chars().next_back()) || is_word(text[end..].chars().next()))
-        {
-            continue;
-        }
-        out.push_str(&text[last..at]);
-        out.push_str(with);
-        last = at + needle.len();
-    }
-    out.push_str(&text[last..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1123,6 +1077,27 @@ mod tests {
     use crate::domain::Person;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
+
+    const CONNECTOR_HEAD: &str = "[[connector]]\nname = \"anaplan\"\nkind = \"scim\"\n";
+
+    fn load(dir: &Path, connector: &str) -> Result<Config, crate::config::ConfigError> {
+        for name in ["token", "password"] {
+            let path = dir.join(name);
+            std::fs::write(&path, "s3cret-value\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Config::from_toml_str(
+            &format!("{CONNECTOR_HEAD}{connector}"),
+            &dir.join("offboard.toml"),
+        )
+    }
+
+    fn scim_config(config: &Config) -> &ScimConfig {
+        match &config.connectors[0].kind {
+            ConnectorKind::Scim(scim) => scim,
+            other => panic!("not a scim connector: {}", other.as_str()),
+        }
+    }
 
     #[test]
     fn filter_values_are_json_strings() {
@@ -1286,43 +1261,6 @@ mod tests {
         .unwrap();
         assert_eq!(e.class, ErrorClass::Permanent);
         assert!(e.reason.ends_with("SCIM error 400: invalidFilter: bad"));
-    }
-
-    #[test]
-    fn whole_word_replacement_leaves_longer_words_alone() {
-        assert_eq!(
-            replace_ignoring_ascii_case("Ann cannot find ANN, ann@x", "ann", "<p>", true),
-            "<p> cannot find <p>, <p>@x"
-        );
-        assert_eq!(
-            replace_ignoring_ascii_case("xTOKENx token", "token", "<r>", false),
-            "x<r>x <r>"
-        );
-        assert_eq!(
-            replace_ignoring_ascii_case("é ann é", "ann", "<p>", true),
-            "é <p> é"
-        );
-    }
-
-    const CONNECTOR_HEAD: &str = "[[connector]]\nname = \"anaplan\"\nkind = \"scim\"\n";
-
-    fn load(dir: &Path, connector: &str) -> Result<Config, crate::config::ConfigError> {
-        for name in ["token", "password"] {
-            let path = dir.join(name);
-            std::fs::write(&path, "s3cret-value\n").unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        Config::from_toml_str(
-            &format!("{CONNECTOR_HEAD}{connector}"),
-            &dir.join("offboard.toml"),
-        )
-    }
-
-    fn scim_config(config: &Config) -> &ScimConfig {
-        match &config.connectors[0].kind {
-            ConnectorKind::Scim(scim) => scim,
-            other => panic!("not a scim connector: {}", other.as_str()),
-        }
     }
 
     #[test]
