@@ -166,19 +166,9 @@ fn row_hash(row: &AuditRow) -> String {
     );
     // Cannot fail: strings, numbers and nulls only.
     let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
+    hex::encode(Sha256::digest(&bytes))
 }
 
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
 
 /// Appends `entry` in the caller's write transaction and returns its sequence number.
 ///
@@ -441,11 +431,5 @@ mod tests {
             let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
             assert_eq!(row_hash(&r), expected);
         }
-    }
-
-    #[test]
-    fn hex_is_lower_case_two_digits_per_byte() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(hex(&[]), "");
     }
 }

@@ -189,7 +189,7 @@ fn without_url(e: &reqwest::Error) -> String {
 
 /// SHA-256 of the input, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::audit::hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Parses a feed document (CSV or JSON, as configured) into intake records, or the file error
