@@ -169,7 +169,6 @@ fn row_hash(row: &AuditRow) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
-
 /// Appends `entry` in the caller's write transaction and returns its sequence number.
 ///
 /// For more than one entry in a transaction use a [`Chain`], which reads the head once and writes many rows
