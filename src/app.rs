@@ -3,19 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::Pool as SqlitePool;
 use anyhow::Context;
 use serde::Serialize;
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, watch};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connectors::Registry;
-use crate::db;
 use crate::feed::{self, PollOutcome};
 use crate::http::{Health, HttpState};
 use crate::metrics::Metrics;
+use crate::store;
 use crate::worker::{DrainSummary, Workers};
 use std::sync::atomic::Ordering;
 
@@ -81,7 +81,7 @@ impl From<PollOutcome> for PollSummary {
 impl App {
     /// Opens the database (applying migrations) and builds the connectors.
     pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let pool = db::open(
+        let pool = store::open(
             &config.database.path,
             config.database.max_connections,
             config.database.busy_timeout,
@@ -125,11 +125,7 @@ impl App {
             None => None,
         };
         let drain = self.workers().drain().await?;
-        let (pending, held): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'held'), 0) FROM removals",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (pending, held) = crate::store::reads::pending_and_held(&self.pool).await?;
         Ok(OnceSummary {
             poll,
             drain,

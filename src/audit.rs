@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{FromRow, SqlitePool};
 
-use crate::db::{Script, Tx, parse_ts, statement_sizes, ts};
+use crate::store::{Script, Tx, parse_ts, statement_sizes, ts};
 
 /// The actor recorded for the daemon's own actions.
 pub const DAEMON: &str = "offboard";

@@ -3,23 +3,23 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::store::Pool as SqlitePool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::SqlitePool;
 
 use crate::app::App;
 use crate::audit::{self, Verification};
-use crate::batches;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connectors::Registry;
 use crate::domain::{RemovalState, StatusValues};
 use crate::feed::intake::{self, Batch, BatchSource, Record};
 use crate::feed::rows::{self, RawRow, RawValue, RowRules};
-use crate::queue::{self, RemovalFilter, RetrySelection};
+use crate::store::batches;
+use crate::store::queue::{self, RemovalFilter, RetrySelection};
 
 /// offboard: removes a leaver's access to every SaaS app on the day HR says they leave, and proves it.
 #[derive(Debug, Parser)]
@@ -273,9 +273,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         }
         Command::Migrate => {
             let pool = open(&config).await?;
-            let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-                .fetch_one(&pool)
-                .await?;
+            let applied = crate::store::reads::migrations_applied(&pool).await?;
             writeln!(out, "ok: the schema is up to date ({applied} migrations)")?;
             Ok(0)
         }
@@ -652,7 +650,7 @@ async fn open_existing(config: &Config) -> anyhow::Result<SqlitePool> {
 }
 
 async fn open(config: &Config) -> anyhow::Result<SqlitePool> {
-    crate::db::open(
+    crate::store::open(
         &config.database.path,
         config.database.max_connections,
         config.database.busy_timeout,
@@ -661,11 +659,7 @@ async fn open(config: &Config) -> anyhow::Result<SqlitePool> {
 }
 
 async fn failed_count(pool: &SqlitePool) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM removals WHERE state = 'failed'")
-            .fetch_one(pool)
-            .await?,
-    )
+    crate::store::reads::failed_count(pool).await
 }
 
 async fn check_config(config: &Config, probe: bool, out: &mut impl Write) -> anyhow::Result<i32> {

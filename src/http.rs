@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::store::Pool as SqlitePool;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -11,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -119,18 +119,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 
 /// Takes and releases the write lock, so a read-only or locked-up database shows.
 pub async fn check_database_writable(pool: &SqlitePool) -> anyhow::Result<()> {
-    let mut tx = tokio::time::timeout(Duration::from_secs(5), crate::db::begin_write(pool))
-        .await
-        .map_err(|_| anyhow::anyhow!("no write lock within 5 s"))??;
-    // A write that changes nothing durable: it fails on a read-only database file.
-    sqlx::query("CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x INTEGER)")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("PRAGMA main.user_version = 0")
-        .execute(&mut *tx)
-        .await?;
-    tx.rollback().await?;
-    Ok(())
+    crate::store::reads::check_writable(pool).await
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

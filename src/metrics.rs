@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
 
-use crate::db::{parse_ts, ts};
+use crate::store::{Pool as SqlitePool, parse_ts, reads};
 
 /// Upper bounds (seconds) of the time-to-revoke histogram: 1 min to 30 days.
 pub const TTR_BUCKETS: [f64; 11] = [
@@ -122,11 +121,7 @@ impl Metrics {
     /// The Prometheus text exposition: the counters, the histogram and the database gauges.
     pub async fn render(&self, pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<String> {
         let mut out = String::new();
-        let by_state: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT connector, state, COUNT(*) FROM removals GROUP BY connector, state",
-        )
-        .fetch_all(pool)
-        .await?;
+        let by_state = reads::removals_by_connector_and_state(pool).await?;
         header(
             &mut out,
             "offboard_removals",
@@ -138,7 +133,6 @@ impl Metrics {
             .filter(|(_, state, n)| state == "pending" && *n > 0)
             .map(|(connector, _, _)| connector.as_str())
             .collect();
-        let pending = serde_json::to_string(&pending)?;
         for (connector, state, n) in &by_state {
             sample(
                 &mut out,
@@ -147,10 +141,7 @@ impl Metrics {
                 *n as f64,
             );
         }
-        let held: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM batches WHERE held = 1 AND decision IS NULL")
-                .fetch_one(pool)
-                .await?;
+        let held = reads::undecided_held_batches(pool).await?;
         header(
             &mut out,
             "offboard_held_batches",
@@ -159,14 +150,7 @@ impl Metrics {
         );
         sample(&mut out, "offboard_held_batches", &[], held as f64);
         // The oldest due time of each connector with pending removals, each read from the claim index.
-        let oldest: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(t) FROM (SELECT (SELECT due_at FROM removals WHERE state = 'pending' \
-               AND connector = c.value AND due_at <= ?2 ORDER BY due_at LIMIT 1) AS t FROM json_each(?1) AS c)",
-        )
-        .bind(&pending)
-        .bind(ts(now))
-        .fetch_one(pool)
-        .await?;
+        let oldest = reads::oldest_due_at(pool, &pending, now).await?;
         let age = match oldest {
             Some(t) => (now - parse_ts(&t)?).num_milliseconds() as f64 / 1000.0,
             None => 0.0,
@@ -183,11 +167,7 @@ impl Metrics {
             &[],
             age.max(0.0),
         );
-        let last_ok: Option<String> = sqlx::query_scalar(
-            "SELECT MAX(received_at) FROM batches WHERE source = 'feed' AND status IN ('ok', 'unchanged')",
-        )
-        .fetch_one(pool)
-        .await?;
+        let last_ok = reads::last_successful_poll_at(pool).await?;
         if let Some(t) = last_ok {
             header(
                 &mut out,

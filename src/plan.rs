@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+use crate::store::Pool as SqlitePool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::SqlitePool;
 
 use crate::audit::DAEMON;
 use crate::cli::{Format, emit};

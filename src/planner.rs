@@ -5,9 +5,9 @@ use serde_json::json;
 
 use crate::audit::{self, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
-use crate::db::{Tx, ts};
 use crate::domain::{Pattern, Person, RemovalState};
 use crate::feed::intake::PlanLine;
+use crate::store::{Tx, ts};
 
 /// When a removal is due: the termination's effective time plus the connector's grace.
 pub fn due_at(effective_at: DateTime<Utc>, connector: &ConnectorConfig) -> DateTime<Utc> {

@@ -5,11 +5,10 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, SqlitePool};
 
 use crate::cli::{Format, emit};
 use crate::config::Config;
-use crate::db::{parse_ts, ts};
+use crate::store::{Pool as SqlitePool, parse_ts, ts};
 
 /// Which terminations the report covers.
 #[derive(Debug, Clone, Default)]
@@ -89,21 +88,6 @@ pub struct Report {
     pub summary: ReportSummary,
 }
 
-#[derive(FromRow)]
-struct Raw {
-    termination_id: i64,
-    employee_id: String,
-    effective_at: String,
-    received_at: String,
-    source: String,
-    connector: String,
-    state: String,
-    outcome: Option<String>,
-    finished_at: Option<String>,
-    last_error: Option<String>,
-    batch_held: i64,
-}
-
 /// Builds the report for terminations effective in the filter's window.
 pub async fn build(
     pool: &SqlitePool,
@@ -111,19 +95,12 @@ pub async fn build(
     filter: &ReportFilter,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Report> {
-    let raw: Vec<Raw> = sqlx::query_as(
-        "SELECT t.id AS termination_id, t.employee_id, t.effective_at, b.received_at, t.source, r.connector, r.state, \
-                r.outcome, r.finished_at, r.last_error, rb.held AS batch_held \
-         FROM terminations t JOIN batches b ON b.id = t.batch_id \
-         JOIN removals r ON r.termination_id = t.id JOIN batches rb ON rb.id = r.batch_id \
-         WHERE (?1 IS NULL OR t.effective_at >= ?1) AND (?2 IS NULL OR t.effective_at < ?2) \
-           AND (?3 IS NULL OR r.connector = ?3) \
-         ORDER BY t.effective_at, t.employee_id, r.connector",
+    let raw = crate::store::reads::report_sources(
+        pool,
+        filter.since,
+        filter.until,
+        filter.connector.as_deref(),
     )
-    .bind(filter.since.map(ts))
-    .bind(filter.until.map(ts))
-    .bind(&filter.connector)
-    .fetch_all(pool)
     .await?;
 
     let sla = chrono::Duration::from_std(config.report.sla)?;

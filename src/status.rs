@@ -6,11 +6,12 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, SqlitePool};
 
 use crate::cli::{Format, write_table};
-use crate::db::{parse_ts, ts};
 use crate::domain::RemovalState;
+use crate::store::reads;
+pub use crate::store::reads::{FailedRemoval, LastPoll, OldestDue, Rehired};
+use crate::store::{Pool as SqlitePool, parse_ts, ts};
 
 /// Everything `status` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -18,7 +19,7 @@ pub struct Status {
     /// When it was gathered.
     pub at: String,
     /// Batches held by the mass-removal guard, waiting for `offboard approve` or `reject`.
-    pub held_batches: Vec<crate::batches::HeldBatch>,
+    pub held_batches: Vec<crate::store::batches::HeldBatch>,
     /// Counts per connector and state.
     pub counts: BTreeMap<String, BTreeMap<String, i64>>,
     /// The oldest pending removal that is due, if any.
@@ -33,92 +34,19 @@ pub struct Status {
     pub last_successful_poll: Option<LastPoll>,
 }
 
-/// The oldest due removal.
-#[derive(Debug, Clone, Serialize, FromRow)]
-pub struct OldestDue {
-    /// Removal id.
-    pub id: i64,
-    /// Employee.
-    pub employee_id: String,
-    /// Connector.
-    pub connector: String,
-    /// Due since.
-    pub due_at: String,
-    /// Seconds it has been due.
-    #[sqlx(skip)]
-    pub age_seconds: i64,
-}
-
-/// A failed removal.
-#[derive(Debug, Clone, Serialize, FromRow)]
-pub struct FailedRemoval {
-    /// Removal id.
-    pub id: i64,
-    /// Employee.
-    pub employee_id: String,
-    /// Connector.
-    pub connector: String,
-    /// Attempts made.
-    pub attempts: i64,
-    /// Why.
-    pub last_error: Option<String>,
-    /// When.
-    pub finished_at: Option<String>,
-}
-
-/// A rehire after removal.
-#[derive(Debug, Clone, Serialize, FromRow)]
-pub struct Rehired {
-    /// Employee.
-    pub employee_id: String,
-    /// When the termination was rescinded.
-    pub rescinded_at: Option<String>,
-    /// Connectors on which access had already been removed (comma-separated).
-    pub connectors: String,
-}
-
-/// A feed batch.
-#[derive(Debug, Clone, Serialize, FromRow)]
-pub struct LastPoll {
-    /// Batch id.
-    pub id: i64,
-    /// When.
-    pub received_at: String,
-    /// ok or failed.
-    pub status: String,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// Rows read.
-    pub rows: i64,
-    /// Rows rejected.
-    pub rejected: i64,
-    /// Terminations created.
-    pub new_terminations: i64,
-}
-
 /// Reads the status from the database.
 pub async fn gather(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<Status> {
     let mut counts: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for ((connector, state), n) in crate::queue::counts(pool).await? {
+    for ((connector, state), n) in crate::store::queue::counts(pool).await? {
         counts.entry(connector).or_default().insert(state, n);
     }
-    // The oldest due removal of each connector with pending ones, from the claim index, then the oldest.
+    // The oldest due removal of each connector with pending ones, then the oldest of those.
     let mut oldest_due: Option<OldestDue> = None;
     for (connector, states) in &counts {
         if states.get("pending").copied().unwrap_or(0) == 0 {
             continue;
         }
-        let due: Option<OldestDue> = sqlx::query_as(
-            "SELECT r.id, t.employee_id, r.connector, r.due_at FROM removals r \
-             JOIN terminations t ON t.id = r.termination_id \
-             WHERE r.id = (SELECT id FROM removals WHERE state = 'pending' AND connector = ?1 \
-                           AND due_at <= ?2 ORDER BY due_at, id LIMIT 1)",
-        )
-        .bind(connector)
-        .bind(ts(now))
-        .fetch_optional(pool)
-        .await?;
-        if let Some(due) = due
+        if let Some(due) = reads::oldest_due(pool, connector, now).await?
             && oldest_due
                 .as_ref()
                 .is_none_or(|o| (&due.due_at, due.id) < (&o.due_at, o.id))
@@ -129,40 +57,15 @@ pub async fn gather(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<Sta
     if let Some(o) = oldest_due.as_mut() {
         o.age_seconds = (now - parse_ts(&o.due_at)?).num_seconds();
     }
-    let failed = sqlx::query_as(
-        "SELECT r.id, t.employee_id, r.connector, r.attempts, r.last_error, r.finished_at FROM removals r \
-         JOIN terminations t ON t.id = r.termination_id WHERE r.state = 'failed' \
-         ORDER BY r.finished_at DESC, r.id DESC LIMIT 20",
-    )
-    .fetch_all(pool)
-    .await?;
-    let rehired_after_removal = sqlx::query_as(
-        "SELECT t.employee_id, t.rescinded_at, group_concat(r.connector, ',') AS connectors \
-         FROM terminations t JOIN removals r ON r.termination_id = t.id \
-         WHERE t.status = 'rescinded' AND r.state = 'done' GROUP BY t.id ORDER BY t.rescinded_at DESC LIMIT 50",
-    )
-    .fetch_all(pool)
-    .await?;
-    let poll = |extra: &'static str| {
-        sqlx::query_as::<_, LastPoll>(match extra {
-            "ok" => "SELECT id, received_at, status, error, rows, rejected, new_terminations FROM batches \
-                     WHERE source = 'feed' AND status = 'ok' ORDER BY id DESC LIMIT 1",
-            _ => "SELECT id, received_at, status, error, rows, rejected, new_terminations FROM batches \
-                  WHERE source = 'feed' ORDER BY id DESC LIMIT 1",
-        })
-        .fetch_optional(pool)
-    };
-    let last_poll = poll("any").await?;
-    let last_successful_poll = poll("ok").await?;
     Ok(Status {
-        held_batches: crate::batches::held(pool).await?,
+        held_batches: crate::store::batches::held(pool).await?,
         at: ts(now),
         counts,
         oldest_due,
-        failed,
-        rehired_after_removal,
-        last_poll,
-        last_successful_poll,
+        failed: reads::recent_failures(pool, 20).await?,
+        rehired_after_removal: reads::rehired_after_removal(pool, 50).await?,
+        last_poll: reads::last_feed_batch(pool, false).await?,
+        last_successful_poll: reads::last_feed_batch(pool, true).await?,
     })
 }
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::Pool as SqlitePool;
 use serde::Serialize;
-use sqlx::SqlitePool;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -18,7 +18,7 @@ use crate::connectors::classify::{self, CHECK_THE_CREDENTIALS, CredentialStep};
 use crate::connectors::{
     CallLog, ConnectorError, ErrorClass, Fault, Registry, RemovalOutcome, Resolution, Target,
 };
-use crate::queue::{self, Applied, Attempt, Claimed, Completion};
+use crate::store::queue::{self, Applied, Attempt, Claimed, Completion};
 
 /// What a drain did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

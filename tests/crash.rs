@@ -480,7 +480,7 @@ async fn progress(dir: &Path) -> String {
     if !db.exists() {
         return "no database yet".into();
     }
-    let Ok(pool) = offboard::db::connect(&db, 1, Duration::from_secs(5)).await else {
+    let Ok(pool) = offboard::store::connect(&db, 1, Duration::from_secs(5)).await else {
         return "database not readable".into();
     };
     let batches: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
@@ -521,7 +521,7 @@ async fn finish(dir: &Path, log: &Path) -> Duration {
         // The database exists once a daemon got past its migrations; the previous rounds may all have
         // been killed before that.
         if db.exists()
-            && let Ok(pool) = offboard::db::connect(&db, 1, Duration::from_secs(5)).await
+            && let Ok(pool) = offboard::store::connect(&db, 1, Duration::from_secs(5)).await
         {
             break pool;
         }
@@ -623,7 +623,7 @@ async fn sigkill_at_random_moments_loses_no_removal_and_repeats_none() {
         String::from_utf8_lossy(&verify.stderr)
     );
 
-    let pool = offboard::db::connect(
+    let pool = offboard::store::connect(
         &dir.path().join("state/offboard.db"),
         1,
         Duration::from_secs(5),

@@ -9,7 +9,7 @@ use offboard::audit::AuditRow;
 use offboard::clock::Clock;
 use offboard::config::Config;
 use offboard::feed::{self, PollOutcome, intake::BatchSummary};
-use offboard::queue::{self, RemovalFilter, RemovalView};
+use offboard::store::queue::{self, RemovalFilter, RemovalView};
 use offboard::worker::DrainSummary;
 use tempfile::TempDir;
 

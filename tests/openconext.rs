@@ -602,7 +602,7 @@ async fn secrets_never_reach_the_logs_or_the_audit_log() {
     );
     assert!(probe.contains("health OK"), "{probe}");
     let loaded = Config::load(&config).unwrap();
-    let pool = offboard::db::open(&loaded.database.path, 1, Duration::from_secs(5))
+    let pool = offboard::store::open(&loaded.database.path, 1, Duration::from_secs(5))
         .await
         .unwrap();
     let stored = stored_text(&pool).await;

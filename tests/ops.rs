@@ -357,7 +357,7 @@ async fn the_oldest_due_age_is_the_oldest_over_every_connector() {
     let oldest = due.iter().map(|(_, d)| d.clone()).min().unwrap();
     let now = t.clock.now();
     let expected =
-        (now - offboard::db::parse_ts(&oldest).unwrap()).num_milliseconds() as f64 / 1000.0;
+        (now - offboard::store::parse_ts(&oldest).unwrap()).num_milliseconds() as f64 / 1000.0;
 
     let text = t.app.metrics.render(&t.app.pool, now).await.unwrap();
 

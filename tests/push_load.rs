@@ -163,7 +163,7 @@ async fn every_acknowledged_push_survives_a_sigkill_right_after_the_last_202() {
         "every push was acknowledged: {summary}"
     );
 
-    let pool = offboard::db::connect(
+    let pool = offboard::store::connect(
         &dir.path().join("state/offboard.db"),
         1,
         Duration::from_secs(5),

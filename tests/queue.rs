@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use offboard::queue::{self, Applied, Attempt, Completion};
+use offboard::store::queue::{self, Applied, Attempt, Completion};
 
 use crate::helpers::{OK_SCRIPT, TestApp, detail};
 

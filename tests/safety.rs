@@ -1,7 +1,7 @@
 //! The mass-removal guard, approve and reject, exclusions, scope, and `plan`.
 
-use offboard::batches::{self, Decision};
 use offboard::feed::intake::PlanLine;
+use offboard::store::batches::{self, Decision};
 
 use crate::helpers::{OK_SCRIPT, TestApp};
 

@@ -656,7 +656,7 @@ async fn run_daemon(dir: &Path, employees: &[&str], pushed: &str) -> (String, St
     assert_eq!(accepted.status().as_u16(), 202);
 
     // Every removal of these leavers (and the pushed one) has been tried.
-    let pool = offboard::db::connect(&dir.join("state/offboard.db"), 1, Duration::from_secs(5))
+    let pool = offboard::store::connect(&dir.join("state/offboard.db"), 1, Duration::from_secs(5))
         .await
         .unwrap();
     let mut wanted: Vec<String> = employees.iter().map(|e| e.to_string()).collect();

@@ -17,16 +17,17 @@ use crate::vendor::Vendor;
 /// (`db::connect`: WAL, `synchronous=FULL`), through the same sqlx pool and `BEGIN IMMEDIATE`.
 pub(crate) async fn raw_commit_rate(base: &Path, commits: usize) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir_in(base)?;
-    let pool = offboard::db::connect(&dir.path().join("raw.db"), 1, Duration::from_secs(5)).await?;
+    let pool =
+        offboard::store::connect(&dir.path().join("raw.db"), 1, Duration::from_secs(5)).await?;
     sqlx::query("CREATE TABLE commits (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
         .execute(&pool)
         .await?;
     let start = Instant::now();
     for i in 0..commits {
-        let mut tx = offboard::db::begin_write(&pool).await?;
+        let mut tx = offboard::store::begin_write(&pool).await?;
         sqlx::query("INSERT INTO commits (id, at) VALUES (?, ?)")
             .bind(i64::try_from(i)?)
-            .bind(offboard::db::ts(chrono::Utc::now()))
+            .bind(offboard::store::ts(chrono::Utc::now()))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

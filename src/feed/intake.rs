@@ -12,10 +12,10 @@ use sqlx::SqlitePool;
 
 use crate::audit::{self, Chain, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
-use crate::db::{Script, Tx, begin_write, max_rowid, parse_ts, ts};
 use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
 use crate::feed::rows::Fault;
 use crate::planner;
+use crate::store::{Script, Tx, begin_write, max_rowid, parse_ts, ts};
 
 /// Where a batch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

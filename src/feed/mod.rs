@@ -6,10 +6,10 @@ pub mod json;
 pub mod push;
 pub mod rows;
 
+use crate::store::Pool as SqlitePool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::SqlitePool;
 
 use crate::audit::DAEMON;
 use crate::config::{Config, FeedConfig, FeedFormat, FeedSource, HttpAuth};
@@ -54,16 +54,7 @@ pub fn describe_source(source: &FeedSource) -> String {
     }
 }
 
-/// What the last successful poll of a source saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct FeedState {
-    /// The ETag the server sent.
-    pub etag: Option<String>,
-    /// The Last-Modified the server sent.
-    pub last_modified: Option<String>,
-    /// When the last successful poll started (the incremental cursor).
-    pub last_success_at: Option<String>,
-}
+pub use crate::store::reads::FeedState;
 
 /// A fetched document, or the server's word that it has not changed.
 #[derive(Debug, Clone)]
@@ -279,7 +270,7 @@ pub async fn read_feed(
     let next = FeedState {
         etag,
         last_modified,
-        last_success_at: Some(crate::db::ts(now)),
+        last_success_at: Some(crate::store::ts(now)),
     };
     Ok(Some((
         ReadFeed {
@@ -293,36 +284,7 @@ pub async fn read_feed(
 
 /// The saved state of a feed source.
 pub async fn load_state(pool: &SqlitePool, source_ref: &str) -> anyhow::Result<FeedState> {
-    Ok(sqlx::query_as(
-        "SELECT etag, last_modified, last_success_at FROM feed_state WHERE source_ref = ?",
-    )
-    .bind(source_ref)
-    .fetch_optional(pool)
-    .await?
-    .unwrap_or_default())
-}
-
-async fn save_state(
-    pool: &SqlitePool,
-    source_ref: &str,
-    state: &FeedState,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let mut tx = crate::db::begin_write(pool).await?;
-    sqlx::query(
-        "INSERT INTO feed_state (source_ref, etag, last_modified, last_success_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (source_ref) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, \
-         last_success_at = excluded.last_success_at, updated_at = excluded.updated_at",
-    )
-    .bind(source_ref)
-    .bind(&state.etag)
-    .bind(&state.last_modified)
-    .bind(&state.last_success_at)
-    .bind(crate::db::ts(now))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    crate::store::reads::load_feed_state(pool, source_ref).await
 }
 
 /// Polls the configured feed once: fetch, read, ingest. A fetch or file error records a failed
@@ -373,6 +335,6 @@ pub async fn poll_once(
         now,
     )
     .await?;
-    save_state(pool, &source_ref, &next, now).await?;
+    crate::store::reads::save_feed_state(pool, &source_ref, &next, now).await?;
     Ok(PollOutcome::Ingested(summary))
 }

@@ -17,6 +17,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A write transaction on the pool.
 pub type Tx = Transaction<'static, Sqlite>;
 
+/// The database handle the rest of the code passes around (cheap to clone).
+pub type Pool = SqlitePool;
+
 /// Most rows one multi-row statement carries (15 columns × 512 rows = 7,680 bound values, below SQLite's
 /// limit of 32,766).
 pub const MAX_ROWS_PER_STATEMENT: usize = 512;

@@ -10,8 +10,8 @@ use sqlx::{FromRow, SqlitePool};
 
 use crate::audit::{self, Entry};
 use crate::connectors::VendorCall;
-use crate::db::{Tx, begin_write, parse_ts, ts};
 use crate::domain::{Person, RemovalState};
+use crate::store::{Tx, begin_write, parse_ts, ts};
 
 /// A removal claimed by a worker, with what the connector needs.
 #[derive(Debug, Clone)]
@@ -892,7 +892,7 @@ mod tests {
     #[tokio::test]
     async fn claims_and_wake_ups_read_small_indexes_and_never_sort() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::db::open(&dir.path().join("q.db"), 1, Duration::from_secs(5))
+        let pool = crate::store::open(&dir.path().join("q.db"), 1, Duration::from_secs(5))
             .await
             .unwrap();
 

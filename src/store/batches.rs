@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::{FromRow, SqlitePool};
 
 use crate::audit::{self, Entry};
-use crate::db::{begin_write, ts};
+use crate::store::{begin_write, ts};
 
 /// A batch waiting for a decision.
 #[derive(Debug, Clone, Serialize, FromRow)]

@@ -1,0 +1,11 @@
+//! The store: every SQL statement of offboard lives below this module, behind named operations
+//! (claim, record an attempt, decide a held batch, read the status, ...). `sqlite` is the SQLite
+//! side: the pool, pragmas, migrations, write transactions, multi-row statements and pre-assigned
+//! ids; the other files are the operations, grouped by what they serve.
+
+pub mod batches;
+pub mod queue;
+pub mod reads;
+pub mod sqlite;
+
+pub use sqlite::*;
