@@ -3,11 +3,29 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::audit::{self, Entry};
+use crate::audit::Entry;
 use crate::config::{ConnectorConfig, SafetyConfig};
 use crate::domain::{Pattern, Person, RemovalState};
-use crate::feed::intake::PlanLine;
-use crate::store::{Tx, ts};
+use crate::store::ts;
+use serde::Serialize;
+
+/// What a batch does (or, for `offboard plan`, would do) for one person and connector.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlanLine {
+    /// The employee.
+    pub employee_id: String,
+    /// The connector, or `None` for a line about the termination itself.
+    pub connector: Option<String>,
+    /// What happens: new, held, excluded, out_of_scope, unplannable, moved, rescinded, cancelled,
+    /// rehired_after_removal, or `already_<state>` for a removal that exists.
+    pub action: String,
+    /// When the removal is due, if it is one.
+    pub due_at: Option<String>,
+    /// The account key, when it could be made.
+    pub account: Option<String>,
+    /// More words, e.g. the reason a removal cannot be planned.
+    pub note: Option<String>,
+}
 
 /// When a removal is due: the termination's effective time plus the connector's grace.
 pub fn due_at(effective_at: DateTime<Utc>, connector: &ConnectorConfig) -> DateTime<Utc> {
@@ -54,41 +72,6 @@ pub struct NewRemoval<'a> {
     pub batch_id: i64,
     /// `pending`, or `held` for a batch awaiting approval.
     pub state: RemovalState,
-}
-
-/// Inserts one removal unless (termination, connector) already has one; audited. Returns whether it
-/// was created. A removal whose account key cannot be rendered starts `failed` with the reason, so
-/// an operator sees it instead of it being silently skipped.
-pub async fn insert_removal(
-    tx: &mut Tx,
-    employee_id: &str,
-    new: NewRemoval<'_>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let stored = Stored::of(&new);
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO removals (termination_id, connector, account, state, due_at, last_error, outcome, \
-                               batch_id, created_at, updated_at, finished_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10) \
-         ON CONFLICT (termination_id, connector) DO NOTHING RETURNING id",
-    )
-    .bind(new.termination_id)
-    .bind(new.connector)
-    .bind(stored.account)
-    .bind(stored.state.as_str())
-    .bind(ts(new.due_at))
-    .bind(&stored.error)
-    .bind(stored.outcome())
-    .bind(new.batch_id)
-    .bind(ts(now))
-    .bind(stored.finished().then(|| ts(now)))
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(id) = id else {
-        return Ok(false);
-    };
-    audit::append(tx, now, planned_entry(employee_id, &new, &stored, id)).await?;
-    Ok(true)
 }
 
 /// The columns a new removal is stored with: a removal whose account key cannot be rendered starts
@@ -272,29 +255,4 @@ pub fn decide<'a>(
         });
     }
     decided
-}
-
-/// Moves the due time of a termination's pending and held removals after its effective date changed.
-pub async fn move_due(
-    tx: &mut Tx,
-    connectors: &[ConnectorConfig],
-    termination_id: i64,
-    effective_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    let mut moved = 0;
-    for c in connectors {
-        moved += sqlx::query(
-            "UPDATE removals SET due_at = ?1, updated_at = ?2 \
-             WHERE termination_id = ?3 AND connector = ?4 AND state IN ('pending', 'held')",
-        )
-        .bind(ts(due_at(effective_at, c)))
-        .bind(ts(now))
-        .bind(termination_id)
-        .bind(&c.name)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    }
-    Ok(moved)
 }

@@ -4,6 +4,7 @@
 //! ids; the other files are the operations, grouped by what they serve.
 
 pub mod batches;
+pub mod ingest;
 pub mod queue;
 pub mod reads;
 pub mod sqlite;
