@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::Pool as SqlitePool;
+use crate::store::Pool;
 use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 /// A built daemon: everything opened, nothing running yet.
 pub struct App {
     /// The database pool.
-    pub pool: SqlitePool,
+    pub pool: Pool,
     /// The validated config.
     pub config: Arc<Config>,
     /// The connectors.

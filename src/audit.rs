@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{FromRow, SqlitePool};
 
-use crate::store::{Script, Tx, parse_ts, statement_sizes, ts};
+pub use crate::store::audit_log::AuditRow;
+use crate::store::{Pool, Script, Tx, audit_log, parse_ts, statement_sizes, ts};
 
 /// The actor recorded for the daemon's own actions.
 pub const DAEMON: &str = "offboard";
@@ -101,49 +101,6 @@ impl Entry {
     }
 }
 
-/// A stored audit row.
-#[derive(Debug, Clone, FromRow, Serialize)]
-pub struct AuditRow {
-    /// Position in the chain, from 1 without gaps.
-    pub seq: i64,
-    /// When (UTC).
-    pub at: String,
-    /// Who.
-    pub actor: String,
-    /// What.
-    pub event: String,
-    /// Whose access.
-    pub employee_id: Option<String>,
-    /// Which connector.
-    pub connector: Option<String>,
-    /// Which removal.
-    pub removal_id: Option<i64>,
-    /// Which batch.
-    pub batch_id: Option<i64>,
-    /// Which attempt.
-    pub attempt: Option<i64>,
-    /// Outcome.
-    pub outcome: Option<String>,
-    /// HTTP status of a vendor call.
-    pub http_status: Option<i64>,
-    /// Duration of a vendor call in milliseconds.
-    pub duration_ms: Option<i64>,
-    /// Detail JSON text (written out as JSON, not as a string, in `--format json`).
-    #[serde(serialize_with = "detail_as_json")]
-    pub detail: String,
-    /// Hash of the previous row.
-    pub prev_hash: String,
-    /// SHA-256 over this row's content and `prev_hash`.
-    pub hash: String,
-}
-
-fn detail_as_json<S: serde::Serializer>(detail: &str, s: S) -> Result<S::Ok, S::Error> {
-    match serde_json::from_str::<serde_json::Value>(detail) {
-        Ok(value) => serde::Serialize::serialize(&value, s),
-        Err(_) => s.serialize_str(detail),
-    }
-}
-
 /// The hash of a row: SHA-256 over a JSON array of every column but `hash`, in column order.
 fn row_hash(row: &AuditRow) -> String {
     // The canonical form is the JSON array of the columns in this order, serialized straight from the
@@ -173,7 +130,11 @@ fn row_hash(row: &AuditRow) -> String {
 ///
 /// For more than one entry in a transaction use a [`Chain`], which reads the head once and writes many rows
 /// per statement; never mix the two in one transaction while a chain holds unwritten rows.
-pub async fn append(tx: &mut Tx, at: DateTime<Utc>, entry: Entry) -> Result<i64, sqlx::Error> {
+pub async fn append(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    entry: Entry,
+) -> Result<i64, crate::store::Error> {
     let mut chain = Chain::start(tx).await?;
     let seq = chain.push(at, entry);
     chain.write(tx).await?;
@@ -194,12 +155,10 @@ pub struct Chain {
 
 impl Chain {
     /// Reads the head of the chain in the caller's write transaction.
-    pub async fn start(tx: &mut Tx) -> Result<Chain, sqlx::Error> {
-        let last: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut **tx)
-                .await?;
-        let (seq, hash) = last.unwrap_or((0, GENESIS_HASH.to_string()));
+    pub async fn start(tx: &mut Tx) -> Result<Chain, crate::store::Error> {
+        let (seq, hash) = audit_log::head(tx)
+            .await?
+            .unwrap_or((0, GENESIS_HASH.to_string()));
         Ok(Chain {
             seq,
             hash,
@@ -239,12 +198,12 @@ impl Chain {
     }
 
     /// Stores the pushed rows in the caller's transaction; the chain can go on being pushed to afterwards.
-    pub async fn write(&mut self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+    pub async fn write(&mut self, tx: &mut Tx) -> Result<(), crate::store::Error> {
         // One statement per command, so each size stays prepared on the connection.
         let mut rows = std::mem::take(&mut self.pending).into_iter();
         for size in statement_sizes(rows.len()) {
             let mut script = Script::default();
-            insert_rows(&mut script, rows.by_ref().take(size))?;
+            audit_log::insert_rows(&mut script, rows.by_ref().take(size))?;
             script.execute(tx).await?;
         }
         Ok(())
@@ -252,40 +211,9 @@ impl Chain {
 
     /// Adds the inserts of the pushed rows to `script`; they are stored when it runs, and the chain can go on
     /// being pushed to meanwhile.
-    pub fn write_into(&mut self, script: &mut Script) -> Result<(), sqlx::Error> {
-        insert_rows(script, std::mem::take(&mut self.pending))
+    pub fn write_into(&mut self, script: &mut Script) -> Result<(), crate::store::Error> {
+        audit_log::insert_rows(script, std::mem::take(&mut self.pending))
     }
-}
-
-/// Adds the inserts of `rows` to `script`.
-fn insert_rows(
-    script: &mut Script,
-    rows: impl IntoIterator<Item = AuditRow, IntoIter: ExactSizeIterator>,
-) -> Result<(), sqlx::Error> {
-    script.insert(
-        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
-         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
-        15,
-        "",
-        rows,
-        |b, row| {
-            b.add(row.seq)
-                .add(row.at)
-                .add(row.actor)
-                .add(row.event)
-                .add(row.employee_id)
-                .add(row.connector)
-                .add(row.removal_id)
-                .add(row.batch_id)
-                .add(row.attempt)
-                .add(row.outcome)
-                .add(row.http_status)
-                .add(row.duration_ms)
-                .add(row.detail)
-                .add(row.prev_hash)
-                .add(row.hash);
-        },
-    )
 }
 
 /// The result of checking the chain.
@@ -309,9 +237,8 @@ pub enum Verification {
 }
 
 /// Walks the whole chain in order and reports the first row that was altered, inserted or removed.
-pub async fn verify(pool: &SqlitePool) -> anyhow::Result<Verification> {
-    let mut rows =
-        sqlx::query_as::<_, AuditRow>("SELECT * FROM audit_log ORDER BY seq").fetch(pool);
+pub async fn verify(pool: &Pool) -> anyhow::Result<Verification> {
+    let mut rows = audit_log::in_order(pool);
     let mut expected_seq = 1;
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut count = 0;
@@ -359,18 +286,14 @@ pub struct Filter {
 }
 
 /// Reads audit rows in chain order.
-pub async fn list(pool: &SqlitePool, filter: &Filter) -> anyhow::Result<Vec<AuditRow>> {
-    let rows = sqlx::query_as::<_, AuditRow>(
-        "SELECT * FROM audit_log \
-         WHERE (?1 IS NULL OR employee_id = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR connector = ?3) \
-         ORDER BY seq",
+pub async fn list(pool: &Pool, filter: &Filter) -> anyhow::Result<Vec<AuditRow>> {
+    audit_log::matching(
+        pool,
+        filter.employee_id.as_deref(),
+        filter.since,
+        filter.connector.as_deref(),
     )
-    .bind(&filter.employee_id)
-    .bind(filter.since.map(ts))
-    .bind(&filter.connector)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows)
+    .await
 }
 
 /// When an audit row was written.

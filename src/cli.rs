@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::store::Pool as SqlitePool;
+use crate::store::Pool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -638,7 +638,7 @@ pub fn parse_time_arg(s: &str) -> Option<DateTime<Utc>> {
 
 /// Opens the database for a command that reads or changes existing state: a missing file is an
 /// error (a wrong path must not show an empty, healthy-looking queue).
-async fn open_existing(config: &Config) -> anyhow::Result<SqlitePool> {
+async fn open_existing(config: &Config) -> anyhow::Result<Pool> {
     if !config.database.path.exists() {
         anyhow::bail!(
             "no database at {} (database.url in {}); check the path, or run `offboard migrate` to create it",
@@ -649,7 +649,7 @@ async fn open_existing(config: &Config) -> anyhow::Result<SqlitePool> {
     open(config).await
 }
 
-async fn open(config: &Config) -> anyhow::Result<SqlitePool> {
+async fn open(config: &Config) -> anyhow::Result<Pool> {
     crate::store::open(
         &config.database.path,
         config.database.max_connections,
@@ -658,7 +658,7 @@ async fn open(config: &Config) -> anyhow::Result<SqlitePool> {
     .await
 }
 
-async fn failed_count(pool: &SqlitePool) -> anyhow::Result<i64> {
+async fn failed_count(pool: &Pool) -> anyhow::Result<i64> {
     crate::store::reads::failed_count(pool).await
 }
 

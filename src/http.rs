@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::store::Pool as SqlitePool;
+use crate::store::Pool;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -44,7 +44,7 @@ impl Health {
 #[derive(Clone)]
 pub struct HttpState {
     /// The database.
-    pub pool: SqlitePool,
+    pub pool: Pool,
     /// The config.
     pub config: Arc<Config>,
     /// The clock.
@@ -118,7 +118,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 }
 
 /// Takes and releases the write lock, so a read-only or locked-up database shows.
-pub async fn check_database_writable(pool: &SqlitePool) -> anyhow::Result<()> {
+pub async fn check_database_writable(pool: &Pool) -> anyhow::Result<()> {
     crate::store::reads::check_writable(pool).await
 }
 

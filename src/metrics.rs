@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Pool as SqlitePool, parse_ts, reads};
+use crate::store::{Pool, parse_ts, reads};
 
 /// Upper bounds (seconds) of the time-to-revoke histogram: 1 min to 30 days.
 pub const TTR_BUCKETS: [f64; 11] = [
@@ -119,7 +119,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition: the counters, the histogram and the database gauges.
-    pub async fn render(&self, pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<String> {
+    pub async fn render(&self, pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<String> {
         let mut out = String::new();
         let by_state = reads::removals_by_connector_and_state(pool).await?;
         header(

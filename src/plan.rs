@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use crate::store::Pool as SqlitePool;
+use crate::store::Pool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -38,7 +38,7 @@ pub struct PlanItem {
 /// Reads the feed and works out the plan in a transaction that is rolled back; with `resolve`,
 /// then asks each connector's read-only lookup about the removals that would run.
 pub async fn plan(
-    pool: &SqlitePool,
+    pool: &Pool,
     config: &Config,
     resolve: bool,
     now: DateTime<Utc>,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{Format, emit};
 use crate::config::Config;
-use crate::store::{Pool as SqlitePool, parse_ts, ts};
+use crate::store::{Pool, parse_ts, ts};
 
 /// Which terminations the report covers.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +90,7 @@ pub struct Report {
 
 /// Builds the report for terminations effective in the filter's window.
 pub async fn build(
-    pool: &SqlitePool,
+    pool: &Pool,
     config: &Config,
     filter: &ReportFilter,
     now: DateTime<Utc>,

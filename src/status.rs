@@ -11,7 +11,7 @@ use crate::cli::{Format, write_table};
 use crate::domain::RemovalState;
 use crate::store::reads;
 pub use crate::store::reads::{FailedRemoval, LastPoll, OldestDue, Rehired};
-use crate::store::{Pool as SqlitePool, parse_ts, ts};
+use crate::store::{Pool, parse_ts, ts};
 
 /// Everything `status` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +35,7 @@ pub struct Status {
 }
 
 /// Reads the status from the database.
-pub async fn gather(pool: &SqlitePool, now: DateTime<Utc>) -> anyhow::Result<Status> {
+pub async fn gather(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Status> {
     let mut counts: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for ((connector, state), n) in crate::store::queue::counts(pool).await? {
         counts.entry(connector).or_default().insert(state, n);

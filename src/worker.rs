@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::Pool as SqlitePool;
+use crate::store::Pool;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -59,7 +59,7 @@ impl DrainSummary {
 /// The worker pool for one daemon.
 #[derive(Clone)]
 pub struct Workers {
-    pool: SqlitePool,
+    pool: Pool,
     config: Arc<Config>,
     registry: Arc<Registry>,
     clock: Clock,
@@ -73,12 +73,7 @@ pub struct Workers {
 
 impl Workers {
     /// Builds the pool; `owner` names this process in leases.
-    pub fn new(
-        pool: SqlitePool,
-        config: Arc<Config>,
-        registry: Arc<Registry>,
-        clock: Clock,
-    ) -> Self {
+    pub fn new(pool: Pool, config: Arc<Config>, registry: Arc<Registry>, clock: Clock) -> Self {
         let per_connector = config
             .connectors
             .iter()
@@ -617,12 +612,7 @@ struct ReclaimSchedule {
 }
 
 impl ReclaimSchedule {
-    async fn run(
-        &mut self,
-        pool: &SqlitePool,
-        clock: &Clock,
-        config: &Config,
-    ) -> anyhow::Result<()> {
+    async fn run(&mut self, pool: &Pool, clock: &Clock, config: &Config) -> anyhow::Result<()> {
         let now = clock.now();
         if self.next.is_some_and(|next| now < next) {
             return Ok(());

@@ -6,7 +6,7 @@ pub mod json;
 pub mod push;
 pub mod rows;
 
-use crate::store::Pool as SqlitePool;
+use crate::store::Pool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -283,14 +283,14 @@ pub async fn read_feed(
 }
 
 /// The saved state of a feed source.
-pub async fn load_state(pool: &SqlitePool, source_ref: &str) -> anyhow::Result<FeedState> {
+pub async fn load_state(pool: &Pool, source_ref: &str) -> anyhow::Result<FeedState> {
     crate::store::reads::load_feed_state(pool, source_ref).await
 }
 
 /// Polls the configured feed once: fetch, read, ingest. A fetch or file error records a failed
 /// batch and changes nothing else; an unchanged document (304) records an `unchanged` batch.
 pub async fn poll_once(
-    pool: &SqlitePool,
+    pool: &Pool,
     config: &Config,
     http: &reqwest::Client,
     now: DateTime<Utc>,

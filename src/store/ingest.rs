@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Pool as SqlitePool, Script, Tx, begin_write, max_rowid, parse_ts, ts};
+use super::{Pool, Script, Tx, begin_write, max_rowid, parse_ts, ts};
 use crate::audit::{self, Chain, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
 use crate::domain::{FeedRow, HrStatus, Person, RemovalState};
@@ -18,7 +18,7 @@ use crate::planner::{self, PlanLine};
 
 /// Ingests one batch in a single transaction and returns what it did.
 pub async fn ingest(
-    pool: &SqlitePool,
+    pool: &Pool,
     connectors: &[ConnectorConfig],
     safety: &SafetyConfig,
     batch: Batch,
@@ -43,7 +43,7 @@ pub async fn ingest(
 /// Works out what a batch would do, per person and connector, and rolls everything back: the
 /// same code path as [`ingest`], so the plan cannot drift from what a poll does.
 pub async fn simulate(
-    pool: &SqlitePool,
+    pool: &Pool,
     connectors: &[ConnectorConfig],
     safety: &SafetyConfig,
     batch: Batch,
@@ -732,7 +732,7 @@ async fn existing_lines(
 
 /// Records a batch that could not be read at all (fetch failed, no header, …). Nothing else changes.
 pub async fn record_failed_batch(
-    pool: &SqlitePool,
+    pool: &Pool,
     source: BatchSource,
     source_ref: Option<&str>,
     actor: &str,
@@ -767,7 +767,7 @@ pub async fn record_failed_batch(
 
 /// Records a poll whose source answered "not modified": nothing to read, nothing changes.
 pub async fn record_unchanged_batch(
-    pool: &SqlitePool,
+    pool: &Pool,
     source_ref: &str,
     actor: &str,
     now: DateTime<Utc>,
@@ -929,7 +929,7 @@ async fn rescind(
 /// connector's grace and scope do not apply: an import is an explicit, immediate clean-up.
 #[allow(clippy::too_many_arguments)]
 pub async fn import_accounts(
-    pool: &SqlitePool,
+    pool: &Pool,
     connector: &ConnectorConfig,
     safety: &SafetyConfig,
     bytes: &[u8],

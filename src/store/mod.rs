@@ -3,6 +3,7 @@
 //! side: the pool, pragmas, migrations, write transactions, multi-row statements and pre-assigned
 //! ids; the other files are the operations, grouped by what they serve.
 
+pub mod audit_log;
 pub mod batches;
 pub mod ingest;
 pub mod queue;

@@ -20,6 +20,9 @@ pub type Tx = Transaction<'static, Sqlite>;
 /// The database handle the rest of the code passes around (cheap to clone).
 pub type Pool = SqlitePool;
 
+/// What a failed statement reports.
+pub type Error = sqlx::Error;
+
 /// Most rows one multi-row statement carries (15 columns × 512 rows = 7,680 bound values, below SQLite's
 /// limit of 32,766).
 pub const MAX_ROWS_PER_STATEMENT: usize = 512;
