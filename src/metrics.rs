@@ -121,7 +121,11 @@ impl Metrics {
     /// The Prometheus text exposition: the counters, the histogram and the database gauges.
     pub async fn render(&self, pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<String> {
         let mut out = String::new();
-        let by_state = reads::removals_by_connector_and_state(pool).await?;
+        let by_state: Vec<(String, String, i64)> = crate::store::queue::counts(pool)
+            .await?
+            .into_iter()
+            .map(|((connector, state), n)| (connector, state, n))
+            .collect();
         header(
             &mut out,
             "offboard_removals",

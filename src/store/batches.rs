@@ -6,8 +6,9 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{FromRow, SqlitePool};
 
-use crate::audit::{self, Entry};
-use crate::store::{begin_write, ts};
+use super::transition::{To, transition};
+use super::{begin_write, ts};
+use crate::audit::{Chain, Entry};
 
 /// A batch waiting for a decision.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -69,8 +70,8 @@ pub async fn decide(
         Some(_) => {}
     }
     let (word, to, event) = match decision {
-        Decision::Approve => ("approved", "pending", "removal_approved"),
-        Decision::Reject => ("rejected", "cancelled", "removal_rejected"),
+        Decision::Approve => ("approved", To::Released, "removal_approved"),
+        Decision::Reject => ("rejected", To::Cancelled("rejected"), "removal_rejected"),
     };
     let removals: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT r.id, r.connector, t.employee_id FROM removals r JOIN terminations t ON t.id = r.termination_id \
@@ -79,36 +80,13 @@ pub async fn decide(
     .bind(batch_id)
     .fetch_all(&mut *tx)
     .await?;
+    let mut chain = Chain::start(&mut tx).await?;
     for (id, connector, employee) in &removals {
-        match decision {
-            Decision::Approve => {
-                sqlx::query("UPDATE removals SET state = 'pending', updated_at = ? WHERE id = ?")
-                    .bind(ts(now))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-            }
-            Decision::Reject => sqlx::query(
-                "UPDATE removals SET state = 'cancelled', outcome = 'cancelled', last_error = 'rejected', \
-                 finished_at = ?1, updated_at = ?1 WHERE id = ?2",
-            )
-            .bind(ts(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?,
-        };
-        audit::append(
-            &mut tx,
-            now,
-            Entry::by(actor, event)
-                .employee(employee)
-                .connector(connector)
-                .removal(*id)
-                .batch(batch_id)
-                .outcome(to)
-                .detail(json!({"from": "held", "to": to})),
-        )
-        .await?;
+        let entry = Entry::by(actor, event)
+            .employee(employee)
+            .connector(connector)
+            .batch(batch_id);
+        transition(&mut tx, &mut chain, *id, "held", to, entry, now).await?;
     }
     if decision == Decision::Reject {
         // The batch is judged wrong: its terminations are set aside so that a later, correct feed row
@@ -122,15 +100,13 @@ pub async fn decide(
         .fetch_all(&mut *tx)
         .await?;
         for (id, employee) in ids {
-            audit::append(
-                &mut tx,
+            chain.push(
                 now,
                 Entry::by(actor, "termination_rejected")
                     .employee(employee)
                     .batch(batch_id)
                     .detail(json!({"termination_id": id})),
-            )
-            .await?;
+            );
         }
     }
     sqlx::query("UPDATE batches SET decision = ?, decided_by = ?, decided_at = ? WHERE id = ?")
@@ -140,8 +116,7 @@ pub async fn decide(
         .bind(batch_id)
         .execute(&mut *tx)
         .await?;
-    audit::append(
-        &mut tx,
+    chain.push(
         now,
         Entry::by(
             actor,
@@ -154,8 +129,8 @@ pub async fn decide(
         .batch(batch_id)
         .outcome(word)
         .detail(json!({"removals": removals.len()})),
-    )
-    .await?;
+    );
+    chain.write(&mut tx).await?;
     tx.commit().await?;
     Ok(removals.len() as u64)
 }
@@ -170,28 +145,29 @@ pub async fn approve_planned(
 ) -> anyhow::Result<u64> {
     let mut tx = begin_write(pool).await?;
     let rows: Vec<(i64, String)> = sqlx::query_as(
-        "UPDATE removals SET state = 'pending', due_at = ?1, retry_base = attempts, outcome = NULL, \
-         last_error = NULL, finished_at = NULL, updated_at = ?1 \
-         WHERE connector = ?2 AND state = 'planned' \
-         RETURNING id, (SELECT employee_id FROM terminations t WHERE t.id = removals.termination_id)",
+        "SELECT r.id, t.employee_id FROM removals r JOIN terminations t ON t.id = r.termination_id \
+         WHERE r.connector = ? AND r.state = 'planned' ORDER BY r.id",
     )
-    .bind(ts(now))
     .bind(connector)
     .fetch_all(&mut *tx)
     .await?;
+    let mut chain = Chain::start(&mut tx).await?;
     for (id, employee) in &rows {
-        audit::append(
+        let entry = Entry::by(actor, "removal_approved")
+            .employee(employee)
+            .connector(connector);
+        transition(
             &mut tx,
+            &mut chain,
+            *id,
+            "planned",
+            To::Requeued,
+            entry,
             now,
-            Entry::by(actor, "removal_approved")
-                .employee(employee)
-                .connector(connector)
-                .removal(*id)
-                .outcome("pending")
-                .detail(json!({"from": "planned", "to": "pending"})),
         )
         .await?;
     }
+    chain.write(&mut tx).await?;
     tx.commit().await?;
     Ok(rows.len() as u64)
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::transition::{To, transition};
 use super::{Pool, Script, Tx, begin_write, max_rowid, parse_ts, ts};
 use crate::audit::{self, Chain, Entry};
 use crate::config::{ConnectorConfig, SafetyConfig};
@@ -857,24 +858,20 @@ async fn rescind(
     .fetch_all(&mut **tx)
     .await?;
     for (id, connector, state) in &cancelled {
-        sqlx::query(
-            "UPDATE removals SET state = 'cancelled', outcome = 'cancelled', last_error = 'rescinded', \
-             finished_at = ?1, updated_at = ?1 WHERE id = ?2",
-        )
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        chain.push(
+        let entry = Entry::daemon("removal_cancelled")
+            .employee(employee_id)
+            .connector(connector)
+            .batch(batch_id);
+        transition(
+            tx,
+            chain,
+            *id,
+            state,
+            To::Cancelled("rescinded"),
+            entry,
             now,
-            Entry::daemon("removal_cancelled")
-                .employee(employee_id)
-                .connector(connector)
-                .removal(*id)
-                .batch(batch_id)
-                .outcome("cancelled")
-                .detail(json!({"from": state, "to": "cancelled", "reason": "rescinded"})),
-        );
+        )
+        .await?;
         lines.push(PlanLine {
             employee_id: employee_id.to_string(),
             connector: Some(connector.clone()),

@@ -9,5 +9,6 @@ pub mod ingest;
 pub mod queue;
 pub mod reads;
 pub mod sqlite;
+pub mod transition;
 
 pub use sqlite::*;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{FromRow, SqlitePool};
 
+use super::transition::{To, transition};
 use crate::audit::{self, Entry};
 use crate::connectors::VendorCall;
 use crate::domain::{Person, RemovalState};
@@ -804,26 +805,14 @@ pub async fn retry(
             _ => {}
         }
     }
+    let mut chain = audit::Chain::start(&mut tx).await?;
     for (id, connector, state, employee) in &rows {
-        sqlx::query(
-            "UPDATE removals SET state = 'pending', due_at = ?1, retry_base = attempts, credential_refusals = 0, last_error = NULL, \
-             outcome = NULL, finished_at = NULL, updated_at = ?1 WHERE id = ?2",
-        )
-        .bind(ts(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        audit::append(
-            &mut tx,
-            now,
-            Entry::by(actor, "operator_retry")
-                .employee(employee)
-                .connector(connector)
-                .removal(*id)
-                .detail(json!({"from": state, "to": "pending"})),
-        )
-        .await?;
+        let entry = Entry::by(actor, "operator_retry")
+            .employee(employee)
+            .connector(connector);
+        transition(&mut tx, &mut chain, *id, state, To::Requeued, entry, now).await?;
     }
+    chain.write(&mut tx).await?;
     tx.commit().await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
@@ -852,25 +841,21 @@ pub async fn cancel(
             "removal {id} is {state}; only pending, held, failed or planned removals can be cancelled"
         );
     }
-    sqlx::query(
-        "UPDATE removals SET state = 'cancelled', outcome = 'cancelled', last_error = ?1, finished_at = ?2, \
-         updated_at = ?2 WHERE id = ?3",
-    )
-    .bind(reason)
-    .bind(ts(now))
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    audit::append(
+    let mut chain = audit::Chain::start(&mut tx).await?;
+    let entry = Entry::by(actor, "operator_cancel")
+        .employee(employee)
+        .connector(connector);
+    transition(
         &mut tx,
+        &mut chain,
+        id,
+        &state,
+        To::Cancelled(reason),
+        entry,
         now,
-        Entry::by(actor, "operator_cancel")
-            .employee(employee)
-            .connector(connector)
-            .removal(id)
-            .detail(json!({"from": state, "to": "cancelled", "reason": reason})),
     )
     .await?;
+    chain.write(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -175,17 +175,6 @@ pub async fn report_sources(
     .await?)
 }
 
-/// Removal counts per connector and state, for the metrics.
-pub async fn removals_by_connector_and_state(
-    pool: &Pool,
-) -> anyhow::Result<Vec<(String, String, i64)>> {
-    Ok(
-        sqlx::query_as("SELECT connector, state, COUNT(*) FROM removals GROUP BY connector, state")
-            .fetch_all(pool)
-            .await?,
-    )
-}
-
 /// Batches waiting for approve or reject.
 pub async fn undecided_held_batches(pool: &Pool) -> anyhow::Result<i64> {
     Ok(
