@@ -6,8 +6,8 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cli::{Format, emit};
 use crate::config::Config;
+use crate::output::{Format, emit};
 use crate::store::{Pool, parse_ts, ts};
 
 /// Which terminations the report covers.

@@ -7,8 +7,8 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cli::{Format, write_table};
 use crate::domain::RemovalState;
+use crate::output::{Format, write_table};
 use crate::store::reads;
 pub use crate::store::reads::{FailedRemoval, LastPoll, OldestDue, Rehired};
 use crate::store::{Pool, parse_ts, ts};

@@ -634,7 +634,7 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
         })
         .collect();
     t.write_feed(&third);
-    let plan = offboard::plan::plan(&t.app.pool, &t.app.config, false, t.clock.now())
+    let plan = offboard::preview::plan(&t.app.pool, &t.app.config, false, t.clock.now())
         .await
         .unwrap();
     let mut order: Vec<String> = plan

@@ -237,7 +237,7 @@ async fn plan_shows_every_category_and_writes_nothing() {
     let before = table_counts(&t).await;
     let head = offboard::audit::verify(&t.app.pool).await.unwrap();
 
-    let plan = offboard::plan::plan(&t.app.pool, &t.app.config, false, t.clock.now())
+    let plan = offboard::preview::plan(&t.app.pool, &t.app.config, false, t.clock.now())
         .await
         .unwrap();
 
@@ -269,7 +269,7 @@ async fn plan_shows_every_category_and_writes_nothing() {
             "max_terminations_per_batch = 1",
         );
     let t = TestApp::in_dir(t.dir, &text).await;
-    let plan = offboard::plan::plan(&t.app.pool, &t.app.config, false, t.clock.now())
+    let plan = offboard::preview::plan(&t.app.pool, &t.app.config, false, t.clock.now())
         .await
         .unwrap();
     assert!(plan.summary.held);

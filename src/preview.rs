@@ -1,4 +1,5 @@
-//! `offboard plan`: what the next poll would do, per person and connector, without writing anything.
+//! The preview behind `offboard plan`: what the next poll would do, per person and connector, without
+//! writing anything (the planner itself is `planner.rs`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,12 +10,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::audit::DAEMON;
-use crate::cli::{Format, emit};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connectors::{CallLog, Registry, Resolution, Target};
 use crate::domain::Person;
 use crate::feed::intake::{self, Batch, BatchSource, BatchSummary, PlanLine};
+use crate::output::{Format, emit};
 
 /// The plan for the feed as it reads now.
 #[derive(Debug, Clone, Serialize)]

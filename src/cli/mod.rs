@@ -1,4 +1,7 @@
-//! The command line: commands, their arguments, and their table, JSON and CSV output.
+//! The command line: commands, their arguments, and what each runs. Output formats are `output`'s;
+//! the daemon's own commands' output is `daemon`.
+
+mod daemon;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,18 +9,17 @@ use std::path::PathBuf;
 use crate::store::Pool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
-use serde::Serialize;
+use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::app::App;
 use crate::audit::{self, Verification};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::connectors::Registry;
 use crate::domain::{RemovalState, StatusValues};
 use crate::feed::intake::{self, Batch, BatchSource, Record};
 use crate::feed::rows::{self, RawRow, RawValue, RowRules};
+pub use crate::output::{Format, emit, write_table};
 use crate::store::batches;
 use crate::store::queue::{self, RemovalFilter, RetrySelection};
 
@@ -39,18 +41,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
-    /// A readable table.
-    #[default]
-    Table,
-    /// JSON, for scripts.
-    Json,
-    /// CSV (cells that a spreadsheet would run as formulas are neutralised).
-    Csv,
 }
 
 /// The commands.
@@ -238,7 +228,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         anyhow::bail!("--format csv is not available for this command; use table or json");
     }
     match cli.command {
-        Command::CheckConfig { probe } => check_config(&config, probe, &mut out).await,
+        Command::CheckConfig { probe } => daemon::check_config(&config, probe, &mut out).await,
         Command::Run { once: false, .. } => {
             let shutdown = crate::app::shutdown_on_signals()?;
             let app = App::build(config, Clock::system()).await?;
@@ -263,7 +253,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
                         &json!({"summary": summary, "failed_total": failed})
                     )?
                 )?,
-                _ => print_once_summary(&mut out, &summary, failed)?,
+                _ => daemon::print_once_summary(&mut out, &summary, failed)?,
             }
             Ok(if summary.drain.failed > 0 || failed > 0 {
                 1
@@ -391,8 +381,8 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         }
         Command::Plan { resolve, format } => {
             let pool = open_existing(&config).await?;
-            let plan = crate::plan::plan(&pool, &config, resolve, Utc::now()).await?;
-            crate::plan::print(&mut out, &plan, format)?;
+            let plan = crate::preview::plan(&pool, &config, resolve, Utc::now()).await?;
+            crate::preview::print(&mut out, &plan, format)?;
             Ok(0)
         }
         Command::Cancel { id, reason } => {
@@ -660,176 +650,4 @@ async fn open(config: &Config) -> anyhow::Result<Pool> {
 
 async fn failed_count(pool: &Pool) -> anyhow::Result<i64> {
     crate::store::reads::failed_count(pool).await
-}
-
-async fn check_config(config: &Config, probe: bool, out: &mut impl Write) -> anyhow::Result<i32> {
-    for warning in &config.warnings {
-        writeln!(out, "warning: {warning}")?;
-    }
-    if !probe {
-        writeln!(out, "ok")?;
-        return Ok(0);
-    }
-    let registry = Registry::build(config, &Clock::system())?;
-    let mut failures = 0;
-    for c in &config.connectors {
-        let Some(connector) = registry.get(&c.name) else {
-            continue;
-        };
-        match connector.probe().await {
-            Ok(msg) => writeln!(out, "connector {}: ok ({msg})", c.name)?,
-            Err(e) => {
-                failures += 1;
-                writeln!(out, "connector {}: {}", c.name, e.reason)?;
-            }
-        }
-    }
-    if failures == 0 {
-        writeln!(out, "ok")?;
-        Ok(0)
-    } else {
-        Ok(1)
-    }
-}
-
-fn print_once_summary(
-    out: &mut impl Write,
-    summary: &crate::app::OnceSummary,
-    failed_total: i64,
-) -> anyhow::Result<()> {
-    use crate::app::PollSummary;
-    match &summary.poll {
-        Some(PollSummary::Ingested(b)) => {
-            writeln!(
-                out,
-                "feed: batch {}: {} rows, {} accepted, {} rejected; {} new terminations, {} rescinded, {} moved; {} removals planned ({} excluded by never_remove), {} cancelled by rescinds",
-                b.batch_id,
-                b.rows,
-                b.accepted,
-                b.rejected,
-                b.new_terminations,
-                b.rescinded,
-                b.moved,
-                b.removals_planned,
-                b.excluded,
-                b.removals_cancelled
-            )?;
-            if b.rehired_after_removal > 0 {
-                writeln!(
-                    out,
-                    "feed: {} REHIRED AFTER REMOVAL: restore their access by hand (see `offboard status`)",
-                    b.rehired_after_removal
-                )?;
-            }
-            if b.held {
-                writeln!(
-                    out,
-                    "feed: BATCH {id} HELD by the mass-removal guard ({} new terminations, limit {}): nothing in it is removed until `offboard approve {id}` (or `offboard reject {id}`)",
-                    b.new_terminations,
-                    b.limit,
-                    id = b.batch_id
-                )?;
-            }
-        }
-        Some(PollSummary::Unchanged { batch_id }) => {
-            writeln!(out, "feed: batch {batch_id}: unchanged since the last poll")?
-        }
-        Some(PollSummary::Failed { batch_id, error }) => {
-            writeln!(out, "feed: batch {batch_id} FAILED: {error}")?
-        }
-        None => writeln!(out, "feed: none configured")?,
-    }
-    let d = &summary.drain;
-    writeln!(
-        out,
-        "removals: {} attempts; {} done, {} planned (dry-run), {} to retry, {} failed, {} cancelled",
-        d.attempts, d.done, d.planned, d.retried, d.failed, d.cancelled
-    )?;
-    writeln!(
-        out,
-        "queue: {} pending (not yet due or waiting to retry), {} held, {} failed in total",
-        summary.pending, summary.held, failed_total
-    )?;
-    Ok(())
-}
-
-/// Writes rows as a table, CSV, or the serialisable items as JSON.
-pub fn emit<T: Serialize>(
-    out: &mut impl Write,
-    format: Format,
-    headers: &[&str],
-    rows: &[Vec<String>],
-    items: &[T],
-) -> anyhow::Result<()> {
-    match format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(items)?)?,
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(headers)?;
-            for row in rows {
-                w.write_record(row.iter().map(|c| rows::csv_safe_cell(c).into_owned()))?;
-            }
-            w.flush()?;
-        }
-        Format::Table => write_table(out, headers, rows)?,
-    }
-    Ok(())
-}
-
-/// Writes an aligned text table; long cells are cut so one row stays one line.
-pub fn write_table(
-    out: &mut impl Write,
-    headers: &[&str],
-    rows: &[Vec<String>],
-) -> std::io::Result<()> {
-    const MAX: usize = 60;
-    let clean = |s: &str| -> String {
-        let s: String = s
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        if s.chars().count() > MAX {
-            let mut cut: String = s.chars().take(MAX - 1).collect();
-            cut.push('…');
-            cut
-        } else {
-            s
-        }
-    };
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| clean(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in &cells {
-        for (i, c) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-    }
-    let line = |out: &mut dyn Write, items: &[String]| -> std::io::Result<()> {
-        let mut s = String::new();
-        for (i, item) in items.iter().enumerate() {
-            let w = widths.get(i).copied().unwrap_or(0);
-            if i + 1 == items.len() {
-                s.push_str(item);
-            } else {
-                s.push_str(item);
-                s.push_str(&" ".repeat(w.saturating_sub(item.chars().count()) + 2));
-            }
-        }
-        writeln!(out, "{}", s.trim_end())
-    };
-    line(
-        out,
-        &headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>(),
-    )?;
-    for row in &cells {
-        line(out, row)?;
-    }
-    if cells.is_empty() {
-        writeln!(out, "(none)")?;
-    }
-    Ok(())
 }
