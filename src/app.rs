@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::connectors::Registry;
 use crate::feed::{self, PollOutcome};
 use crate::http::{Health, HttpState};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PollResult};
 use crate::store;
 use crate::worker::{DrainSummary, Workers};
 use std::sync::atomic::Ordering;
@@ -228,7 +228,7 @@ impl App {
                     match feed::poll_once(&pool, &config, &http, clock.now()).await {
                         Ok(PollOutcome::Ingested(s)) => {
                             failing_since = None;
-                            metrics.add("offboard_feed_polls_total", &[("result", "ingested")], 1);
+                            metrics.poll(PollResult::Ingested);
                             metrics.batch(&s);
                             tracing::info!(
                                 batch_id = s.batch_id,
@@ -243,11 +243,11 @@ impl App {
                         }
                         Ok(PollOutcome::Unchanged { batch_id }) => {
                             failing_since = None;
-                            metrics.add("offboard_feed_polls_total", &[("result", "unchanged")], 1);
+                            metrics.poll(PollResult::Unchanged);
                             tracing::info!(batch_id, "Feed unchanged since the last poll.");
                         }
                         Ok(PollOutcome::Failed { batch_id, error }) => {
-                            metrics.add("offboard_feed_polls_total", &[("result", "failed")], 1);
+                            metrics.poll(PollResult::Failed);
                             let since = *failing_since.get_or_insert_with(|| clock.now());
                             if clock.now() - since >= alert_after {
                                 tracing::error!(
@@ -259,7 +259,7 @@ impl App {
                             }
                         }
                         Err(e) => {
-                            metrics.add("offboard_feed_polls_total", &[("result", "failed")], 1);
+                            metrics.poll(PollResult::Failed);
                             tracing::warn!(error = %format!("{e:#}"), "Feed poll failed.");
                         }
                     }

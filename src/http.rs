@@ -71,10 +71,7 @@ async fn metrics(State(state): State<HttpState>) -> Response {
     match state.metrics.render(&state.pool, state.clock.now()).await {
         Ok(text) => (
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
+            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
             text,
         )
             .into_response(),
@@ -207,9 +204,7 @@ async fn push(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
         .collect();
     if !rejected.is_empty() {
         let bad = records.iter().filter(|r| r.result.is_err()).count() as u64;
-        state
-            .metrics
-            .add("offboard_feed_rejected_rows_total", &[], bad);
+        state.metrics.rejected_rows(bad);
         return (
             StatusCode::BAD_REQUEST,
             axum::Json(json!({

@@ -1,13 +1,22 @@
-//! Prometheus metrics: counters and a time-to-revoke histogram kept in the process, and queue
-//! gauges read from the database at scrape time. Labels are bounded: connector, state, result.
-
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+//! Prometheus metrics with `prometheus-client`: typed counters and a time-to-revoke histogram kept in
+//! the process, each a field (a misspelt metric does not compile), and queue gauges read from the
+//! database at scrape time. Labels are bounded: connector, state, result. Served in the OpenMetrics
+//! text format. prometheus-client writes label values as they are, without escaping: every value here
+//! is a connector name (config allows only a-z, 0-9, '_' and '-') or one of our own words.
 
 use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::store::{Pool, parse_ts, reads};
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the time-to-revoke histogram: 1 min to 30 days.
 pub const TTR_BUCKETS: [f64; 11] = [
@@ -24,249 +33,211 @@ pub const TTR_BUCKETS: [f64; 11] = [
     2_592_000.0,
 ];
 
-type Labels = Vec<(&'static str, String)>;
-
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: [u64; TTR_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// A removal attempt's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    connector: String,
+    result: String,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    counters: BTreeMap<(&'static str, Labels), u64>,
-    ttr: BTreeMap<String, Histogram>,
+/// A feed poll's label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
 }
 
-/// The daemon's metrics.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    inner: Mutex<Inner>,
+/// A connector's label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabel {
+    connector: String,
 }
 
-/// Counter descriptions: name, help.
-const COUNTERS: &[(&str, &str)] = &[
-    (
-        "offboard_removal_attempts_total",
-        "Removal attempts by connector and result.",
-    ),
-    (
-        "offboard_feed_polls_total",
-        "Feed polls by result (ingested, unchanged, failed).",
-    ),
-    (
-        "offboard_feed_rejected_rows_total",
-        "Feed and push rows rejected by validation.",
-    ),
-    (
-        "offboard_batches_held_total",
-        "Batches held by the mass-removal guard.",
-    ),
-    (
-        "offboard_rehired_after_removal_total",
-        "People rehired after a removal was already done.",
-    ),
-];
+/// A removal count's labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    connector: String,
+    state: String,
+}
 
-impl Metrics {
-    /// Adds `by` to a counter.
-    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], by: u64) {
-        let labels: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-        if let Ok(mut inner) = self.inner.lock() {
-            *inner.counters.entry((name, labels)).or_default() += by;
+fn ttr_histogram() -> Histogram {
+    Histogram::new(TTR_BUCKETS)
+}
+
+/// The result of a feed poll, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollResult {
+    /// A document was read and ingested.
+    Ingested,
+    /// The document had not changed.
+    Unchanged,
+    /// The poll failed.
+    Failed,
+}
+
+impl PollResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingested => "ingested",
+            Self::Unchanged => "unchanged",
+            Self::Failed => "failed",
         }
     }
+}
 
+/// The daemon's metrics. Cloning the families shares their values, so a scrape registers clones.
+#[derive(Debug)]
+pub struct Metrics {
+    attempts: Family<AttemptLabels, Counter>,
+    polls: Family<ResultLabel, Counter>,
+    rejected_rows: Counter,
+    batches_held: Counter,
+    rehired_after_removal: Counter,
+    time_to_revoke: Family<ConnectorLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            attempts: Family::default(),
+            polls: Family::default(),
+            rejected_rows: Counter::default(),
+            batches_held: Counter::default(),
+            rehired_after_removal: Counter::default(),
+            time_to_revoke: Family::new_with_constructor(ttr_histogram),
+        }
+    }
+}
+
+impl Metrics {
     /// Records one attempt's result.
     pub fn attempt(&self, connector: &str, result: &str) {
-        self.add(
-            "offboard_removal_attempts_total",
-            &[("connector", connector), ("result", result)],
-            1,
-        );
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                connector: connector.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one feed poll.
+    pub fn poll(&self, result: PollResult) {
+        self.polls
+            .get_or_create(&ResultLabel {
+                result: result.as_str().to_string(),
+            })
+            .inc();
     }
 
     /// Records a removal's time to revoke (effective time to done).
     pub fn time_to_revoke(&self, connector: &str, seconds: f64) {
-        if let Ok(mut inner) = self.inner.lock() {
-            let h = inner.ttr.entry(connector.to_string()).or_default();
-            for (i, bound) in TTR_BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += seconds.max(0.0);
-        }
+        self.time_to_revoke
+            .get_or_create(&ConnectorLabel {
+                connector: connector.to_string(),
+            })
+            .observe(seconds.max(0.0));
+    }
+
+    /// Records rows rejected by validation outside a batch (a refused push).
+    pub fn rejected_rows(&self, rows: u64) {
+        self.rejected_rows.inc_by(rows);
     }
 
     /// Records what an intake batch did.
     pub fn batch(&self, summary: &crate::feed::intake::BatchSummary) {
-        if summary.rejected > 0 {
-            self.add("offboard_feed_rejected_rows_total", &[], summary.rejected);
-        }
+        self.rejected_rows.inc_by(summary.rejected);
         if summary.held {
-            self.add("offboard_batches_held_total", &[], 1);
+            self.batches_held.inc();
         }
-        if summary.rehired_after_removal > 0 {
-            self.add(
-                "offboard_rehired_after_removal_total",
-                &[],
-                summary.rehired_after_removal,
-            );
-        }
+        self.rehired_after_removal
+            .inc_by(summary.rehired_after_removal);
     }
 
-    /// The Prometheus text exposition: the counters, the histogram and the database gauges.
+    /// The OpenMetrics text exposition: the counters, the histogram and the database gauges.
     pub async fn render(&self, pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<String> {
-        let mut out = String::new();
-        let by_state: Vec<(String, String, i64)> = crate::store::queue::counts(pool)
-            .await?
-            .into_iter()
-            .map(|((connector, state), n)| (connector, state, n))
-            .collect();
-        header(
-            &mut out,
-            "offboard_removals",
-            "Removals by connector and state.",
-            "gauge",
-        );
-        let pending: Vec<&str> = by_state
-            .iter()
-            .filter(|(_, state, n)| state == "pending" && *n > 0)
-            .map(|(connector, _, _)| connector.as_str())
-            .collect();
-        for (connector, state, n) in &by_state {
-            sample(
-                &mut out,
-                "offboard_removals",
-                &[("connector", connector), ("state", state)],
-                *n as f64,
-            );
+        let mut registry = Registry::default();
+
+        let removals = Family::<StateLabels, Gauge>::default();
+        let mut pending = Vec::new();
+        for ((connector, state), n) in crate::store::queue::counts(pool).await? {
+            if state == "pending" && n > 0 {
+                pending.push(connector.clone());
+            }
+            removals
+                .get_or_create(&StateLabels { connector, state })
+                .set(n);
         }
-        let held = reads::undecided_held_batches(pool).await?;
-        header(
-            &mut out,
-            "offboard_held_batches",
-            "Batches waiting for approve or reject.",
-            "gauge",
+        registry.register(
+            "offboard_removals",
+            "Removals by connector and state",
+            removals,
         );
-        sample(&mut out, "offboard_held_batches", &[], held as f64);
-        // The oldest due time of each connector with pending removals, each read from the claim index.
-        let oldest = reads::oldest_due_at(pool, &pending, now).await?;
-        let age = match oldest {
+
+        let held = Gauge::<i64>::default();
+        held.set(reads::undecided_held_batches(pool).await?);
+        registry.register(
+            "offboard_held_batches",
+            "Batches waiting for approve or reject",
+            held,
+        );
+
+        let pending: Vec<&str> = pending.iter().map(String::as_str).collect();
+        let age = match reads::oldest_due_at(pool, &pending, now).await? {
             Some(t) => (now - parse_ts(&t)?).num_milliseconds() as f64 / 1000.0,
             None => 0.0,
         };
-        header(
-            &mut out,
+        let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        oldest.set(age.max(0.0));
+        registry.register(
             "offboard_oldest_due_removal_age_seconds",
-            "How long the oldest due, pending removal has waited (0 when none).",
-            "gauge",
+            "How long the oldest due, pending removal has waited (0 when none)",
+            oldest,
         );
-        sample(
-            &mut out,
-            "offboard_oldest_due_removal_age_seconds",
-            &[],
-            age.max(0.0),
-        );
-        let last_ok = reads::last_successful_poll_at(pool).await?;
-        if let Some(t) = last_ok {
-            header(
-                &mut out,
+
+        if let Some(t) = reads::last_successful_poll_at(pool).await? {
+            let last = Gauge::<i64>::default();
+            last.set(parse_ts(&t)?.timestamp());
+            registry.register(
                 "offboard_last_successful_poll_timestamp_seconds",
-                "Unix time of the last successful feed poll.",
-                "gauge",
-            );
-            sample(
-                &mut out,
-                "offboard_last_successful_poll_timestamp_seconds",
-                &[],
-                parse_ts(&t)?.timestamp() as f64,
+                "Unix time of the last successful feed poll",
+                last,
             );
         }
 
-        let Ok(inner) = self.inner.lock() else {
-            return Ok(out);
-        };
-        for (name, help) in COUNTERS {
-            header(&mut out, name, help, "counter");
-            let mut any = false;
-            for ((n, labels), value) in &inner.counters {
-                if n == name {
-                    any = true;
-                    let labels: Vec<(&str, &str)> =
-                        labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    sample(&mut out, name, &labels, *value as f64);
-                }
-            }
-            if !any && !name.ends_with("attempts_total") && !name.ends_with("polls_total") {
-                sample(&mut out, name, &[], 0.0);
-            }
-        }
-        let name = "offboard_time_to_revoke_seconds";
-        header(
-            &mut out,
-            name,
-            "Time from a termination's effective time to its removal, per connector.",
-            "histogram",
+        registry.register(
+            "offboard_removal_attempts",
+            "Removal attempts by connector and result",
+            self.attempts.clone(),
         );
-        for (connector, h) in &inner.ttr {
-            for (bound, count) in TTR_BUCKETS.iter().zip(h.counts) {
-                let le = format!("{bound}");
-                sample(
-                    &mut out,
-                    &format!("{name}_bucket"),
-                    &[("connector", connector), ("le", &le)],
-                    count as f64,
-                );
-            }
-            sample(
-                &mut out,
-                &format!("{name}_bucket"),
-                &[("connector", connector), ("le", "+Inf")],
-                h.count as f64,
-            );
-            sample(
-                &mut out,
-                &format!("{name}_sum"),
-                &[("connector", connector)],
-                h.sum,
-            );
-            sample(
-                &mut out,
-                &format!("{name}_count"),
-                &[("connector", connector)],
-                h.count as f64,
-            );
-        }
+        registry.register(
+            "offboard_feed_polls",
+            "Feed polls by result (ingested, unchanged, failed)",
+            self.polls.clone(),
+        );
+        registry.register(
+            "offboard_feed_rejected_rows",
+            "Feed and push rows rejected by validation",
+            self.rejected_rows.clone(),
+        );
+        registry.register(
+            "offboard_batches_held",
+            "Batches held by the mass-removal guard",
+            self.batches_held.clone(),
+        );
+        registry.register(
+            "offboard_rehired_after_removal",
+            "People rehired after a removal was already done",
+            self.rehired_after_removal.clone(),
+        );
+        registry.register(
+            "offboard_time_to_revoke_seconds",
+            "Time from a termination's effective time to its removal, per connector",
+            self.time_to_revoke.clone(),
+        );
+
+        let mut out = String::new();
+        encode(&mut out, &registry)?;
         Ok(out)
     }
-}
-
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let escaped = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = write!(out, "{k}=\"{escaped}\"");
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
 }
 
 #[cfg(test)]
@@ -274,10 +245,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn label_values_are_escaped() {
+    fn counters_end_in_total_with_their_labels() {
+        let m = Metrics::default();
+        m.attempt("panopto-staff", "done");
+        m.poll(PollResult::Failed);
+        let mut registry = Registry::default();
+        registry.register("x", "attempts", m.attempts.clone());
+        registry.register("p", "polls", m.polls.clone());
         let mut out = String::new();
-        sample(&mut out, "m", &[("connector", "a\"b\\c\nd")], 1.0);
-        assert_eq!(out, "m{connector=\"a\\\"b\\\\c\\nd\"} 1\n");
+        encode(&mut out, &registry).unwrap();
+        assert!(
+            out.contains("x_total{connector=\"panopto-staff\",result=\"done\"} 1"),
+            "{out}"
+        );
+        assert!(out.contains("p_total{result=\"failed\"} 1"), "{out}");
+        assert!(out.ends_with("# EOF\n"), "{out}");
     }
 
     #[test]
@@ -285,11 +267,22 @@ mod tests {
         let m = Metrics::default();
         m.time_to_revoke("x", 30.0);
         m.time_to_revoke("x", 4000.0);
-        let inner = m.inner.lock().unwrap();
-        let h = &inner.ttr["x"];
-        assert_eq!(h.counts[0], 1);
-        assert_eq!(h.counts[3], 1);
-        assert_eq!(h.counts[4], 2);
-        assert_eq!(h.count, 2);
+        let mut registry = Registry::default();
+        registry.register("ttr", "t", m.time_to_revoke.clone());
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        assert!(
+            out.contains("ttr_bucket{le=\"60.0\",connector=\"x\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ttr_bucket{le=\"3600.0\",connector=\"x\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ttr_bucket{le=\"14400.0\",connector=\"x\"} 2"),
+            "{out}"
+        );
+        assert!(out.contains("ttr_count{connector=\"x\"} 2"), "{out}");
     }
 }
