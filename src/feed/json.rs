@@ -17,6 +17,7 @@ use std::fmt;
 use serde::Deserializer;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use super::visit::scalar_visits;
 use crate::domain::FeedRow;
 use crate::feed::rows::{
     Fault, Field, FileError, RawField, RawRow, RawValue, Reason, RowRules, check_row,
@@ -239,6 +240,12 @@ impl<'de> DeserializeSeed<'de> for Skip {
     }
 }
 
+impl Skip {
+    fn done<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 impl<'de> Visitor<'de> for Skip {
     type Value = ();
 
@@ -246,41 +253,7 @@ impl<'de> Visitor<'de> for Skip {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i128<E>(self, _: i128) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u128<E>(self, _: u128) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
-    }
+    scalar_visits!(done, done);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element_seed(Skip)?.is_some() {}
@@ -820,6 +793,11 @@ impl Locate<'_, '_, '_> {
         }
         Ok(())
     }
+
+    /// Null never resolves a pointer, and null records are no records.
+    fn null<E>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 impl<'de> Visitor<'de> for Locate<'_, '_, '_> {
@@ -829,42 +807,7 @@ impl<'de> Visitor<'de> for Locate<'_, '_, '_> {
         f.write_str("a JSON document")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_i128<E>(self, _: i128) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_u128<E>(self, _: u128) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        self.scalar()
-    }
-
-    /// Null never resolves a pointer, and null records are no records.
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
-    }
+    scalar_visits!(scalar, null);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let reader = self.reader;

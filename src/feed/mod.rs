@@ -5,6 +5,7 @@ pub mod intake;
 pub mod json;
 pub mod push;
 pub mod rows;
+mod visit;
 
 use crate::store::Pool;
 use anyhow::Context;

@@ -14,6 +14,7 @@ use std::fmt;
 use serde::Deserializer;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use super::visit::scalar_visits;
 use crate::domain::{FeedRow, StatusValues};
 use crate::feed::json::{
     ATTRIBUTES, Found, KeySeed, Skip, Slot, ValueSeed, attributes_fault, decode, document_text,
@@ -108,6 +109,13 @@ impl<'de> DeserializeSeed<'de> for Body<'_, '_> {
     }
 }
 
+impl Body<'_, '_> {
+    /// Anything but a record or an array of records: no records to read.
+    fn no_records<E>(self) -> Result<Option<Vec<PushRecord>>, E> {
+        Ok(None)
+    }
+}
+
 impl<'de> Visitor<'de> for Body<'_, '_> {
     type Value = Option<Vec<PushRecord>>;
 
@@ -115,41 +123,7 @@ impl<'de> Visitor<'de> for Body<'_, '_> {
         f.write_str("a record or an array of records")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i128<E>(self, _: i128) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u128<E>(self, _: u128) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    scalar_visits!(no_records, no_records);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut records = Vec::new();
@@ -194,6 +168,12 @@ impl RecordSeed<'_, '_> {
     }
 }
 
+impl RecordSeed<'_, '_> {
+    fn not_a_record<E>(self) -> Result<Result<FeedRow, Vec<Fault>>, E> {
+        Ok(self.not_an_object())
+    }
+}
+
 impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
     type Value = Result<FeedRow, Vec<Fault>>;
 
@@ -201,41 +181,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         f.write_str("a record")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_i128<E>(self, _: i128) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_u128<E>(self, _: u128) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
-
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(self.not_an_object())
-    }
+    scalar_visits!(not_a_record, not_a_record);
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         Skip.visit_seq(seq)?;
@@ -333,6 +279,11 @@ impl AttributesSeed<'_> {
         self.attributes.wrong_type = true;
         Ok(())
     }
+
+    /// `"attributes": null` is no attributes, as null is absent for every field.
+    fn absent<E>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 impl<'de> Visitor<'de> for AttributesSeed<'_> {
@@ -342,42 +293,7 @@ impl<'de> Visitor<'de> for AttributesSeed<'_> {
         f.write_str("an object of strings")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        self.wrong_type()
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        self.wrong_type()
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        self.wrong_type()
-    }
-
-    fn visit_i128<E>(self, _: i128) -> Result<(), E> {
-        self.wrong_type()
-    }
-
-    fn visit_u128<E>(self, _: u128) -> Result<(), E> {
-        self.wrong_type()
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        self.wrong_type()
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        self.wrong_type()
-    }
-
-    /// `"attributes": null` is no attributes, as null is absent for every field.
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
-    }
+    scalar_visits!(wrong_type, absent);
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         Skip.visit_seq(seq)?;
