@@ -8,6 +8,7 @@ pub mod batches;
 pub mod ingest;
 pub mod queue;
 pub mod reads;
+pub mod removals;
 pub mod sqlite;
 pub mod transition;
 
