@@ -14,12 +14,11 @@ use std::fmt;
 use serde::Deserializer;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use super::visit::scalar_visits;
-use crate::domain::{FeedRow, StatusValues};
-use crate::feed::json::{
+use super::visit::{
     ATTRIBUTES, Found, KeySeed, Skip, Slot, ValueSeed, attributes_fault, decode, document_text,
-    finish,
+    finish, scalar_visits,
 };
+use crate::domain::{FeedRow, StatusValues};
 use crate::feed::rows::{Fault, Field, RawRow, Reason, RowRules, check_row};
 
 /// One record of a push body.
