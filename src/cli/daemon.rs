@@ -1,12 +1,64 @@
-//! The daemon's own commands' output: `check-config` (with `--probe`, each connector's read-only
-//! check) and the summary of `run --once`.
+//! The daemon's own commands: `run` (until SIGTERM, or `--once` with its summary), `check-config`
+//! (with `--probe`, each connector's read-only check) and `migrate`.
 
 use std::io::Write;
 
+use serde_json::json;
+
+use super::open;
+use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connectors::Registry;
+use crate::output::Format;
 
+/// `offboard run`: the daemon, until SIGTERM or SIGINT.
+pub(super) async fn run(config: Config) -> anyhow::Result<i32> {
+    let shutdown = crate::app::shutdown_on_signals()?;
+    let app = App::build(config, Clock::system()).await?;
+    tracing::info!(
+        connectors = app.config.connectors.len(),
+        feed = app.config.feed.is_some(),
+        "offboard started."
+    );
+    app.run_until_stopped(shutdown).await?;
+    tracing::info!("offboard stopped.");
+    Ok(0)
+}
+
+/// `offboard run --once`: one poll, everything due, a summary; exit 1 when anything is failed.
+pub(super) async fn run_once(
+    config: Config,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let app = App::build(config, Clock::system()).await?;
+    let summary = app.run_once().await?;
+    let failed = crate::store::reads::failed_count(&app.pool).await?;
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"summary": summary, "failed_total": failed}))?
+        )?,
+        _ => print_once_summary(out, &summary, failed)?,
+    }
+    Ok(if summary.drain.failed > 0 || failed > 0 {
+        1
+    } else {
+        0
+    })
+}
+
+/// `offboard migrate`: creates the database or brings its schema up to date.
+pub(super) async fn migrate(config: &Config, out: &mut impl Write) -> anyhow::Result<i32> {
+    let pool = open(config).await?;
+    let applied = crate::store::reads::migrations_applied(&pool).await?;
+    writeln!(out, "ok: the schema is up to date ({applied} migrations)")?;
+    Ok(0)
+}
+
+/// `offboard check-config`: the config's warnings, then "ok", or each probe's failure (exit 1).
 pub(super) async fn check_config(
     config: &Config,
     probe: bool,
@@ -41,7 +93,7 @@ pub(super) async fn check_config(
     }
 }
 
-pub(super) fn print_once_summary(
+fn print_once_summary(
     out: &mut impl Write,
     summary: &crate::app::OnceSummary,
     failed_total: i64,

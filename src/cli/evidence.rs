@@ -1,0 +1,102 @@
+//! The evidence: `report` (per leaver and connector: when access was removed, time to revoke, SLA
+//! breaches), `audit` (the log) and `audit verify` (its hash chain).
+
+use std::io::Write;
+
+use chrono::Utc;
+
+use super::{open_existing, time_arg};
+use crate::audit::{self, Verification};
+use crate::config::Config;
+use crate::output::{Format, emit};
+
+/// `offboard report`.
+pub(super) async fn report(
+    config: &Config,
+    since: Option<&str>,
+    until: Option<&str>,
+    connector: Option<String>,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    let filter = crate::report::ReportFilter {
+        since: time_arg("--since", since)?,
+        until: time_arg("--until", until)?,
+        connector,
+    };
+    let report = crate::report::build(&pool, config, &filter, Utc::now()).await?;
+    crate::report::print(out, &report, format)?;
+    Ok(0)
+}
+
+/// `offboard audit verify`: exit 1 when the chain is broken.
+pub(super) async fn verify(config: &Config, out: &mut impl Write) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    match audit::verify(&pool).await? {
+        Verification::Ok { rows, head } => {
+            writeln!(out, "ok: {rows} rows, chain head {head}")?;
+            Ok(0)
+        }
+        Verification::Broken { seq, reason } => {
+            writeln!(out, "broken at row {seq}: {reason}")?;
+            Ok(1)
+        }
+    }
+}
+
+/// `offboard audit`: the log's rows, of one employee or connector, from a time on.
+pub(super) async fn list(
+    config: &Config,
+    employee: Option<String>,
+    connector: Option<String>,
+    since: Option<&str>,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    let filter = audit::Filter {
+        employee_id: employee,
+        since: time_arg("--since", since)?,
+        connector,
+    };
+    let rows = audit::list(&pool, &filter).await?;
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.seq.to_string(),
+                r.at.clone(),
+                r.actor.clone(),
+                r.event.clone(),
+                r.employee_id.clone().unwrap_or_default(),
+                r.connector.clone().unwrap_or_default(),
+                r.removal_id.map(|v| v.to_string()).unwrap_or_default(),
+                r.attempt.map(|v| v.to_string()).unwrap_or_default(),
+                r.outcome.clone().unwrap_or_default(),
+                r.http_status.map(|v| v.to_string()).unwrap_or_default(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    emit(
+        out,
+        format,
+        &[
+            "seq",
+            "at",
+            "actor",
+            "event",
+            "employee",
+            "connector",
+            "removal",
+            "attempt",
+            "outcome",
+            "http",
+            "detail",
+        ],
+        &table,
+        &rows,
+    )?;
+    Ok(0)
+}

@@ -1,0 +1,178 @@
+//! The commands that feed terminations in by hand or show what the feed would do: `plan` (the
+//! preview), `enqueue` (one termination) and `import` (a vendor's export as one batch).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::Args;
+
+use super::{open, open_existing};
+use crate::config::Config;
+use crate::domain::StatusValues;
+use crate::feed::intake::{self, Batch, BatchSource, Record};
+use crate::feed::rows::{self, RawRow, RawValue, RowRules};
+use crate::output::Format;
+
+/// The termination `offboard enqueue` adds.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The HR employee id.
+    #[arg(long)]
+    pub employee_id: String,
+    /// Work email.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Username.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// UPN.
+    #[arg(long)]
+    pub upn: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Effective time (YYYY-MM-DD or RFC 3339); default now.
+    #[arg(long)]
+    pub effective: Option<String>,
+}
+
+/// `offboard plan`: reads the feed now and shows what would happen; writes nothing.
+pub(super) async fn plan(
+    config: &Config,
+    resolve: bool,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    let plan = crate::preview::plan(&pool, config, resolve, Utc::now()).await?;
+    crate::preview::print(out, &plan, format)?;
+    Ok(0)
+}
+
+/// `offboard enqueue`: one termination, checked by the feed's rules, ingested as a batch of one.
+pub(super) async fn enqueue(
+    config: &Config,
+    args: EnqueueArgs,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let EnqueueArgs {
+        employee_id,
+        email,
+        username,
+        upn,
+        display_name,
+        effective,
+    } = args;
+    let pool = open(config).await?;
+    let now = Utc::now();
+    let effective = effective.unwrap_or_else(|| now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let statuses = StatusValues::default();
+    let raw = RawRow {
+        employee_id: RawValue::Str(&employee_id).into(),
+        email: opt(&email).into(),
+        username: opt(&username).into(),
+        upn: opt(&upn).into(),
+        display_name: opt(&display_name).into(),
+        effective_date: RawValue::Str(&effective).into(),
+        status: RawValue::Str("terminated").into(),
+    };
+    let rules = RowRules {
+        statuses: &statuses,
+        timezone: config.feed.as_ref().map_or(chrono_tz::UTC, |f| f.timezone),
+        now,
+    };
+    let row = rows::check_row(&raw, &rules).map_err(|faults| {
+        anyhow::anyhow!(
+            "the termination is not valid: {}",
+            faults
+                .iter()
+                .map(|f| format!(
+                    "--{}: {}",
+                    f.field.as_deref().unwrap_or("row").replace('_', "-"),
+                    f.reason.as_str()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let summary = intake::ingest(
+        &pool,
+        &config.connectors,
+        &config.safety,
+        Batch {
+            source: BatchSource::Cli,
+            source_ref: None,
+            actor: actor.to_string(),
+            content_sha256: None,
+            records: vec![Record {
+                row: 1,
+                line: None,
+                result: Ok(row),
+            }],
+        },
+        now,
+    )
+    .await?;
+    writeln!(
+        out,
+        "batch {}: {} new termination(s), {} removal(s) planned",
+        summary.batch_id, summary.new_terminations, summary.removals_planned
+    )?;
+    Ok(0)
+}
+
+/// `offboard import`: the accounts listed in one column of a vendor's export, removed as one batch.
+pub(super) async fn import(
+    config: &Config,
+    file: &Path,
+    connector: &str,
+    column: &str,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open(config).await?;
+    let connector_config = config.connector(connector).with_context(|| {
+        format!(
+            "no connector named {connector:?} in {}",
+            config.path.display()
+        )
+    })?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let summary = intake::import_accounts(
+        &pool,
+        connector_config,
+        &config.safety,
+        &bytes,
+        column,
+        &file.display().to_string(),
+        actor,
+        Utc::now(),
+    )
+    .await?;
+    writeln!(
+        out,
+        "batch {}: {} row(s), {} account(s) queued for removal from {} ({} excluded by never_remove), {} rejected",
+        summary.batch_id,
+        summary.rows,
+        summary.removals_planned - summary.excluded,
+        connector,
+        summary.excluded,
+        summary.rejected
+    )?;
+    if summary.held {
+        writeln!(
+            out,
+            "batch {id} is HELD by the mass-removal guard (limit {}): nothing is removed until `offboard approve {id}`",
+            summary.limit,
+            id = summary.batch_id
+        )?;
+    }
+    Ok(0)
+}
+
+fn opt(v: &Option<String>) -> RawValue<'_> {
+    v.as_deref().map_or(RawValue::Absent, RawValue::Str)
+}

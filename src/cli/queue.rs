@@ -1,0 +1,157 @@
+//! The queue's commands: `status` (the queue at a glance), `removals` (the listing), `retry`,
+//! `cancel`, and `approve` / `reject` of a batch held by the mass-removal guard or of a dry-run
+//! connector's planned removals.
+
+use std::io::Write;
+
+use anyhow::Context;
+use chrono::Utc;
+
+use super::open_existing;
+use crate::config::Config;
+use crate::output::{Format, emit};
+use crate::store::batches;
+use crate::store::queue::{self, RemovalFilter, RetrySelection};
+
+/// `offboard status`.
+pub(super) async fn status(
+    config: &Config,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    let status = crate::status::gather(&pool, Utc::now()).await?;
+    crate::status::print(out, &status, format)?;
+    Ok(0)
+}
+
+/// `offboard removals`: every removal the filter selects.
+pub(super) async fn removals(
+    config: &Config,
+    filter: &RemovalFilter,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    let rows = queue::list(&pool, filter).await?;
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.employee_id.clone(),
+                r.connector.clone(),
+                r.account.clone().unwrap_or_default(),
+                r.state.clone(),
+                r.due_at.clone(),
+                r.attempts.to_string(),
+                r.outcome.clone().unwrap_or_default(),
+                r.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    emit(
+        out,
+        format,
+        &[
+            "id",
+            "employee",
+            "connector",
+            "account",
+            "state",
+            "due_at",
+            "attempts",
+            "outcome",
+            "last_error",
+        ],
+        &table,
+        &rows,
+    )?;
+    Ok(0)
+}
+
+/// `offboard retry`: one removal, or every failed one (of one connector).
+pub(super) async fn retry(
+    config: &Config,
+    selection: &RetrySelection,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    let ids = queue::retry(&pool, selection, actor, Utc::now()).await?;
+    writeln!(out, "retried {} removal(s){}", ids.len(), list_ids(&ids))?;
+    Ok(0)
+}
+
+/// `offboard approve`: a held batch, or (without one) a connector's planned removals.
+pub(super) async fn approve(
+    config: &Config,
+    batch: Option<i64>,
+    connector: Option<String>,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    match (batch, connector) {
+        (Some(batch), _) => {
+            let n = batches::decide(&pool, batch, batches::Decision::Approve, actor, Utc::now())
+                .await?;
+            writeln!(out, "approved batch {batch}: {n} removal(s) released")?;
+        }
+        (None, Some(connector)) => {
+            let c = config
+                .connector(&connector)
+                .with_context(|| format!("no connector named {connector:?}"))?;
+            if c.dry_run {
+                anyhow::bail!(
+                    "connector {connector} is still in dry-run; turn dry_run off first, or its removals end planned again"
+                );
+            }
+            let n = batches::approve_planned(&pool, &connector, actor, Utc::now()).await?;
+            writeln!(out, "approved {n} planned removal(s) of {connector}")?;
+        }
+        (None, None) => anyhow::bail!("give a batch id, or --planned --connector NAME"),
+    }
+    Ok(0)
+}
+
+/// `offboard reject`: cancels every removal of a held batch.
+pub(super) async fn reject(
+    config: &Config,
+    batch: i64,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    let n = batches::decide(&pool, batch, batches::Decision::Reject, actor, Utc::now()).await?;
+    writeln!(out, "rejected batch {batch}: {n} removal(s) cancelled")?;
+    Ok(0)
+}
+
+/// `offboard cancel`: one removal, with the reason recorded in the audit log.
+pub(super) async fn cancel(
+    config: &Config,
+    id: i64,
+    reason: &str,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let pool = open_existing(config).await?;
+    queue::cancel(&pool, id, reason, actor, Utc::now()).await?;
+    writeln!(out, "cancelled removal {id}")?;
+    Ok(0)
+}
+
+fn list_ids(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ": {}",
+            ids.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
