@@ -2,12 +2,11 @@
 //! neutralised). Shared by the CLI and the views (status, report, preview), which do not depend on
 //! the CLI.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use clap::ValueEnum;
 use serde::Serialize;
-
-use crate::feed::rows;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -35,7 +34,7 @@ pub fn emit<T: Serialize>(
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(headers)?;
             for row in rows {
-                w.write_record(row.iter().map(|c| rows::csv_safe_cell(c).into_owned()))?;
+                w.write_record(row.iter().map(|c| csv_safe_cell(c).into_owned()))?;
             }
             w.flush()?;
         }
@@ -100,4 +99,39 @@ pub fn write_table(
         writeln!(out, "(none)")?;
     }
     Ok(())
+}
+
+/// Neutralises a cell for CSV output: a cell starting with = + - @ TAB CR gets a leading single quote,
+/// so a spreadsheet opening the export shows the text instead of evaluating it as a formula.
+pub fn csv_safe_cell(s: &str) -> Cow<'_, str> {
+    match s.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{s}")),
+        _ => Cow::Borrowed(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_safe_cell_neutralises_formula_starts() {
+        for (cell, safe) in [
+            ("=1+1", "'=1+1"),
+            ("+31 20 123", "'+31 20 123"),
+            ("-5", "'-5"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+        ] {
+            assert_eq!(csv_safe_cell(cell), safe);
+            assert!(matches!(csv_safe_cell(cell), Cow::Owned(_)));
+        }
+        for plain in ["Ann", "", " =x", "'=x", "a=b", "\nx", "é"] {
+            assert!(
+                matches!(csv_safe_cell(plain), Cow::Borrowed(p) if p == plain),
+                "{plain:?}"
+            );
+        }
+    }
 }
