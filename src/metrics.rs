@@ -1,22 +1,27 @@
-//! Prometheus metrics with `prometheus-client`: typed counters and a time-to-revoke histogram kept in
-//! the process, each a field (a misspelt metric does not compile), and queue gauges read from the
-//! database at scrape time. Labels are bounded: connector, state, result. Served in the OpenMetrics
-//! text format. prometheus-client writes label values as they are, without escaping: every value here
-//! is a connector name (config allows only a-z, 0-9, '_' and '-') or one of our own words.
+//! Prometheus metrics: counters and a time-to-revoke histogram kept in the process, and queue
+//! gauges read from the database at scrape time. Every metric is a typed `prometheus-client`
+//! family declared in this file ([`Metrics::new`] for the process's, `database_gauges` for the
+//! scrape's), so a metric is addressed by a field, never by a name that could be misspelt. Labels
+//! are bounded: connector, state, result.
+
+use std::fmt;
+use std::sync::atomic::AtomicU64;
 
 use chrono::{DateTime, Utc};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, prometheus_text,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
+use crate::feed::intake::BatchSummary;
 use crate::store::{Pool, parse_ts, reads};
 
-/// The content type of [`Metrics::render`]'s text.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The `Content-Type` of [`Metrics::render`]'s text: Prometheus text format 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the time-to-revoke histogram: 1 min to 30 days.
 pub const TTR_BUCKETS: [f64; 11] = [
@@ -33,49 +38,57 @@ pub const TTR_BUCKETS: [f64; 11] = [
     2_592_000.0,
 ];
 
-/// A removal attempt's labels.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AttemptLabels {
-    connector: String,
-    result: String,
+/// What one removal attempt came to, as the `result` label of `offboard_removal_attempts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptResult {
+    /// The account was removed (or was already absent).
+    Done,
+    /// A dry-run connector recorded what it would do.
+    Planned,
+    /// The attempt failed and will be tried again.
+    Retry,
+    /// The attempt failed for good.
+    Failed,
+    /// The removal was cancelled (a rescinded termination, an exclusion).
+    Cancelled,
+    /// The claim had been taken over; the outcome was not recorded.
+    Stale,
 }
 
-/// A feed poll's label.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: String,
+impl AttemptResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Planned => "planned",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Stale => "stale",
+        }
+    }
 }
 
-/// A connector's label.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ConnectorLabel {
-    connector: String,
+impl EncodeLabelValue for AttemptResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
-/// A removal count's labels.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabels {
-    connector: String,
-    state: String,
-}
-
-fn ttr_histogram() -> Histogram {
-    Histogram::new(TTR_BUCKETS)
-}
-
-/// The result of a feed poll, as counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one feed poll came to, as the `result` label of `offboard_feed_polls_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PollResult {
-    /// A document was read and ingested.
+    /// The feed was read and its batch ingested.
     Ingested,
-    /// The document had not changed.
+    /// The server said the document had not changed.
     Unchanged,
-    /// The poll failed.
+    /// The feed could not be read or ingested.
     Failed,
 }
 
 impl PollResult {
-    fn as_str(self) -> &'static str {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Ingested => "ingested",
             Self::Unchanged => "unchanged",
@@ -84,66 +97,152 @@ impl PollResult {
     }
 }
 
-/// The daemon's metrics. Cloning the families shares their values, so a scrape registers clones.
+impl EncodeLabelValue for PollResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AttemptLabels {
+    connector: String,
+    result: AttemptResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PollLabels {
+    result: PollResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConnectorLabels {
+    connector: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RemovalLabels {
+    connector: String,
+    state: String,
+}
+
+fn time_to_revoke_histogram() -> Histogram {
+    Histogram::new(TTR_BUCKETS)
+}
+
+/// The daemon's metrics.
 #[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
     attempts: Family<AttemptLabels, Counter>,
-    polls: Family<ResultLabel, Counter>,
+    polls: Family<PollLabels, Counter>,
     rejected_rows: Counter,
     batches_held: Counter,
     rehired_after_removal: Counter,
-    time_to_revoke: Family<ConnectorLabel, Histogram, fn() -> Histogram>,
+    time_to_revoke: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self {
-            attempts: Family::default(),
-            polls: Family::default(),
-            rejected_rows: Counter::default(),
-            batches_held: Counter::default(),
-            rehired_after_removal: Counter::default(),
-            time_to_revoke: Family::new_with_constructor(ttr_histogram),
-        }
+        Self::new()
     }
 }
 
+/// Registers one metric. `help` is the whole sentence as HELP shows it: the library adds the final
+/// period itself. A counter's `name` has no `_total`: the library adds that too.
+fn register(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
+    registry.register(name, help.strip_suffix('.').unwrap_or(help), metric);
+}
+
 impl Metrics {
+    /// Every metric kept in the process, registered in the order `/metrics` shows them (after the
+    /// database gauges).
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let attempts = Family::default();
+        register(
+            &mut registry,
+            "offboard_removal_attempts",
+            "Removal attempts by connector and result.",
+            Family::clone(&attempts),
+        );
+        let polls = Family::default();
+        register(
+            &mut registry,
+            "offboard_feed_polls",
+            "Feed polls by result (ingested, unchanged, failed).",
+            Family::clone(&polls),
+        );
+        let rejected_rows = Counter::default();
+        register(
+            &mut registry,
+            "offboard_feed_rejected_rows",
+            "Feed and push rows rejected by validation.",
+            rejected_rows.clone(),
+        );
+        let batches_held = Counter::default();
+        register(
+            &mut registry,
+            "offboard_batches_held",
+            "Batches held by the mass-removal guard.",
+            batches_held.clone(),
+        );
+        let rehired_after_removal = Counter::default();
+        register(
+            &mut registry,
+            "offboard_rehired_after_removal",
+            "People rehired after a removal was already done.",
+            rehired_after_removal.clone(),
+        );
+        let time_to_revoke = Family::new_with_constructor(time_to_revoke_histogram as fn() -> _);
+        register(
+            &mut registry,
+            "offboard_time_to_revoke_seconds",
+            "Time from a termination's effective time to its removal, per connector.",
+            time_to_revoke.clone(),
+        );
+        Self {
+            registry,
+            attempts,
+            polls,
+            rejected_rows,
+            batches_held,
+            rehired_after_removal,
+            time_to_revoke,
+        }
+    }
+
     /// Records one attempt's result.
-    pub fn attempt(&self, connector: &str, result: &str) {
+    pub fn attempt(&self, connector: &str, result: AttemptResult) {
         self.attempts
             .get_or_create(&AttemptLabels {
                 connector: connector.to_string(),
-                result: result.to_string(),
+                result,
             })
             .inc();
     }
 
-    /// Records one feed poll.
+    /// Records one feed poll's result.
     pub fn poll(&self, result: PollResult) {
-        self.polls
-            .get_or_create(&ResultLabel {
-                result: result.as_str().to_string(),
-            })
-            .inc();
+        self.polls.get_or_create(&PollLabels { result }).inc();
+    }
+
+    /// Counts rows rejected by validation that no batch records (a refused push body).
+    pub fn rejected_rows(&self, rows: u64) {
+        self.rejected_rows.inc_by(rows);
     }
 
     /// Records a removal's time to revoke (effective time to done).
     pub fn time_to_revoke(&self, connector: &str, seconds: f64) {
+        // A removal done before its effective time (a negative time) falls in the first bucket.
         self.time_to_revoke
-            .get_or_create(&ConnectorLabel {
+            .get_or_create(&ConnectorLabels {
                 connector: connector.to_string(),
             })
             .observe(seconds.max(0.0));
     }
 
-    /// Records rows rejected by validation outside a batch (a refused push).
-    pub fn rejected_rows(&self, rows: u64) {
-        self.rejected_rows.inc_by(rows);
-    }
-
     /// Records what an intake batch did.
-    pub fn batch(&self, summary: &crate::feed::intake::BatchSummary) {
+    pub fn batch(&self, summary: &BatchSummary) {
         self.rejected_rows.inc_by(summary.rejected);
         if summary.held {
             self.batches_held.inc();
@@ -152,137 +251,211 @@ impl Metrics {
             .inc_by(summary.rehired_after_removal);
     }
 
-    /// The OpenMetrics text exposition: the counters, the histogram and the database gauges.
+    /// The Prometheus text exposition: the database gauges, the counters and the histogram.
     pub async fn render(&self, pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<String> {
-        let mut registry = Registry::default();
-
-        let removals = Family::<StateLabels, Gauge>::default();
-        let mut pending = Vec::new();
-        for ((connector, state), n) in crate::store::queue::counts(pool).await? {
-            if state == "pending" && n > 0 {
-                pending.push(connector.clone());
-            }
-            removals
-                .get_or_create(&StateLabels { connector, state })
-                .set(n);
-        }
-        registry.register(
-            "offboard_removals",
-            "Removals by connector and state",
-            removals,
-        );
-
-        let held = Gauge::<i64>::default();
-        held.set(reads::undecided_held_batches(pool).await?);
-        registry.register(
-            "offboard_held_batches",
-            "Batches waiting for approve or reject",
-            held,
-        );
-
-        let pending: Vec<&str> = pending.iter().map(String::as_str).collect();
-        let age = match reads::oldest_due_at(pool, &pending, now).await? {
-            Some(t) => (now - parse_ts(&t)?).num_milliseconds() as f64 / 1000.0,
-            None => 0.0,
-        };
-        let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        oldest.set(age.max(0.0));
-        registry.register(
-            "offboard_oldest_due_removal_age_seconds",
-            "How long the oldest due, pending removal has waited (0 when none)",
-            oldest,
-        );
-
-        if let Some(t) = reads::last_successful_poll_at(pool).await? {
-            let last = Gauge::<i64>::default();
-            last.set(parse_ts(&t)?.timestamp());
-            registry.register(
-                "offboard_last_successful_poll_timestamp_seconds",
-                "Unix time of the last successful feed poll",
-                last,
-            );
-        }
-
-        registry.register(
-            "offboard_removal_attempts",
-            "Removal attempts by connector and result",
-            self.attempts.clone(),
-        );
-        registry.register(
-            "offboard_feed_polls",
-            "Feed polls by result (ingested, unchanged, failed)",
-            self.polls.clone(),
-        );
-        registry.register(
-            "offboard_feed_rejected_rows",
-            "Feed and push rows rejected by validation",
-            self.rejected_rows.clone(),
-        );
-        registry.register(
-            "offboard_batches_held",
-            "Batches held by the mass-removal guard",
-            self.batches_held.clone(),
-        );
-        registry.register(
-            "offboard_rehired_after_removal",
-            "People rehired after a removal was already done",
-            self.rehired_after_removal.clone(),
-        );
-        registry.register(
-            "offboard_time_to_revoke_seconds",
-            "Time from a termination's effective time to its removal, per connector",
-            self.time_to_revoke.clone(),
-        );
-
+        let gauges = database_gauges(pool, now).await?;
         let mut out = String::new();
-        encode(&mut out, &registry)?;
+        prometheus_text::encode(&mut out, &gauges)?;
+        prometheus_text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+/// The gauges read from the database for one scrape. They are registered afresh each time, so a
+/// connector or state with no removals left leaves no stale series, and the last-poll time is shown
+/// only once a poll has succeeded.
+async fn database_gauges(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Registry> {
+    let mut registry = Registry::default();
+
+    let by_state = crate::store::queue::counts(pool).await?;
+    let removals = Family::<RemovalLabels, Gauge>::default();
+    for ((connector, state), n) in &by_state {
+        removals
+            .get_or_create(&RemovalLabels {
+                connector: connector.clone(),
+                state: state.clone(),
+            })
+            .set(*n);
+    }
+    register(
+        &mut registry,
+        "offboard_removals",
+        "Removals by connector and state.",
+        removals,
+    );
+
+    let held = Gauge::<i64>::default();
+    held.set(reads::undecided_held_batches(pool).await?);
+    register(
+        &mut registry,
+        "offboard_held_batches",
+        "Batches waiting for approve or reject.",
+        held,
+    );
+
+    // The oldest due time of each connector with pending removals, each read from the claim index.
+    let pending: Vec<&str> = by_state
+        .iter()
+        .filter(|((_, state), n)| state == "pending" && **n > 0)
+        .map(|((connector, _), _)| connector.as_str())
+        .collect();
+    let age_seconds = match reads::oldest_due_at(pool, &pending, now).await? {
+        Some(t) => (now - parse_ts(&t)?).num_milliseconds() as f64 / 1000.0,
+        None => 0.0,
+    };
+    let oldest_due_age = Gauge::<f64, AtomicU64>::default();
+    oldest_due_age.set(age_seconds.max(0.0));
+    register(
+        &mut registry,
+        "offboard_oldest_due_removal_age_seconds",
+        "How long the oldest due, pending removal has waited (0 when none).",
+        oldest_due_age,
+    );
+
+    if let Some(t) = reads::last_successful_poll_at(pool).await? {
+        let last_poll = Gauge::<i64>::default();
+        last_poll.set(parse_ts(&t)?.timestamp());
+        register(
+            &mut registry,
+            "offboard_last_successful_poll_timestamp_seconds",
+            "Unix time of the last successful feed poll.",
+            last_poll,
+        );
+    }
+    Ok(registry)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn counters_end_in_total_with_their_labels() {
-        let m = Metrics::default();
-        m.attempt("panopto-staff", "done");
-        m.poll(PollResult::Failed);
-        let mut registry = Registry::default();
-        registry.register("x", "attempts", m.attempts.clone());
-        registry.register("p", "polls", m.polls.clone());
+    fn encode(metrics: &Metrics) -> String {
         let mut out = String::new();
-        encode(&mut out, &registry).unwrap();
+        prometheus_text::encode(&mut out, &metrics.registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn names_help_and_types_are_the_documented_ones() {
+        let m = Metrics::new();
+        let text = encode(&m);
+        // A labelled family shows nothing, not even its HELP, until it has a series; counters
+        // without labels start at 0.
+        assert!(!text.contains("offboard_removal_attempts_total"), "{text}");
+        assert!(!text.contains("offboard_time_to_revoke_seconds"), "{text}");
         assert!(
-            out.contains("x_total{connector=\"panopto-staff\",result=\"done\"} 1"),
-            "{out}"
+            text.contains("\noffboard_feed_rejected_rows_total 0\n"),
+            "{text}"
         );
-        assert!(out.contains("p_total{result=\"failed\"} 1"), "{out}");
-        assert!(out.ends_with("# EOF\n"), "{out}");
+        m.attempt("scim", AttemptResult::Done);
+        m.poll(PollResult::Ingested);
+        m.time_to_revoke("scim", 1.0);
+        let text = encode(&m);
+        for (name, help, kind) in [
+            (
+                "offboard_removal_attempts_total",
+                "Removal attempts by connector and result.",
+                "counter",
+            ),
+            (
+                "offboard_feed_polls_total",
+                "Feed polls by result (ingested, unchanged, failed).",
+                "counter",
+            ),
+            (
+                "offboard_feed_rejected_rows_total",
+                "Feed and push rows rejected by validation.",
+                "counter",
+            ),
+            (
+                "offboard_batches_held_total",
+                "Batches held by the mass-removal guard.",
+                "counter",
+            ),
+            (
+                "offboard_rehired_after_removal_total",
+                "People rehired after a removal was already done.",
+                "counter",
+            ),
+            (
+                "offboard_time_to_revoke_seconds",
+                "Time from a termination's effective time to its removal, per connector.",
+                "histogram",
+            ),
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")),
+                "{name} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn counters_count_by_label() {
+        let m = Metrics::new();
+        m.attempt("scim", AttemptResult::Done);
+        m.attempt("scim", AttemptResult::Done);
+        m.attempt("scim", AttemptResult::Retry);
+        m.poll(PollResult::Unchanged);
+        m.rejected_rows(3);
+        let text = encode(&m);
+        assert!(
+            text.contains(
+                "offboard_removal_attempts_total{connector=\"scim\",result=\"done\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "offboard_removal_attempts_total{connector=\"scim\",result=\"retry\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("offboard_feed_polls_total{result=\"unchanged\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("offboard_feed_rejected_rows_total 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.attempt("a\"b\\c\nd", AttemptResult::Failed);
+        let text = encode(&m);
+        assert!(
+            text.contains("{connector=\"a\\\"b\\\\c\\nd\",result=\"failed\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn histogram_buckets_are_cumulative() {
-        let m = Metrics::default();
+        let m = Metrics::new();
         m.time_to_revoke("x", 30.0);
         m.time_to_revoke("x", 4000.0);
-        let mut registry = Registry::default();
-        registry.register("ttr", "t", m.time_to_revoke.clone());
-        let mut out = String::new();
-        encode(&mut out, &registry).unwrap();
+        let text = encode(&m);
+        let bucket = |le: &str| {
+            let prefix =
+                format!("offboard_time_to_revoke_seconds_bucket{{connector=\"x\",le=\"{le}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no bucket {le} in\n{text}"))
+                .to_string()
+        };
+        assert_eq!(bucket("60"), "1");
+        assert_eq!(bucket("3600"), "1");
+        assert_eq!(bucket("14400"), "2");
+        // Bounds are written as Go clients write them: 1209600 and 2592000 in exponent form.
+        assert_eq!(bucket("1.2096e+06"), "2");
+        assert_eq!(bucket("2.592e+06"), "2");
+        assert_eq!(bucket("+Inf"), "2");
         assert!(
-            out.contains("ttr_bucket{le=\"60.0\",connector=\"x\"} 1"),
-            "{out}"
+            text.contains("offboard_time_to_revoke_seconds_count{connector=\"x\"} 2\n"),
+            "{text}"
         );
-        assert!(
-            out.contains("ttr_bucket{le=\"3600.0\",connector=\"x\"} 1"),
-            "{out}"
-        );
-        assert!(
-            out.contains("ttr_bucket{le=\"14400.0\",connector=\"x\"} 2"),
-            "{out}"
-        );
-        assert!(out.contains("ttr_count{connector=\"x\"} 2"), "{out}");
     }
 }

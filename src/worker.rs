@@ -18,6 +18,7 @@ use crate::connectors::classify::{self, CHECK_THE_CREDENTIALS, CredentialStep};
 use crate::connectors::{
     CallLog, ConnectorError, ErrorClass, Fault, Registry, RemovalOutcome, Resolution, Target,
 };
+use crate::metrics::AttemptResult;
 use crate::store::queue::{self, Applied, Attempt, Claimed, Completion};
 
 /// What a drain did.
@@ -484,15 +485,15 @@ impl Workers {
 
     fn record_metrics(&self, claim: &Claimed, completion: &Completion, applied: Applied) {
         let result = match (applied, completion) {
-            (Applied::Stale, _) => "stale",
-            (_, Completion::Done { .. }) => "done",
-            (_, Completion::Planned { .. }) => "planned",
-            (_, Completion::Retry { .. }) => "retry",
-            (_, Completion::Failed { .. }) => "failed",
-            (_, Completion::Cancelled { .. }) => "cancelled",
+            (Applied::Stale, _) => AttemptResult::Stale,
+            (_, Completion::Done { .. }) => AttemptResult::Done,
+            (_, Completion::Planned { .. }) => AttemptResult::Planned,
+            (_, Completion::Retry { .. }) => AttemptResult::Retry,
+            (_, Completion::Failed { .. }) => AttemptResult::Failed,
+            (_, Completion::Cancelled { .. }) => AttemptResult::Cancelled,
         };
         self.metrics.attempt(&claim.connector, result);
-        if result == "done" {
+        if result == AttemptResult::Done {
             let seconds =
                 (self.clock.now() - claim.effective_at).num_milliseconds() as f64 / 1000.0;
             self.metrics.time_to_revoke(&claim.connector, seconds);
