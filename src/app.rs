@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::Pool;
 use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -15,14 +14,14 @@ use crate::connectors::Registry;
 use crate::feed::{self, PollOutcome};
 use crate::http::{Health, HttpState};
 use crate::metrics::{Metrics, PollResult};
-use crate::store;
+use crate::store::Store;
 use crate::worker::{DrainSummary, Workers};
 use std::sync::atomic::Ordering;
 
 /// A built daemon: everything opened, nothing running yet.
 pub struct App {
-    /// The database pool.
-    pub pool: Pool,
+    /// The database.
+    pub store: Store,
     /// The validated config.
     pub config: Arc<Config>,
     /// The connectors.
@@ -81,7 +80,7 @@ impl From<PollOutcome> for PollSummary {
 impl App {
     /// Opens the database (applying migrations) and builds the connectors.
     pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let pool = store::open(
+        let store = Store::open(
             &config.database.path,
             config.database.max_connections,
             config.database.busy_timeout,
@@ -94,7 +93,7 @@ impl App {
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self {
-            pool,
+            store,
             config: Arc::new(config),
             registry,
             clock,
@@ -106,7 +105,7 @@ impl App {
     /// The worker pool of this app.
     pub fn workers(&self) -> Workers {
         Workers::new(
-            self.pool.clone(),
+            self.store.clone(),
             self.config.clone(),
             self.registry.clone(),
             self.clock.clone(),
@@ -118,14 +117,14 @@ impl App {
     pub async fn run_once(&self) -> anyhow::Result<OnceSummary> {
         let poll = match &self.config.feed {
             Some(_) => Some(
-                feed::poll_once(&self.pool, &self.config, &self.http, self.clock.now())
+                feed::poll_once(&self.store, &self.config, &self.http, self.clock.now())
                     .await?
                     .into(),
             ),
             None => None,
         };
         let drain = self.workers().drain().await?;
-        let (pending, held) = crate::store::reads::pending_and_held(&self.pool).await?;
+        let (pending, held) = self.store.pending_and_held().await?;
         Ok(OnceSummary {
             poll,
             drain,
@@ -157,7 +156,7 @@ impl App {
         let http_addr = listener.local_addr()?;
         tracing::info!(address = %http_addr, "Listening for /healthz, /readyz and pushes.");
         let router = crate::http::router(HttpState {
-            pool: self.pool.clone(),
+            store: self.store.clone(),
             config: self.config.clone(),
             clock: self.clock.clone(),
             wake: waker.clone(),
@@ -204,7 +203,7 @@ impl App {
                 .context("cannot schedule the feed poll")?;
             sched.start().await.context("cannot start the scheduler")?;
             scheduler = Some(sched);
-            let pool = self.pool.clone();
+            let store = self.store.clone();
             let config = self.config.clone();
             let http = self.http.clone();
             let clock = self.clock.clone();
@@ -225,7 +224,7 @@ impl App {
                     if *stop.borrow() {
                         break;
                     }
-                    match feed::poll_once(&pool, &config, &http, clock.now()).await {
+                    match feed::poll_once(&store, &config, &http, clock.now()).await {
                         Ok(PollOutcome::Ingested(s)) => {
                             failing_since = None;
                             metrics.poll(PollResult::Ingested);
@@ -269,7 +268,7 @@ impl App {
             }));
         }
 
-        let pool = self.pool.clone();
+        let store = self.store.clone();
         let join = tokio::spawn(async move {
             let result = worker_task.await.context("the worker task panicked")?;
             if let Some(mut sched) = scheduler {
@@ -284,7 +283,7 @@ impl App {
                 Ok(_) => {}
                 Err(_) => tracing::warn!("The HTTP listener did not stop within 5 s."),
             }
-            pool.close().await;
+            store.close().await;
             result
         });
         Ok(Running { http_addr, join })

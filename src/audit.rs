@@ -6,7 +6,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use crate::store::audit_log::AuditRow;
-use crate::store::{Pool, Script, Tx, audit_log, parse_ts, statement_sizes, ts};
+use crate::store::ingest::Writes;
+use crate::store::{Store, Tx, parse_ts, ts};
 
 /// The actor recorded for the daemon's own actions.
 pub const DAEMON: &str = "offboard";
@@ -156,7 +157,8 @@ pub struct Chain {
 impl Chain {
     /// Reads the head of the chain in the caller's write transaction.
     pub async fn start(tx: &mut Tx) -> Result<Chain, crate::store::Error> {
-        let (seq, hash) = audit_log::head(tx)
+        let (seq, hash) = tx
+            .audit_head()
             .await?
             .unwrap_or((0, GENESIS_HASH.to_string()));
         Ok(Chain {
@@ -199,20 +201,14 @@ impl Chain {
 
     /// Stores the pushed rows in the caller's transaction; the chain can go on being pushed to afterwards.
     pub async fn write(&mut self, tx: &mut Tx) -> Result<(), crate::store::Error> {
-        // One statement per command, so each size stays prepared on the connection.
-        let mut rows = std::mem::take(&mut self.pending).into_iter();
-        for size in statement_sizes(rows.len()) {
-            let mut script = Script::default();
-            audit_log::insert_rows(&mut script, rows.by_ref().take(size))?;
-            script.execute(tx).await?;
-        }
-        Ok(())
+        tx.insert_audit_rows(std::mem::take(&mut self.pending))
+            .await
     }
 
-    /// Adds the inserts of the pushed rows to `script`; they are stored when it runs, and the chain can go on
+    /// Adds the pushed rows to a batch's next write; they are stored when it runs, and the chain can go on
     /// being pushed to meanwhile.
-    pub fn write_into(&mut self, script: &mut Script) -> Result<(), crate::store::Error> {
-        audit_log::insert_rows(script, std::mem::take(&mut self.pending))
+    pub fn write_into(&mut self, writes: &mut Writes) -> Result<(), crate::store::Error> {
+        writes.audit_rows(std::mem::take(&mut self.pending))
     }
 }
 
@@ -237,8 +233,8 @@ pub enum Verification {
 }
 
 /// Walks the whole chain in order and reports the first row that was altered, inserted or removed.
-pub async fn verify(pool: &Pool) -> anyhow::Result<Verification> {
-    let mut rows = audit_log::in_order(pool);
+pub async fn verify(store: &Store) -> anyhow::Result<Verification> {
+    let mut rows = store.audit_rows();
     let mut expected_seq = 1;
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut count = 0;
@@ -286,14 +282,14 @@ pub struct Filter {
 }
 
 /// Reads audit rows in chain order.
-pub async fn list(pool: &Pool, filter: &Filter) -> anyhow::Result<Vec<AuditRow>> {
-    audit_log::matching(
-        pool,
-        filter.employee_id.as_deref(),
-        filter.since,
-        filter.connector.as_deref(),
-    )
-    .await
+pub async fn list(store: &Store, filter: &Filter) -> anyhow::Result<Vec<AuditRow>> {
+    store
+        .audit_rows_matching(
+            filter.employee_id.as_deref(),
+            filter.since,
+            filter.connector.as_deref(),
+        )
+        .await
 }
 
 /// When an audit row was written.

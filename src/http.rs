@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::store::Pool;
+use crate::store::Store;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -44,7 +44,7 @@ impl Health {
 #[derive(Clone)]
 pub struct HttpState {
     /// The database.
-    pub pool: Pool,
+    pub store: Store,
     /// The config.
     pub config: Arc<Config>,
     /// The clock.
@@ -68,7 +68,7 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
-    match state.metrics.render(&state.pool, state.clock.now()).await {
+    match state.metrics.render(&state.store, state.clock.now()).await {
         Ok(text) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
@@ -90,7 +90,7 @@ async fn healthz() -> &'static str {
 /// never makes the daemon unready: restarting it would not help.
 async fn readyz(State(state): State<HttpState>) -> Response {
     let mut problems = Vec::new();
-    if let Err(e) = check_database_writable(&state.pool).await {
+    if let Err(e) = check_database_writable(&state.store).await {
         problems.push(format!("database: {e}"));
     }
     let beat = state.health.worker_heartbeat_ms.load(Ordering::Relaxed);
@@ -115,8 +115,8 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 }
 
 /// Takes and releases the write lock, so a read-only or locked-up database shows.
-pub async fn check_database_writable(pool: &Pool) -> anyhow::Result<()> {
-    crate::store::reads::check_writable(pool).await
+pub async fn check_database_writable(store: &Store) -> anyhow::Result<()> {
+    store.check_writable().await
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -230,7 +230,7 @@ async fn push(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
             .collect(),
     };
     match intake::ingest(
-        &state.pool,
+        &state.store,
         &state.config.connectors,
         &state.config.safety,
         batch,

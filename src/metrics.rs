@@ -18,7 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
 use crate::feed::intake::BatchSummary;
-use crate::store::{Pool, parse_ts, reads};
+use crate::store::{Store, parse_ts};
 
 /// The `Content-Type` of [`Metrics::render`]'s text: Prometheus text format 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -252,8 +252,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition: the database gauges, the counters and the histogram.
-    pub async fn render(&self, pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<String> {
-        let gauges = database_gauges(pool, now).await?;
+    pub async fn render(&self, store: &Store, now: DateTime<Utc>) -> anyhow::Result<String> {
+        let gauges = database_gauges(store, now).await?;
         let mut out = String::new();
         prometheus_text::encode(&mut out, &gauges)?;
         prometheus_text::encode(&mut out, &self.registry)?;
@@ -264,10 +264,10 @@ impl Metrics {
 /// The gauges read from the database for one scrape. They are registered afresh each time, so a
 /// connector or state with no removals left leaves no stale series, and the last-poll time is shown
 /// only once a poll has succeeded.
-async fn database_gauges(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Registry> {
+async fn database_gauges(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Registry> {
     let mut registry = Registry::default();
 
-    let by_state = crate::store::queue::counts(pool).await?;
+    let by_state = store.removal_counts().await?;
     let removals = Family::<RemovalLabels, Gauge>::default();
     for ((connector, state), n) in &by_state {
         removals
@@ -285,7 +285,7 @@ async fn database_gauges(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Regi
     );
 
     let held = Gauge::<i64>::default();
-    held.set(reads::undecided_held_batches(pool).await?);
+    held.set(store.undecided_held_batches().await?);
     register(
         &mut registry,
         "offboard_held_batches",
@@ -299,7 +299,7 @@ async fn database_gauges(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Regi
         .filter(|((_, state), n)| state == "pending" && **n > 0)
         .map(|((connector, _), _)| connector.as_str())
         .collect();
-    let age_seconds = match reads::oldest_due_at(pool, &pending, now).await? {
+    let age_seconds = match store.oldest_due_at(&pending, now).await? {
         Some(t) => (now - parse_ts(&t)?).num_milliseconds() as f64 / 1000.0,
         None => 0.0,
     };
@@ -312,7 +312,7 @@ async fn database_gauges(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Regi
         oldest_due_age,
     );
 
-    if let Some(t) = reads::last_successful_poll_at(pool).await? {
+    if let Some(t) = store.last_successful_poll_at().await? {
         let last_poll = Gauge::<i64>::default();
         last_poll.set(parse_ts(&t)?.timestamp());
         register(

@@ -1,9 +1,10 @@
-//! Planner: a termination × the configured connectors → removal rows, due at effective time + grace.
+//! Planner: a termination × the configured connectors → removal rows, due at effective time + grace; or, for
+//! `offboard import`, a termination × one connector and a known account → one removal, due at once. The
+//! only place where a row becomes a removal: scope, account key, `never_remove` and the first state.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::audit::Entry;
 use crate::config::{ConnectorConfig, SafetyConfig};
 use crate::domain::{Pattern, Person, RemovalState};
 use crate::store::ts;
@@ -57,6 +58,17 @@ pub fn account_for(connector: &ConnectorConfig, person: &Person) -> Result<Strin
     Ok(account)
 }
 
+/// A given account key (`offboard import`), or why the connector kind refuses it.
+fn given_account(connector: &ConnectorConfig, account: &str) -> Result<String, String> {
+    connector.kind.check_account(account).map_err(|reason| {
+        format!(
+            "the account key {account:?} is refused by connector {}: {reason}",
+            connector.name
+        )
+    })?;
+    Ok(account.to_string())
+}
+
 /// What one new removal row starts as.
 #[derive(Debug, Clone)]
 pub struct NewRemoval<'a> {
@@ -107,39 +119,6 @@ impl<'a> Stored<'a> {
             error,
         }
     }
-
-    /// The `outcome` column: set for removals that start finished.
-    pub fn outcome(&self) -> Option<&'static str> {
-        match self.state {
-            RemovalState::Failed => Some("failed"),
-            RemovalState::Cancelled => Some("cancelled"),
-            _ => None,
-        }
-    }
-
-    /// Whether the removal starts finished (`finished_at` is set).
-    pub fn finished(&self) -> bool {
-        matches!(self.state, RemovalState::Failed | RemovalState::Cancelled)
-    }
-}
-
-/// The audit entry of a planned removal that has no `termination_created` row to be listed in (an
-/// `import`).
-pub fn planned_entry(
-    employee_id: &str,
-    new: &NewRemoval<'_>,
-    stored: &Stored<'_>,
-    id: i64,
-) -> Entry {
-    Entry::daemon("removal_planned")
-        .employee(employee_id)
-        .connector(new.connector)
-        .removal(id)
-        .batch(new.batch_id)
-        .outcome(stored.state.as_str())
-        .detail(
-            json!({"to": stored.state.as_str(), "due_at": ts(new.due_at), "error": stored.error}),
-        )
 }
 
 /// A planned removal as its termination's `termination_created` audit row lists it: id, connector,
@@ -173,11 +152,20 @@ pub fn exclusion<'a>(
     connector: &'a ConnectorConfig,
     person: &Person,
 ) -> Option<&'a Pattern> {
+    exclusion_by(safety, connector, |p| p.matches_person(person))
+}
+
+/// The first `never_remove` pattern (global, then the connector's) that `matches`.
+fn exclusion_by<'a>(
+    safety: &'a SafetyConfig,
+    connector: &'a ConnectorConfig,
+    matches: impl Fn(&Pattern) -> bool,
+) -> Option<&'a Pattern> {
     safety
         .never_remove
         .iter()
         .chain(connector.never_remove.iter())
-        .find(|p| p.matches_person(person))
+        .find(|p| matches(p))
 }
 
 /// What the planner decided for one connector, before anything is stored.
@@ -199,60 +187,105 @@ pub fn decide<'a>(
     person: &Person,
     termination: Planned,
 ) -> Vec<Decided<'a>> {
-    let mut decided = Vec::with_capacity(connectors.len());
-    for c in connectors {
-        let due = due_at(termination.effective_at, c);
-        let mut line = PlanLine {
-            employee_id: person.employee_id.clone(),
-            connector: Some(c.name.clone()),
-            action: String::new(),
-            due_at: Some(ts(due)),
-            account: None,
-            note: None,
-        };
-        if !c.scope.includes(person) {
-            line.action = "out_of_scope".into();
-            line.due_at = None;
-            decided.push(Decided {
-                removal: None,
-                excluded: false,
-                line,
-            });
-            continue;
+    connectors
+        .iter()
+        .map(|c| {
+            let due = due_at(termination.effective_at, c);
+            if !c.scope.includes(person) {
+                return Decided {
+                    removal: None,
+                    excluded: false,
+                    line: PlanLine {
+                        employee_id: person.employee_id.clone(),
+                        connector: Some(c.name.clone()),
+                        action: "out_of_scope".into(),
+                        due_at: None,
+                        account: None,
+                        note: None,
+                    },
+                };
+            }
+            let excluded = exclusion(safety, c, person);
+            decided(
+                c,
+                person,
+                account_for(c, person),
+                due,
+                excluded,
+                termination,
+            )
+        })
+        .collect()
+}
+
+/// Decides the removal of a termination made for an account of a vendor's user export (`offboard
+/// import`): on `connector` only, whatever its scope, due when the termination takes effect (no grace),
+/// for the account given, unless a `never_remove` pattern matches the account.
+pub fn decide_account<'a>(
+    connector: &'a ConnectorConfig,
+    safety: &SafetyConfig,
+    person: &Person,
+    account: &str,
+    termination: Planned,
+) -> Decided<'a> {
+    let excluded = exclusion_by(safety, connector, |p| p.matches(account));
+    let account = given_account(connector, account);
+    decided(
+        connector,
+        person,
+        account,
+        termination.effective_at,
+        excluded,
+        termination,
+    )
+}
+
+/// The removal on `connector`, with the account key (or why there is none) and the pattern that excludes
+/// the person, if any.
+fn decided<'a>(
+    connector: &'a ConnectorConfig,
+    person: &Person,
+    account: Result<String, String>,
+    due: DateTime<Utc>,
+    excluded: Option<&Pattern>,
+    termination: Planned,
+) -> Decided<'a> {
+    let mut line = PlanLine {
+        employee_id: person.employee_id.clone(),
+        connector: Some(connector.name.clone()),
+        action: String::new(),
+        due_at: Some(ts(due)),
+        account: account.as_ref().ok().cloned(),
+        note: None,
+    };
+    let state = if excluded.is_some() {
+        RemovalState::Cancelled
+    } else {
+        termination.state
+    };
+    let new = NewRemoval {
+        termination_id: termination.termination_id,
+        connector: &connector.name,
+        account,
+        due_at: due,
+        batch_id: termination.batch_id,
+        state,
+    };
+    line.action = match (&new.account, excluded) {
+        (_, Some(pattern)) => {
+            line.note = Some(format!("never_remove matches {pattern}"));
+            "excluded".into()
         }
-        let account = account_for(c, person);
-        line.account = account.as_ref().ok().cloned();
-        let excluded = exclusion(safety, c, person);
-        let state = if excluded.is_some() {
-            RemovalState::Cancelled
-        } else {
-            termination.state
-        };
-        let new = NewRemoval {
-            termination_id: termination.termination_id,
-            connector: &c.name,
-            account,
-            due_at: due,
-            batch_id: termination.batch_id,
-            state,
-        };
-        line.action = match (&new.account, excluded) {
-            (_, Some(pattern)) => {
-                line.note = Some(format!("never_remove matches {pattern}"));
-                "excluded".into()
-            }
-            (Err(reason), None) => {
-                line.note = Some(reason.clone());
-                "unplannable".into()
-            }
-            (Ok(_), None) if state == RemovalState::Held => "held".into(),
-            (Ok(_), None) => "new".into(),
-        };
-        decided.push(Decided {
-            removal: Some(new),
-            excluded: excluded.is_some(),
-            line,
-        });
+        (Err(reason), None) => {
+            line.note = Some(reason.clone());
+            "unplannable".into()
+        }
+        (Ok(_), None) if state == RemovalState::Held => "held".into(),
+        (Ok(_), None) => "new".into(),
+    };
+    Decided {
+        removal: Some(new),
+        excluded: excluded.is_some(),
+        line,
     }
-    decided
 }

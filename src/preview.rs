@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use crate::store::Pool;
+use crate::store::Store;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,7 +39,7 @@ pub struct PlanItem {
 /// Reads the feed and works out the plan in a transaction that is rolled back; with `resolve`,
 /// then asks each connector's read-only lookup about the removals that would run.
 pub async fn plan(
-    pool: &Pool,
+    store: &Store,
     config: &Config,
     resolve: bool,
     now: DateTime<Utc>,
@@ -51,7 +51,7 @@ pub async fn plan(
     let http = reqwest::Client::new();
     // The whole document, as the next poll would read it (with the incremental cursor, without the
     // validators that could make the server answer "not modified").
-    let saved = crate::feed::load_state(pool, &crate::feed::describe_source(&feed.source)).await?;
+    let saved = crate::feed::load_state(store, &crate::feed::describe_source(&feed.source)).await?;
     let state = crate::feed::FeedState {
         last_success_at: saved.last_success_at,
         ..Default::default()
@@ -67,7 +67,7 @@ pub async fn plan(
         }
     }
     let (summary, lines) = intake::simulate(
-        pool,
+        store,
         &config.connectors,
         &config.safety,
         Batch {

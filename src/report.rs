@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::output::{Format, emit};
-use crate::store::{Pool, parse_ts, ts};
+use crate::store::{Store, parse_ts, ts};
 
 /// Which terminations the report covers.
 #[derive(Debug, Clone, Default)]
@@ -90,18 +90,14 @@ pub struct Report {
 
 /// Builds the report for terminations effective in the filter's window.
 pub async fn build(
-    pool: &Pool,
+    store: &Store,
     config: &Config,
     filter: &ReportFilter,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Report> {
-    let raw = crate::store::reads::report_sources(
-        pool,
-        filter.since,
-        filter.until,
-        filter.connector.as_deref(),
-    )
-    .await?;
+    let raw = store
+        .report_sources(filter.since, filter.until, filter.connector.as_deref())
+        .await?;
 
     let sla = chrono::Duration::from_std(config.report.sla)?;
     let mut rows = Vec::with_capacity(raw.len());

@@ -9,9 +9,8 @@ use serde::Serialize;
 
 use crate::domain::RemovalState;
 use crate::output::{Format, write_table};
-use crate::store::reads;
 pub use crate::store::reads::{FailedRemoval, LastPoll, OldestDue, Rehired};
-use crate::store::{Pool, parse_ts, ts};
+use crate::store::{Store, parse_ts, ts};
 
 /// Everything `status` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -35,9 +34,9 @@ pub struct Status {
 }
 
 /// Reads the status from the database.
-pub async fn gather(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Status> {
+pub async fn gather(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status> {
     let mut counts: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for ((connector, state), n) in crate::store::queue::counts(pool).await? {
+    for ((connector, state), n) in store.removal_counts().await? {
         counts.entry(connector).or_default().insert(state, n);
     }
     // The oldest due removal of each connector with pending ones, then the oldest of those.
@@ -46,7 +45,7 @@ pub async fn gather(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Status> {
         if states.get("pending").copied().unwrap_or(0) == 0 {
             continue;
         }
-        if let Some(due) = reads::oldest_due(pool, connector, now).await?
+        if let Some(due) = store.oldest_due(connector, now).await?
             && oldest_due
                 .as_ref()
                 .is_none_or(|o| (&due.due_at, due.id) < (&o.due_at, o.id))
@@ -58,14 +57,14 @@ pub async fn gather(pool: &Pool, now: DateTime<Utc>) -> anyhow::Result<Status> {
         o.age_seconds = (now - parse_ts(&o.due_at)?).num_seconds();
     }
     Ok(Status {
-        held_batches: crate::store::batches::held(pool).await?,
+        held_batches: store.held_batches().await?,
         at: ts(now),
         counts,
         oldest_due,
-        failed: reads::recent_failures(pool, 20).await?,
-        rehired_after_removal: reads::rehired_after_removal(pool, 50).await?,
-        last_poll: reads::last_feed_batch(pool, false).await?,
-        last_successful_poll: reads::last_feed_batch(pool, true).await?,
+        failed: store.recent_failures(20).await?,
+        rehired_after_removal: store.rehired_after_removal(50).await?,
+        last_poll: store.last_feed_batch(false).await?,
+        last_successful_poll: store.last_feed_batch(true).await?,
     })
 }
 

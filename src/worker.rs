@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::Pool;
+use crate::store::Store;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -19,7 +19,7 @@ use crate::connectors::{
     CallLog, ConnectorError, ErrorClass, Fault, Registry, RemovalOutcome, Resolution, Target,
 };
 use crate::metrics::AttemptResult;
-use crate::store::queue::{self, Applied, Attempt, Claimed, Completion};
+use crate::store::queue::{Applied, Attempt, Claimed, Completion};
 
 /// What a drain did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl DrainSummary {
 /// The worker pool for one daemon.
 #[derive(Clone)]
 pub struct Workers {
-    pool: Pool,
+    store: Store,
     config: Arc<Config>,
     registry: Arc<Registry>,
     clock: Clock,
@@ -74,7 +74,7 @@ pub struct Workers {
 
 impl Workers {
     /// Builds the pool; `owner` names this process in leases.
-    pub fn new(pool: Pool, config: Arc<Config>, registry: Arc<Registry>, clock: Clock) -> Self {
+    pub fn new(store: Store, config: Arc<Config>, registry: Arc<Registry>, clock: Clock) -> Self {
         let per_connector = config
             .connectors
             .iter()
@@ -88,7 +88,7 @@ impl Workers {
         );
         Self {
             global: Arc::new(Semaphore::new(config.workers.concurrency)),
-            pool,
+            store,
             config,
             registry,
             clock,
@@ -165,17 +165,18 @@ impl Workers {
             return Ok((Vec::new(), 0));
         }
         let asked: Vec<(&str, u32)> = wanted.iter().map(|(c, n)| (c.as_str(), *n)).collect();
-        let turn = queue::record_and_claim(
-            &self.pool,
-            finished,
-            &asked,
-            total,
-            &self.owner,
-            self.config.workers.lease,
-            self.clock.now(),
-            due_by,
-        )
-        .await?;
+        let turn = self
+            .store
+            .record_and_claim(
+                finished,
+                &asked,
+                total,
+                &self.owner,
+                self.config.workers.lease,
+                self.clock.now(),
+                due_by,
+            )
+            .await?;
         let recorded: Vec<(Attempt, Applied)> = std::mem::take(finished)
             .into_iter()
             .zip(turn.applied)
@@ -235,7 +236,7 @@ impl Workers {
             while let Some(result) = tasks.try_join_next() {
                 collect(result, &mut finished);
             }
-            if let Err(e) = reclaim.run(&self.pool, &self.clock, &self.config).await {
+            if let Err(e) = reclaim.run(&self.store, &self.clock, &self.config).await {
                 tracing::warn!(error = %format!("{e:#}"), "Reclaiming expired leases failed; trying again shortly.");
             }
             let failed = match self
@@ -257,7 +258,7 @@ impl Workers {
                 // Every slot is busy: the next thing to do comes when a call finishes.
                 idle
             } else {
-                match queue::next_wakeup(&self.pool, &free).await {
+                match self.store.next_wakeup(&free).await {
                     Ok(Some(at)) => (at - now)
                         .to_std()
                         .unwrap_or(Duration::ZERO)
@@ -343,7 +344,7 @@ impl Workers {
             while let Some(result) = tasks.try_join_next() {
                 finished.push(result?);
             }
-            reclaim.run(&self.pool, &self.clock, &self.config).await?;
+            reclaim.run(&self.store, &self.clock, &self.config).await?;
             match self.turn(&mut finished, &mut tasks, true, started_at).await {
                 Ok((recorded, started)) => {
                     for (attempt, applied) in &recorded {
@@ -456,7 +457,7 @@ impl Workers {
             };
         }
         // The HR record may have changed since the claim: never act on a rescinded termination.
-        match queue::termination_is_active(&self.pool, claim.termination_id).await {
+        match self.store.termination_is_active(claim.termination_id).await {
             Ok(true) => {}
             Ok(false) => {
                 return Completion::Cancelled {
@@ -613,7 +614,7 @@ struct ReclaimSchedule {
 }
 
 impl ReclaimSchedule {
-    async fn run(&mut self, pool: &Pool, clock: &Clock, config: &Config) -> anyhow::Result<()> {
+    async fn run(&mut self, store: &Store, clock: &Clock, config: &Config) -> anyhow::Result<()> {
         let now = clock.now();
         if self.next.is_some_and(|next| now < next) {
             return Ok(());
@@ -623,7 +624,7 @@ impl ReclaimSchedule {
                 .connector(name)
                 .map_or(config.retry.max_attempts, |c| c.retry.max_attempts)
         };
-        let reclaimed = queue::reclaim_expired(pool, now, max_attempts).await?;
+        let reclaimed = store.reclaim_expired(now, max_attempts).await?;
         if reclaimed.requeued > 0 {
             tracing::warn!(
                 removals = reclaimed.requeued,

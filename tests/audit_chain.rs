@@ -25,7 +25,7 @@ async fn verify_passes_after_a_normal_run_and_every_change_has_its_row() {
     let t = TestApp::exec(OK_SCRIPT, "").await;
     run_some(&t).await;
 
-    let v = audit::verify(&t.app.pool).await.unwrap();
+    let v = audit::verify(&t.app.store).await.unwrap();
 
     let rows = t.audit().await;
     assert!(matches!(v, Verification::Ok { rows: n, .. } if n == rows.len() as i64));
@@ -90,7 +90,7 @@ async fn verify_reports_the_exact_row_that_was_changed() {
         .await
         .unwrap();
 
-    let v = audit::verify(&t.app.pool).await.unwrap();
+    let v = audit::verify(&t.app.store).await.unwrap();
 
     let Verification::Broken { seq, reason } = v else {
         panic!("tampering not detected");
@@ -113,7 +113,7 @@ async fn verify_reports_a_deleted_row() {
         .await
         .unwrap();
 
-    let v = audit::verify(&t.app.pool).await.unwrap();
+    let v = audit::verify(&t.app.store).await.unwrap();
 
     assert!(matches!(v, Verification::Broken { seq: 7, .. }), "{v:?}");
 }
@@ -138,7 +138,7 @@ async fn verify_reports_a_row_whose_hash_was_recomputed_but_whose_successor_was_
     .await
     .unwrap();
 
-    let v = audit::verify(&t.app.pool).await.unwrap();
+    let v = audit::verify(&t.app.store).await.unwrap();
 
     assert!(matches!(v, Verification::Broken { seq: 3, .. }), "{v:?}");
 }

@@ -480,15 +480,15 @@ async fn progress(dir: &Path) -> String {
     if !db.exists() {
         return "no database yet".into();
     }
-    let Ok(pool) = offboard::store::connect(&db, 1, Duration::from_secs(5)).await else {
+    let Ok(pool) = offboard::store::Store::connect(&db, 1, Duration::from_secs(5)).await else {
         return "database not readable".into();
     };
     let batches: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
-        .fetch_one(&pool)
+        .fetch_one(pool.sqlite_pool())
         .await;
     let states: Result<Vec<(String, i64)>, _> =
         sqlx::query_as("SELECT state, COUNT(*) FROM removals GROUP BY state ORDER BY state")
-            .fetch_all(&pool)
+            .fetch_all(pool.sqlite_pool())
             .await;
     pool.close().await;
     match (batches, states) {
@@ -521,7 +521,7 @@ async fn finish(dir: &Path, log: &Path) -> Duration {
         // The database exists once a daemon got past its migrations; the previous rounds may all have
         // been killed before that.
         if db.exists()
-            && let Ok(pool) = offboard::store::connect(&db, 1, Duration::from_secs(5)).await
+            && let Ok(pool) = offboard::store::Store::connect(&db, 1, Duration::from_secs(5)).await
         {
             break pool;
         }
@@ -533,7 +533,7 @@ async fn finish(dir: &Path, log: &Path) -> Duration {
         let open: Result<(i64, i64), _> = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(state NOT IN ('done', 'failed', 'cancelled', 'planned')), 0) FROM removals",
         )
-        .fetch_one(&pool)
+        .fetch_one(pool.sqlite_pool())
         .await;
         if let Ok((all, 0)) = open
             && all as usize == LEAVERS
@@ -623,14 +623,14 @@ async fn sigkill_at_random_moments_loses_no_removal_and_repeats_none() {
         String::from_utf8_lossy(&verify.stderr)
     );
 
-    let pool = offboard::store::connect(
+    let pool = offboard::store::Store::connect(
         &dir.path().join("state/offboard.db"),
         1,
         Duration::from_secs(5),
     )
     .await
     .unwrap();
-    check_invariants(&pool, &fake, seed).await;
+    check_invariants(pool.sqlite_pool(), &fake, seed).await;
     let _ = std::io::stderr().flush();
 }
 

@@ -9,7 +9,7 @@ async fn rejects(t: &TestApp, batch: i64) -> Vec<(i64, Option<i64>, Option<Strin
         "SELECT row, line, field, reason FROM feed_rejects WHERE batch_id = ? ORDER BY row, id",
     )
     .bind(batch)
-    .fetch_all(&t.app.pool)
+    .fetch_all(t.app.store.sqlite_pool())
     .await
     .unwrap()
 }
@@ -67,7 +67,7 @@ async fn malformed_rows_are_rejected_with_their_row_number_and_the_rest_goes_thr
     assert_eq!(got, expected);
     let names: Vec<String> =
         sqlx::query_scalar("SELECT display_name FROM people ORDER BY employee_id")
-            .fetch_all(&t.app.pool)
+            .fetch_all(t.app.store.sqlite_pool())
             .await
             .unwrap();
     assert_eq!(
@@ -95,7 +95,7 @@ async fn polling_the_same_file_twice_creates_nothing_new() {
     assert_eq!(second.removals_planned, 0);
     assert_eq!(t.removals().await.len(), 2);
     let terminations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM terminations")
-        .fetch_one(&t.app.pool)
+        .fetch_one(t.app.store.sqlite_pool())
         .await
         .unwrap();
     assert_eq!(terminations, 2);
@@ -158,7 +158,7 @@ async fn a_rehire_after_removal_is_reported_not_ignored() {
         "done",
         "a done removal is not undone"
     );
-    let status = offboard::status::gather(&t.app.pool, t.clock.now())
+    let status = offboard::status::gather(&t.app.store, t.clock.now())
         .await
         .unwrap();
     assert_eq!(status.rehired_after_removal.len(), 1);
@@ -187,7 +187,7 @@ async fn a_feed_that_cannot_be_read_records_a_failed_batch_and_changes_nothing()
     t.poll().await;
     std::fs::write(t.path("feed.csv"), "id;mail;status\n1;a@b.org;Active\n").unwrap();
 
-    let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+    let outcome = feed::poll_once(&t.app.store, &t.app.config, &t.app.http, t.clock.now())
         .await
         .unwrap();
 
@@ -198,7 +198,7 @@ async fn a_feed_that_cannot_be_read_records_a_failed_batch_and_changes_nothing()
     assert_eq!(t.removal("e1").await.state, "pending", "nobody rescinded");
     assert_eq!(t.events("batch_failed").await.len(), 1);
     std::fs::remove_file(t.path("feed.csv")).unwrap();
-    let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+    let outcome = feed::poll_once(&t.app.store, &t.app.config, &t.app.http, t.clock.now())
         .await
         .unwrap();
     assert!(matches!(outcome, PollOutcome::Failed { .. }));
@@ -251,7 +251,7 @@ mod over_http {
         assert_eq!(s.new_terminations, 1);
         let batch: (String, String) =
             sqlx::query_as("SELECT source_ref, content_sha256 FROM batches")
-                .fetch_one(&t.app.pool)
+                .fetch_one(t.app.store.sqlite_pool())
                 .await
                 .unwrap();
         assert!(
@@ -277,7 +277,7 @@ mod over_http {
         let t = app_for(&server).await;
 
         for expected in ["503", "timed out"] {
-            let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+            let outcome = feed::poll_once(&t.app.store, &t.app.config, &t.app.http, t.clock.now())
                 .await
                 .unwrap();
             let PollOutcome::Failed { error, .. } = outcome else {
@@ -291,7 +291,7 @@ mod over_http {
             2
         );
         let errors: Vec<String> = sqlx::query_scalar("SELECT error FROM batches")
-            .fetch_all(&t.app.pool)
+            .fetch_all(t.app.store.sqlite_pool())
             .await
             .unwrap();
         for text in errors.iter().chain(audit.iter().map(|r| &r.detail)) {
@@ -383,7 +383,7 @@ mod json_over_http {
         .await;
 
         let first = t.poll().await;
-        let second = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+        let second = feed::poll_once(&t.app.store, &t.app.config, &t.app.http, t.clock.now())
             .await
             .unwrap();
 
@@ -398,7 +398,7 @@ mod json_over_http {
         );
         let reject: (i64, Option<String>, String) =
             sqlx::query_as("SELECT row, field, reason FROM feed_rejects")
-                .fetch_one(&t.app.pool)
+                .fetch_one(t.app.store.sqlite_pool())
                 .await
                 .unwrap();
         assert_eq!(reject, (3, Some("employee_id".into()), "wrong_type".into()));
@@ -411,7 +411,7 @@ mod json_over_http {
             "{second:?}"
         );
         assert_eq!(t.removals().await.len(), 1);
-        let status = offboard::status::gather(&t.app.pool, t.clock.now())
+        let status = offboard::status::gather(&t.app.store, t.clock.now())
             .await
             .unwrap();
         assert_eq!(status.last_successful_poll.unwrap().id, first.batch_id);
@@ -433,7 +433,7 @@ mod json_over_http {
         let t = app_for(&server, WORKDAY, "").await;
 
         for expected in ["HTTP 500", "JSON"] {
-            let outcome = feed::poll_once(&t.app.pool, &t.app.config, &t.app.http, t.clock.now())
+            let outcome = feed::poll_once(&t.app.store, &t.app.config, &t.app.http, t.clock.now())
                 .await
                 .unwrap();
             let PollOutcome::Failed { error, .. } = outcome else {
@@ -444,13 +444,13 @@ mod json_over_http {
         assert!(t.removals().await.is_empty());
         let failed: Vec<String> =
             sqlx::query_scalar("SELECT error FROM batches WHERE status = 'failed'")
-                .fetch_all(&t.app.pool)
+                .fetch_all(t.app.store.sqlite_pool())
                 .await
                 .unwrap();
         assert_eq!(failed.len(), 2);
         assert!(failed[1].starts_with("invalid_json"), "{}", failed[1]);
         let state: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM feed_state")
-            .fetch_one(&t.app.pool)
+            .fetch_one(t.app.store.sqlite_pool())
             .await
             .unwrap();
         assert_eq!(state, 0, "no cursor or ETag is saved from a failed poll");
@@ -496,7 +496,7 @@ mod json_over_http {
             .find(|(k, _)| k == "since")
             .map(|(_, v)| v.to_string());
         let saved: String = sqlx::query_scalar("SELECT last_success_at FROM feed_state")
-            .fetch_one(&t.app.pool)
+            .fetch_one(t.app.store.sqlite_pool())
             .await
             .unwrap();
         assert!(since.is_some(), "the second poll sends since=");
@@ -552,7 +552,7 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
         (500, moved, rescinded, 1000)
     );
     assert_eq!(
-        offboard::audit::verify(&t.app.pool).await.unwrap(),
+        offboard::audit::verify(&t.app.store).await.unwrap(),
         offboard::audit::Verification::Ok {
             rows: i64::try_from(t.audit().await.len()).unwrap(),
             head: t.audit().await.last().unwrap().hash.clone(),
@@ -572,7 +572,7 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
         let (stored_employee, effective_at): (String, String) =
             sqlx::query_as("SELECT employee_id, effective_at FROM terminations WHERE id = ?")
                 .bind(d["termination_id"].as_i64().unwrap())
-                .fetch_one(&t.app.pool)
+                .fetch_one(t.app.store.sqlite_pool())
                 .await
                 .unwrap();
         assert_eq!(
@@ -587,7 +587,7 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
                     "SELECT termination_id, connector, due_at, state FROM removals WHERE id = ?",
                 )
                 .bind(item["removal_id"].as_i64().unwrap())
-                .fetch_one(&t.app.pool)
+                .fetch_one(t.app.store.sqlite_pool())
                 .await
                 .unwrap();
             assert_eq!(Some(termination_id), d["termination_id"].as_i64());
@@ -598,10 +598,10 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
     }
     // Moves and rescinds reached their removals; the rest stayed as they were.
     let count = |sql: &'static str| {
-        let pool = t.app.pool.clone();
+        let pool = t.app.store.clone();
         async move {
             sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&pool)
+                .fetch_one(pool.sqlite_pool())
                 .await
                 .unwrap()
         }
@@ -634,7 +634,7 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
         })
         .collect();
     t.write_feed(&third);
-    let plan = offboard::preview::plan(&t.app.pool, &t.app.config, false, t.clock.now())
+    let plan = offboard::preview::plan(&t.app.store, &t.app.config, false, t.clock.now())
         .await
         .unwrap();
     let mut order: Vec<String> = plan

@@ -9,7 +9,7 @@ use offboard::audit::AuditRow;
 use offboard::clock::Clock;
 use offboard::config::Config;
 use offboard::feed::{self, PollOutcome, intake::BatchSummary};
-use offboard::store::queue::{self, RemovalFilter, RemovalView};
+use offboard::store::queue::{RemovalFilter, RemovalView};
 use offboard::worker::DrainSummary;
 use tempfile::TempDir;
 
@@ -64,7 +64,7 @@ impl TestApp {
 
     pub(crate) async fn poll(&self) -> BatchSummary {
         match feed::poll_once(
-            &self.app.pool,
+            &self.app.store,
             &self.app.config,
             &self.app.http,
             self.clock.now(),
@@ -83,27 +83,29 @@ impl TestApp {
     }
 
     pub(crate) async fn removals(&self) -> Vec<RemovalView> {
-        queue::list(&self.app.pool, &RemovalFilter::default())
+        self.app
+            .store
+            .removals(&RemovalFilter::default())
             .await
             .unwrap()
     }
 
     pub(crate) async fn removal(&self, employee: &str) -> RemovalView {
-        let mut all = queue::list(
-            &self.app.pool,
-            &RemovalFilter {
+        let mut all = self
+            .app
+            .store
+            .removals(&RemovalFilter {
                 employee_id: Some(employee.into()),
                 ..RemovalFilter::default()
-            },
-        )
-        .await
-        .unwrap();
+            })
+            .await
+            .unwrap();
         assert_eq!(all.len(), 1, "one removal for {employee}");
         all.remove(0)
     }
 
     pub(crate) async fn audit(&self) -> Vec<AuditRow> {
-        offboard::audit::list(&self.app.pool, &Default::default())
+        offboard::audit::list(&self.app.store, &Default::default())
             .await
             .unwrap()
     }

@@ -10,7 +10,7 @@ use crate::helpers::{OK_SCRIPT, TestApp, config_text, write_script};
 
 async fn terminations(t: &TestApp) -> Vec<(String, String, String)> {
     sqlx::query_as("SELECT employee_id, effective_at, status FROM terminations ORDER BY id")
-        .fetch_all(&t.app.pool)
+        .fetch_all(t.app.store.sqlite_pool())
         .await
         .unwrap()
 }
@@ -18,7 +18,7 @@ async fn terminations(t: &TestApp) -> Vec<(String, String, String)> {
 async fn email_of(t: &TestApp, employee: &str) -> Option<String> {
     sqlx::query_scalar("SELECT email FROM people WHERE employee_id = ?")
         .bind(employee)
-        .fetch_one(&t.app.pool)
+        .fetch_one(t.app.store.sqlite_pool())
         .await
         .unwrap()
 }

@@ -153,7 +153,7 @@ async fn ok_with_data_is_removed_and_the_audit_holds_category_names_and_counts_o
             "categories": {"user": 1, "saml_persistent_id": 2, "consent": 3}
         })
     );
-    let stored = stored_text(&t.app.pool).await;
+    let stored = stored_text(&t.app.store).await;
     for value in [
         PERSISTENT_ID,
         USER_UUID,
@@ -185,7 +185,7 @@ async fn a_value_that_is_an_object_is_accepted_and_counted_once() {
         call["evidence"]["categories"],
         json!({"linked_accounts": 1})
     );
-    assert!(!stored_text(&t.app.pool).await.contains("0000-0002"));
+    assert!(!stored_text(&t.app.store).await.contains("0000-0002"));
 }
 
 #[tokio::test]
@@ -602,7 +602,7 @@ async fn secrets_never_reach_the_logs_or_the_audit_log() {
     );
     assert!(probe.contains("health OK"), "{probe}");
     let loaded = Config::load(&config).unwrap();
-    let pool = offboard::store::open(&loaded.database.path, 1, Duration::from_secs(5))
+    let pool = offboard::store::Store::open(&loaded.database.path, 1, Duration::from_secs(5))
         .await
         .unwrap();
     let stored = stored_text(&pool).await;

@@ -154,7 +154,7 @@ async fn the_report_shows_times_to_revoke_breaches_and_reasons() {
     t.drain().await;
 
     let r = report::build(
-        &t.app.pool,
+        &t.app.store,
         &t.app.config,
         &ReportFilter::default(),
         t.clock.now(),
@@ -359,7 +359,7 @@ async fn the_oldest_due_age_is_the_oldest_over_every_connector() {
     let expected =
         (now - offboard::store::parse_ts(&oldest).unwrap()).num_milliseconds() as f64 / 1000.0;
 
-    let text = t.app.metrics.render(&t.app.pool, now).await.unwrap();
+    let text = t.app.metrics.render(&t.app.store, now).await.unwrap();
 
     let line = text
         .lines()
@@ -371,6 +371,6 @@ async fn the_oldest_due_age_is_the_oldest_over_every_connector() {
         (age - expected).abs() < 0.001,
         "{line} vs {expected}: {due:?}"
     );
-    let status = offboard::status::gather(&t.app.pool, now).await.unwrap();
+    let status = offboard::status::gather(&t.app.store, now).await.unwrap();
     assert_eq!(status.oldest_due.unwrap().due_at, oldest);
 }

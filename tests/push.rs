@@ -102,7 +102,7 @@ async fn a_push_is_acknowledged_only_after_it_is_committed() {
     );
     let source: String = sqlx::query_scalar("SELECT source FROM batches WHERE id = ?")
         .bind(batch_id)
-        .fetch_one(&t.app.pool)
+        .fetch_one(t.app.store.sqlite_pool())
         .await
         .unwrap();
     assert_eq!(source, "push");

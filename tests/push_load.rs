@@ -163,7 +163,7 @@ async fn every_acknowledged_push_survives_a_sigkill_right_after_the_last_202() {
         "every push was acknowledged: {summary}"
     );
 
-    let pool = offboard::store::connect(
+    let pool = offboard::store::Store::connect(
         &dir.path().join("state/offboard.db"),
         1,
         Duration::from_secs(5),
@@ -175,7 +175,7 @@ async fn every_acknowledged_push_survives_a_sigkill_right_after_the_last_202() {
          FROM terminations t JOIN batches b ON b.id = t.batch_id \
          LEFT JOIN removals r ON r.termination_id = t.id GROUP BY t.id",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool.sqlite_pool())
     .await
     .unwrap();
     let by_employee: HashMap<&str, &(String, i64, String, i64, String)> =
@@ -197,7 +197,7 @@ async fn every_acknowledged_push_survives_a_sigkill_right_after_the_last_202() {
     assert_eq!(stored.len(), PUSHES, "nothing but the pushed terminations");
     let states: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, COUNT(*) FROM removals GROUP BY state ORDER BY state")
-            .fetch_all(&pool)
+            .fetch_all(pool.sqlite_pool())
             .await
             .unwrap();
     eprintln!("push load: removals at the kill {states:?}");

@@ -12,16 +12,18 @@ async fn an_expired_lease_is_reclaimed_and_the_stale_workers_late_result_is_refu
     let t = TestApp::exec(OK_SCRIPT, "").await;
     t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
     t.poll().await;
-    let stale = queue::claim(
-        &t.app.pool,
-        "stale-worker",
-        "app",
-        10,
-        Duration::from_secs(10),
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    let stale = t
+        .app
+        .store
+        .claim(
+            "stale-worker",
+            "app",
+            10,
+            Duration::from_secs(10),
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
     assert_eq!(stale.len(), 1);
     assert_eq!(stale[0].attempt, 1);
 
@@ -39,17 +41,19 @@ async fn an_expired_lease_is_reclaimed_and_the_stale_workers_late_result_is_refu
     assert_eq!(t.events("lease_expired").await.len(), 1);
 
     // Act 3: the stale worker finally reports; the fence refuses it.
-    let applied = queue::complete(
-        &t.app.pool,
-        &stale[0],
-        &[],
-        &Completion::Failed {
-            error: "late".into(),
-        },
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    let applied = t
+        .app
+        .store
+        .complete(
+            &stale[0],
+            &[],
+            &Completion::Failed {
+                error: "late".into(),
+            },
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(applied, Applied::Stale);
@@ -75,14 +79,20 @@ async fn attempts_cut_short_by_expired_leases_count_toward_max_attempts_and_end_
     t.poll().await;
     let lease = Duration::from_secs(10);
     for attempt in 1..=5 {
-        let claimed = queue::claim(&t.app.pool, "dies", "app", 1, lease, t.clock.now())
+        let claimed = t
+            .app
+            .store
+            .claim("dies", "app", 1, lease, t.clock.now())
             .await
             .unwrap();
         assert_eq!(claimed.len(), 1, "attempt {attempt} is claimed");
         assert_eq!(claimed[0].attempt, attempt);
         t.advance(Duration::from_secs(11));
         if attempt < 5 {
-            let reclaimed = queue::reclaim_expired(&t.app.pool, t.clock.now(), |_| 5)
+            let reclaimed = t
+                .app
+                .store
+                .reclaim_expired(t.clock.now(), |_| 5)
                 .await
                 .unwrap();
             assert_eq!(
@@ -120,19 +130,17 @@ async fn attempts_cut_short_by_expired_leases_count_toward_max_attempts_and_end_
         "the first four go back to pending"
     );
     assert!(matches!(
-        offboard::audit::verify(&t.app.pool).await.unwrap(),
+        offboard::audit::verify(&t.app.store).await.unwrap(),
         offboard::audit::Verification::Ok { .. }
     ));
 
     // An operator's retry starts a fresh count: the removal runs again and completes.
-    let retried = queue::retry(
-        &t.app.pool,
-        &queue::RetrySelection::One(r.id),
-        "ops",
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    let retried = t
+        .app
+        .store
+        .retry(&queue::RetrySelection::One(r.id), "ops", t.clock.now())
+        .await
+        .unwrap();
     assert_eq!(retried, vec![r.id]);
     assert_eq!(t.drain().await.done, 1);
     assert_eq!(t.removal("e1").await.state, "done");
@@ -256,16 +264,12 @@ async fn one_turn_records_several_attempts_and_the_fence_refuses_only_the_stale_
          e3,cy@example.org,cy,,Cy,2026-01-05,Terminated\n",
     );
     t.poll().await;
-    let mut claims = queue::claim(
-        &t.app.pool,
-        "worker",
-        "app",
-        10,
-        Duration::from_secs(60),
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    let mut claims = t
+        .app
+        .store
+        .claim("worker", "app", 10, Duration::from_secs(60), t.clock.now())
+        .await
+        .unwrap();
     assert_eq!(claims.len(), 3);
     claims[2].attempt += 1;
     let done = Completion::Done {
@@ -286,18 +290,20 @@ async fn one_turn_records_several_attempts_and_the_fence_refuses_only_the_stale_
         .collect();
 
     // Act: one turn records all three and claims nothing.
-    let turn = queue::record_and_claim(
-        &t.app.pool,
-        &attempts,
-        &[],
-        0,
-        "worker",
-        Duration::from_secs(60),
-        t.clock.now(),
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    let turn = t
+        .app
+        .store
+        .record_and_claim(
+            &attempts,
+            &[],
+            0,
+            "worker",
+            Duration::from_secs(60),
+            t.clock.now(),
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(
@@ -316,7 +322,7 @@ async fn one_turn_records_several_attempts_and_the_fence_refuses_only_the_stale_
     assert_eq!(t.events("removal_failed").await.len(), 1);
     assert_eq!(t.events("stale_completion_refused").await.len(), 1);
     assert!(matches!(
-        offboard::audit::verify(&t.app.pool).await.unwrap(),
+        offboard::audit::verify(&t.app.store).await.unwrap(),
         offboard::audit::Verification::Ok { .. }
     ));
 }
@@ -336,18 +342,20 @@ async fn a_turn_shares_the_free_slots_between_connectors_and_skips_one_with_noth
     t.poll().await;
 
     // Act: two free slots in all, each connector could take two.
-    let turn = queue::record_and_claim(
-        &t.app.pool,
-        &[],
-        &[("later", 2), ("now", 2)],
-        2,
-        "worker",
-        Duration::from_secs(60),
-        t.clock.now(),
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    let turn = t
+        .app
+        .store
+        .record_and_claim(
+            &[],
+            &[("later", 2), ("now", 2)],
+            2,
+            "worker",
+            Duration::from_secs(60),
+            t.clock.now(),
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
 
     // Assert: the slots "later" could not use went to "now", and no more than two were claimed.
     assert_eq!(turn.claimed.len(), 2);

@@ -1,9 +1,9 @@
 //! The mass-removal guard, approve and reject, exclusions, scope, and `plan`.
 
 use offboard::feed::intake::PlanLine;
-use offboard::store::batches::{self, Decision};
+use offboard::store::batches::Decision;
 
-use crate::helpers::{OK_SCRIPT, TestApp};
+use crate::helpers::{OK_SCRIPT, TestApp, detail};
 
 /// A feed of `n` leavers and `active` people still employed.
 fn feed(n: usize, active: usize) -> String {
@@ -40,7 +40,7 @@ async fn a_batch_over_the_absolute_limit_is_held_and_removes_nobody() {
     assert_eq!((s.new_terminations, s.limit), (4, 3));
     assert_eq!(t.drain().await.attempts, 0, "nothing held may run");
     assert!(t.removals().await.iter().all(|r| r.state == "held"));
-    let status = offboard::status::gather(&t.app.pool, t.clock.now())
+    let status = offboard::status::gather(&t.app.store, t.clock.now())
         .await
         .unwrap();
     assert_eq!(status.held_batches.len(), 1);
@@ -56,15 +56,12 @@ async fn a_batch_over_the_percentage_is_held_and_approve_releases_it() {
     assert!(s.held);
     assert_eq!(s.limit, 2);
 
-    let n = batches::decide(
-        &t.app.pool,
-        s.batch_id,
-        Decision::Approve,
-        "alice",
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    let n = t
+        .app
+        .store
+        .decide_batch(s.batch_id, Decision::Approve, "alice", t.clock.now())
+        .await
+        .unwrap();
 
     assert_eq!(n, 3);
     assert_eq!(t.drain().await.done, 3);
@@ -73,15 +70,11 @@ async fn a_batch_over_the_percentage_is_held_and_approve_releases_it() {
     assert_eq!(approved[0].actor, "alice");
     assert_eq!(t.events("removal_approved").await.len(), 3);
     assert!(
-        batches::decide(
-            &t.app.pool,
-            s.batch_id,
-            Decision::Approve,
-            "alice",
-            t.clock.now()
-        )
-        .await
-        .is_err()
+        t.app
+            .store
+            .decide_batch(s.batch_id, Decision::Approve, "alice", t.clock.now())
+            .await
+            .is_err()
     );
 }
 
@@ -91,15 +84,11 @@ async fn reject_cancels_a_held_batch_and_is_audited() {
     t.write_feed(&feed(2, 0));
     let s = t.poll().await;
 
-    batches::decide(
-        &t.app.pool,
-        s.batch_id,
-        Decision::Reject,
-        "bob",
-        t.clock.now(),
-    )
-    .await
-    .unwrap();
+    t.app
+        .store
+        .decide_batch(s.batch_id, Decision::Reject, "bob", t.clock.now())
+        .await
+        .unwrap();
 
     assert!(
         t.removals()
@@ -202,7 +191,7 @@ async fn table_counts(t: &TestApp) -> Vec<i64> {
     ] {
         let n: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(&t.app.pool)
+                .fetch_one(t.app.store.sqlite_pool())
                 .await
                 .unwrap();
         counts.push(n);
@@ -235,14 +224,14 @@ async fn plan_shows_every_category_and_writes_nothing() {
          svc1,svc-x@example.org,svc,,S,2026-01-05,Terminated\n",
     );
     let before = table_counts(&t).await;
-    let head = offboard::audit::verify(&t.app.pool).await.unwrap();
+    let head = offboard::audit::verify(&t.app.store).await.unwrap();
 
-    let plan = offboard::preview::plan(&t.app.pool, &t.app.config, false, t.clock.now())
+    let plan = offboard::preview::plan(&t.app.store, &t.app.config, false, t.clock.now())
         .await
         .unwrap();
 
     assert_eq!(table_counts(&t).await, before, "plan must not write");
-    assert_eq!(offboard::audit::verify(&t.app.pool).await.unwrap(), head);
+    assert_eq!(offboard::audit::verify(&t.app.store).await.unwrap(), head);
     let find = |emp: &str, conn: Option<&str>| -> PlanLine {
         plan.lines
             .iter()
@@ -269,7 +258,7 @@ async fn plan_shows_every_category_and_writes_nothing() {
             "max_terminations_per_batch = 1",
         );
     let t = TestApp::in_dir(t.dir, &text).await;
-    let plan = offboard::preview::plan(&t.app.pool, &t.app.config, false, t.clock.now())
+    let plan = offboard::preview::plan(&t.app.store, &t.app.config, false, t.clock.now())
         .await
         .unwrap();
     assert!(plan.summary.held);
@@ -282,4 +271,70 @@ async fn plan_shows_every_category_and_writes_nothing() {
             .action,
         "held"
     );
+}
+
+#[tokio::test]
+async fn an_import_goes_through_the_planner_like_a_feed_row() {
+    // Arrange: one connector whose never_remove protects an account of the export.
+    let t = TestApp::exec(OK_SCRIPT, "never_remove = [\"svc-*\"]").await;
+    let connector = t.app.config.connector("app").unwrap();
+    let export = "Login,Name\nu-1,One\nsvc-backup,Backup\n,Blank\nu-1,Again\nu-2,Two\n";
+
+    // Act
+    let s = offboard::feed::import::import_accounts(
+        &t.app.store,
+        connector,
+        &t.app.config.safety,
+        export.as_bytes(),
+        "login",
+        "export.csv",
+        "ops",
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    // Assert: a duplicate account is queued once, a blank one rejected, a protected one excluded.
+    assert_eq!(
+        (s.rows, s.accepted, s.rejected, s.new_terminations),
+        (4, 3, 1, 3)
+    );
+    assert_eq!((s.removals_planned, s.excluded, s.held), (3, 1, false));
+    let removals = t.removals().await;
+    let states: Vec<(&str, &str, &str)> = removals
+        .iter()
+        .map(|r| {
+            (
+                r.account.as_deref().unwrap_or(""),
+                r.state.as_str(),
+                r.employee_id.as_str(),
+            )
+        })
+        .collect();
+    let id = s.batch_id;
+    assert_eq!(
+        states,
+        [
+            ("u-1", "pending", format!("import-{id}-1").as_str()),
+            ("svc-backup", "cancelled", format!("import-{id}-2").as_str()),
+            ("u-2", "pending", format!("import-{id}-5").as_str()),
+        ]
+    );
+    // Due at once: the connector's grace does not apply.
+    assert!(removals.iter().all(|r| r.due_at == r.effective_at));
+    // Audited as any batch: a termination lists its removal, the batch names the connector and column.
+    let planned = t.planned().await;
+    assert_eq!(planned.len(), 3);
+    assert_eq!(planned[1]["to"], "cancelled");
+    assert_eq!(planned[1]["error"], "excluded");
+    let received = t.events("batch_received").await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].connector.as_deref(), Some("app"));
+    assert_eq!(detail(&received[0])["column"], "login");
+    assert_eq!(detail(&received[0])["source"], "import");
+    assert!(t.events("removal_planned").await.is_empty());
+    assert!(matches!(
+        offboard::audit::verify(&t.app.store).await.unwrap(),
+        offboard::audit::Verification::Ok { .. }
+    ));
 }

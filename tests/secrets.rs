@@ -656,9 +656,10 @@ async fn run_daemon(dir: &Path, employees: &[&str], pushed: &str) -> (String, St
     assert_eq!(accepted.status().as_u16(), 202);
 
     // Every removal of these leavers (and the pushed one) has been tried.
-    let pool = offboard::store::connect(&dir.join("state/offboard.db"), 1, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let pool =
+        offboard::store::Store::connect(&dir.join("state/offboard.db"), 1, Duration::from_secs(5))
+            .await
+            .unwrap();
     let mut wanted: Vec<String> = employees.iter().map(|e| e.to_string()).collect();
     wanted.push(format!("E-{pushed}"));
     loop {
@@ -668,7 +669,7 @@ async fn run_daemon(dir: &Path, employees: &[&str], pushed: &str) -> (String, St
              AND (r.state = 'done' OR r.last_error IS NOT NULL)",
         )
         .bind(serde_json::to_string(&wanted).unwrap())
-        .fetch_one(&pool)
+        .fetch_one(pool.sqlite_pool())
         .await
         .unwrap();
         if tried as usize == wanted.len() * CONNECTORS.len() {

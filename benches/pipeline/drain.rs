@@ -14,17 +14,19 @@ use crate::setup::{base_config, leavers, scim_connector, write_config};
 use crate::vendor::Vendor;
 
 /// Single-row write transactions per second on a database opened exactly as the daemon opens its own
-/// (`db::connect`: WAL, `synchronous=FULL`), through the same sqlx pool and `BEGIN IMMEDIATE`.
+/// (`Store::connect`: WAL, `synchronous=FULL`), through the same sqlx pool and `BEGIN IMMEDIATE`.
 pub(crate) async fn raw_commit_rate(base: &Path, commits: usize) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir_in(base)?;
-    let pool =
-        offboard::store::connect(&dir.path().join("raw.db"), 1, Duration::from_secs(5)).await?;
+    let store =
+        offboard::store::Store::connect(&dir.path().join("raw.db"), 1, Duration::from_secs(5))
+            .await?;
+    let pool = store.sqlite_pool();
     sqlx::query("CREATE TABLE commits (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
-        .execute(&pool)
+        .execute(pool)
         .await?;
     let start = Instant::now();
     for i in 0..commits {
-        let mut tx = offboard::store::begin_write(&pool).await?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO commits (id, at) VALUES (?, ?)")
             .bind(i64::try_from(i)?)
             .bind(offboard::store::ts(chrono::Utc::now()))
@@ -33,7 +35,7 @@ pub(crate) async fn raw_commit_rate(base: &Path, commits: usize) -> anyhow::Resu
         tx.commit().await?;
     }
     let rate = commits as f64 / start.elapsed().as_secs_f64();
-    pool.close().await;
+    store.close().await;
     Ok(rate)
 }
 
@@ -91,7 +93,7 @@ pub(crate) async fn drain(
         records: leavers("d", n, now - chrono::Duration::hours(1)),
     };
     let summary = intake::ingest(
-        &app.pool,
+        &app.store,
         &app.config.connectors,
         &app.config.safety,
         batch,
@@ -125,10 +127,10 @@ pub(crate) async fn drain(
     );
     vendor.check_clean()?;
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM removals WHERE state <> 'done'")
-        .fetch_one(&app.pool)
+        .fetch_one(app.store.sqlite_pool())
         .await?;
     anyhow::ensure!(left == 0, "{left} removals are not done after the drain");
-    app.pool.close().await;
+    app.store.close().await;
     Ok(Drained {
         wall: elapsed,
         cpu: cpu_after.saturating_sub(cpu),

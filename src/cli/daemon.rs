@@ -34,7 +34,7 @@ pub(super) async fn run_once(
 ) -> anyhow::Result<i32> {
     let app = App::build(config, Clock::system()).await?;
     let summary = app.run_once().await?;
-    let failed = crate::store::reads::failed_count(&app.pool).await?;
+    let failed = app.store.failed_count().await?;
     match format {
         Format::Json => writeln!(
             out,
@@ -52,8 +52,8 @@ pub(super) async fn run_once(
 
 /// `offboard migrate`: creates the database or brings its schema up to date.
 pub(super) async fn migrate(config: &Config, out: &mut impl Write) -> anyhow::Result<i32> {
-    let pool = open(config).await?;
-    let applied = crate::store::reads::migrations_applied(&pool).await?;
+    let store = open(config).await?;
+    let applied = store.migrations_applied().await?;
     writeln!(out, "ok: the schema is up to date ({applied} migrations)")?;
     Ok(0)
 }

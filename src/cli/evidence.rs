@@ -19,21 +19,21 @@ pub(super) async fn report(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
+    let store = open_existing(config).await?;
     let filter = crate::report::ReportFilter {
         since: time_arg("--since", since)?,
         until: time_arg("--until", until)?,
         connector,
     };
-    let report = crate::report::build(&pool, config, &filter, Utc::now()).await?;
+    let report = crate::report::build(&store, config, &filter, Utc::now()).await?;
     crate::report::print(out, &report, format)?;
     Ok(0)
 }
 
 /// `offboard audit verify`: exit 1 when the chain is broken.
 pub(super) async fn verify(config: &Config, out: &mut impl Write) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
-    match audit::verify(&pool).await? {
+    let store = open_existing(config).await?;
+    match audit::verify(&store).await? {
         Verification::Ok { rows, head } => {
             writeln!(out, "ok: {rows} rows, chain head {head}")?;
             Ok(0)
@@ -54,13 +54,13 @@ pub(super) async fn list(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
+    let store = open_existing(config).await?;
     let filter = audit::Filter {
         employee_id: employee,
         since: time_arg("--since", since)?,
         connector,
     };
-    let rows = audit::list(&pool, &filter).await?;
+    let rows = audit::list(&store, &filter).await?;
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

@@ -45,8 +45,8 @@ pub(super) async fn plan(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
-    let plan = crate::preview::plan(&pool, config, resolve, Utc::now()).await?;
+    let store = open_existing(config).await?;
+    let plan = crate::preview::plan(&store, config, resolve, Utc::now()).await?;
     crate::preview::print(out, &plan, format)?;
     Ok(0)
 }
@@ -66,7 +66,7 @@ pub(super) async fn enqueue(
         display_name,
         effective,
     } = args;
-    let pool = open(config).await?;
+    let store = open(config).await?;
     let now = Utc::now();
     let effective = effective.unwrap_or_else(|| now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
     let statuses = StatusValues::default();
@@ -99,7 +99,7 @@ pub(super) async fn enqueue(
         )
     })?;
     let summary = intake::ingest(
-        &pool,
+        &store,
         &config.connectors,
         &config.safety,
         Batch {
@@ -133,7 +133,7 @@ pub(super) async fn import(
     actor: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open(config).await?;
+    let store = open(config).await?;
     let connector_config = config.connector(connector).with_context(|| {
         format!(
             "no connector named {connector:?} in {}",
@@ -141,8 +141,8 @@ pub(super) async fn import(
         )
     })?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let summary = intake::import_accounts(
-        &pool,
+    let summary = crate::feed::import::import_accounts(
+        &store,
         connector_config,
         &config.safety,
         &bytes,

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::domain::RemovalState;
 use crate::feed::rows;
 pub use crate::output::Format;
-use crate::store::Pool;
+use crate::store::Store;
 use crate::store::queue::{RemovalFilter, RetrySelection};
 pub use feed::EnqueueArgs;
 
@@ -310,7 +310,7 @@ pub fn parse_time_arg(s: &str) -> Option<DateTime<Utc>> {
 
 /// Opens the database for a command that reads or changes existing state: a missing file is an
 /// error (a wrong path must not show an empty, healthy-looking queue).
-async fn open_existing(config: &Config) -> anyhow::Result<Pool> {
+async fn open_existing(config: &Config) -> anyhow::Result<Store> {
     if !config.database.path.exists() {
         anyhow::bail!(
             "no database at {} (database.url in {}); check the path, or run `offboard migrate` to create it",
@@ -322,8 +322,8 @@ async fn open_existing(config: &Config) -> anyhow::Result<Pool> {
 }
 
 /// Opens (creating if need be) the database.
-async fn open(config: &Config) -> anyhow::Result<Pool> {
-    crate::store::open(
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    Store::open(
         &config.database.path,
         config.database.max_connections,
         config.database.busy_timeout,

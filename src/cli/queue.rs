@@ -11,7 +11,7 @@ use super::open_existing;
 use crate::config::Config;
 use crate::output::{Format, emit};
 use crate::store::batches;
-use crate::store::queue::{self, RemovalFilter, RetrySelection};
+use crate::store::queue::{RemovalFilter, RetrySelection};
 
 /// `offboard status`.
 pub(super) async fn status(
@@ -19,8 +19,8 @@ pub(super) async fn status(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
-    let status = crate::status::gather(&pool, Utc::now()).await?;
+    let store = open_existing(config).await?;
+    let status = crate::status::gather(&store, Utc::now()).await?;
     crate::status::print(out, &status, format)?;
     Ok(0)
 }
@@ -32,8 +32,8 @@ pub(super) async fn removals(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
-    let rows = queue::list(&pool, filter).await?;
+    let store = open_existing(config).await?;
+    let rows = store.removals(filter).await?;
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -77,8 +77,8 @@ pub(super) async fn retry(
     actor: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
-    let ids = queue::retry(&pool, selection, actor, Utc::now()).await?;
+    let store = open_existing(config).await?;
+    let ids = store.retry(selection, actor, Utc::now()).await?;
     writeln!(out, "retried {} removal(s){}", ids.len(), list_ids(&ids))?;
     Ok(0)
 }
@@ -91,10 +91,11 @@ pub(super) async fn approve(
     actor: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
+    let store = open_existing(config).await?;
     match (batch, connector) {
         (Some(batch), _) => {
-            let n = batches::decide(&pool, batch, batches::Decision::Approve, actor, Utc::now())
+            let n = store
+                .decide_batch(batch, batches::Decision::Approve, actor, Utc::now())
                 .await?;
             writeln!(out, "approved batch {batch}: {n} removal(s) released")?;
         }
@@ -107,7 +108,7 @@ pub(super) async fn approve(
                     "connector {connector} is still in dry-run; turn dry_run off first, or its removals end planned again"
                 );
             }
-            let n = batches::approve_planned(&pool, &connector, actor, Utc::now()).await?;
+            let n = store.approve_planned(&connector, actor, Utc::now()).await?;
             writeln!(out, "approved {n} planned removal(s) of {connector}")?;
         }
         (None, None) => anyhow::bail!("give a batch id, or --planned --connector NAME"),
@@ -122,8 +123,10 @@ pub(super) async fn reject(
     actor: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
-    let n = batches::decide(&pool, batch, batches::Decision::Reject, actor, Utc::now()).await?;
+    let store = open_existing(config).await?;
+    let n = store
+        .decide_batch(batch, batches::Decision::Reject, actor, Utc::now())
+        .await?;
     writeln!(out, "rejected batch {batch}: {n} removal(s) cancelled")?;
     Ok(0)
 }
@@ -136,8 +139,8 @@ pub(super) async fn cancel(
     actor: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let pool = open_existing(config).await?;
-    queue::cancel(&pool, id, reason, actor, Utc::now()).await?;
+    let store = open_existing(config).await?;
+    store.cancel(id, reason, actor, Utc::now()).await?;
     writeln!(out, "cancelled removal {id}")?;
     Ok(0)
 }

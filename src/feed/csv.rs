@@ -41,22 +41,7 @@ pub fn read_csv_with_attributes(
     attributes: &BTreeMap<String, String>,
     rules: &RowRules<'_>,
 ) -> Result<Vec<CsvRecord>, FileError> {
-    // Headers are read as an ordinary record so their bytes can be judged here; `flexible` lets a
-    // short or long record through to be rejected on its own instead of failing the whole read.
-    // The CRLF terminator accepts LF, CRLF (and a lone CR) and makes csv-core skip empty lines.
-    // csv-core strips one leading UTF-8 BOM itself.
-    let mut reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(b',')
-        .quote(b'"')
-        .quoting(true)
-        .double_quote(true)
-        .escape(None)
-        .comment(None)
-        .trim(Trim::None)
-        .terminator(Terminator::CRLF)
-        .from_reader(data);
+    let mut reader = reader(data);
     let mut lines = LineCounter::new(data);
     let mut record = ByteRecord::new();
 
@@ -85,6 +70,73 @@ pub fn read_csv_with_attributes(
         records.push(CsvRecord { row, line, result });
     }
     Ok(records)
+}
+
+/// One data record's value of the column [`read_column`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnValue {
+    /// 1-based number of the data record (header excluded).
+    pub row: u64,
+    /// 1-based physical line on which the record starts.
+    pub line: u64,
+    /// The trimmed value, or why it is refused.
+    pub value: Result<String, Reason>,
+}
+
+/// Reads one column of a CSV file, as `offboard import` reads a vendor's user export: for every data
+/// record, its number, the line it starts on, and the trimmed value of `column` (matched like a feed's
+/// columns), or why the value is refused: not UTF-8, blank, a control character, more than 1,024 bytes, or a
+/// record too short to have the column. The file is tokenised as a feed is.
+pub fn read_column(data: &[u8], column: &str) -> Result<Vec<ColumnValue>, FileError> {
+    let mut reader = reader(data);
+    let mut lines = LineCounter::new(data);
+    let mut record = ByteRecord::new();
+    if !read_record(&mut reader, &mut record) {
+        return Err(FileError::NoHeader);
+    }
+    let index = find_column(&record, column)?;
+    let mut values = Vec::new();
+    let mut row: u64 = 0;
+    loop {
+        let start = reader.position().byte();
+        if !read_record(&mut reader, &mut record) {
+            break;
+        }
+        row += 1;
+        let line = lines.line_of_record_at(start);
+        let value = match record.get(index).map(std::str::from_utf8) {
+            None => Err(Reason::ColumnCount),
+            Some(Err(_)) => Err(Reason::InvalidUtf8),
+            Some(Ok(value)) => match value.trim() {
+                "" => Err(Reason::Missing),
+                v if v.chars().any(char::is_control) => Err(Reason::ControlChar),
+                v if v.len() > 1024 => Err(Reason::TooLong),
+                v => Ok(v.to_string()),
+            },
+        };
+        values.push(ColumnValue { row, line, value });
+    }
+    Ok(values)
+}
+
+/// A reader of CSV records as raw bytes.
+fn reader(data: &[u8]) -> ::csv::Reader<&[u8]> {
+    // Headers are read as an ordinary record so their bytes can be judged here; `flexible` lets a
+    // short or long record through to be rejected on its own instead of failing the whole read.
+    // The CRLF terminator accepts LF, CRLF (and a lone CR) and makes csv-core skip empty lines.
+    // csv-core strips one leading UTF-8 BOM itself.
+    ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(b',')
+        .quote(b'"')
+        .quoting(true)
+        .double_quote(true)
+        .escape(None)
+        .comment(None)
+        .trim(Trim::None)
+        .terminator(Terminator::CRLF)
+        .from_reader(data)
 }
 
 /// Reads the next record; `false` at the end of the data.
@@ -129,23 +181,27 @@ fn map_attribute_columns(
     header: &ByteRecord,
     attributes: &BTreeMap<String, String>,
 ) -> Result<Vec<(String, usize)>, FileError> {
-    let mut out = Vec::with_capacity(attributes.len());
-    for (name, column) in attributes {
-        let wanted = column.trim();
-        let mut found = header
-            .iter()
-            .enumerate()
-            .filter(|(_, cell)| {
-                std::str::from_utf8(cell).is_ok_and(|c| c.trim().eq_ignore_ascii_case(wanted))
-            })
-            .map(|(index, _)| index);
-        match (found.next(), found.next()) {
-            (Some(index), None) => out.push((name.clone(), index)),
-            (None, _) => return Err(FileError::MissingColumn(column.clone())),
-            (Some(_), Some(_)) => return Err(FileError::DuplicateColumn(column.clone())),
-        }
+    attributes
+        .iter()
+        .map(|(name, column)| Ok((name.clone(), find_column(header, column)?)))
+        .collect()
+}
+
+/// The index of `column` in the header (trimmed, case-insensitively), which must hold it exactly once.
+fn find_column(header: &ByteRecord, column: &str) -> Result<usize, FileError> {
+    let wanted = column.trim();
+    let mut found = header
+        .iter()
+        .enumerate()
+        .filter(|(_, cell)| {
+            std::str::from_utf8(cell).is_ok_and(|c| c.trim().eq_ignore_ascii_case(wanted))
+        })
+        .map(|(index, _)| index);
+    match (found.next(), found.next()) {
+        (Some(index), None) => Ok(index),
+        (None, _) => Err(FileError::MissingColumn(column.to_string())),
+        (Some(_), Some(_)) => Err(FileError::DuplicateColumn(column.to_string())),
     }
-    Ok(out)
 }
 
 fn with_attributes(

@@ -1,19 +1,20 @@
 //! HR feeds: fetch the configured source, read its rows, and hand them to intake.
 
 pub mod csv;
+pub mod import;
 pub mod intake;
 pub mod json;
 pub mod push;
 pub mod rows;
 mod visit;
 
-use crate::store::Pool;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::audit::DAEMON;
 use crate::config::{Config, FeedConfig, FeedFormat, FeedSource, HttpAuth};
+use crate::store::Store;
 use intake::{Batch, BatchSource, BatchSummary, Record};
 use rows::RowRules;
 
@@ -284,38 +285,40 @@ pub async fn read_feed(
 }
 
 /// The saved state of a feed source.
-pub async fn load_state(pool: &Pool, source_ref: &str) -> anyhow::Result<FeedState> {
-    crate::store::reads::load_feed_state(pool, source_ref).await
+pub async fn load_state(store: &Store, source_ref: &str) -> anyhow::Result<FeedState> {
+    store.feed_state(source_ref).await
 }
 
 /// Polls the configured feed once: fetch, read, ingest. A fetch or file error records a failed
 /// batch and changes nothing else; an unchanged document (304) records an `unchanged` batch.
 pub async fn poll_once(
-    pool: &Pool,
+    store: &Store,
     config: &Config,
     http: &reqwest::Client,
     now: DateTime<Utc>,
 ) -> anyhow::Result<PollOutcome> {
     let feed = config.feed.as_ref().context("no [feed] is configured")?;
     let source_ref = describe_source(&feed.source);
-    let state = load_state(pool, &source_ref).await?;
+    let state = load_state(store, &source_ref).await?;
     let (read, next) = match read_feed(feed, http, &state, now).await {
         Ok(Some(read)) => read,
         Ok(None) => {
-            let batch_id = intake::record_unchanged_batch(pool, &source_ref, DAEMON, now).await?;
+            let batch_id = store
+                .record_unchanged_batch(&source_ref, DAEMON, now)
+                .await?;
             return Ok(PollOutcome::Unchanged { batch_id });
         }
         Err(e) => {
-            let batch_id = intake::record_failed_batch(
-                pool,
-                BatchSource::Feed,
-                Some(&e.source_ref),
-                DAEMON,
-                &e.code,
-                &e.message,
-                now,
-            )
-            .await?;
+            let batch_id = store
+                .record_failed_batch(
+                    BatchSource::Feed.as_str(),
+                    Some(&e.source_ref),
+                    DAEMON,
+                    &e.code,
+                    &e.message,
+                    now,
+                )
+                .await?;
             return Ok(PollOutcome::Failed {
                 batch_id,
                 error: e.message,
@@ -323,7 +326,7 @@ pub async fn poll_once(
         }
     };
     let summary = intake::ingest(
-        pool,
+        store,
         &config.connectors,
         &config.safety,
         Batch {
@@ -336,6 +339,6 @@ pub async fn poll_once(
         now,
     )
     .await?;
-    crate::store::reads::save_feed_state(pool, &source_ref, &next, now).await?;
+    store.save_feed_state(&source_ref, &next, now).await?;
     Ok(PollOutcome::Ingested(summary))
 }

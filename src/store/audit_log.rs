@@ -1,12 +1,12 @@
-//! The SQL of the audit log. Hashing and the chain's rules are `audit.rs`'s; this file only reads
-//! and writes the rows, always in the caller's transaction for writes.
+//! The rows of the audit log. What goes into a row and how the chain is hashed are `audit.rs`'s, the only
+//! writer; the store reads the head and stores the rows in the caller's transaction, and reads them back.
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::BoxStream;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Pool, Script, Tx, ts};
+use super::{Error, Store, Tx, sqlite};
 
 /// A stored audit row.
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -51,64 +51,32 @@ fn detail_as_json<S: serde::Serializer>(detail: &str, s: S) -> Result<S::Ok, S::
     }
 }
 
-/// The head of the chain (its last sequence number and hash), read in the caller's write transaction.
-pub async fn head(tx: &mut Tx) -> Result<Option<(i64, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await
+impl Tx {
+    /// The head of the chain: its last sequence number and hash, `None` while the log is empty.
+    pub async fn audit_head(&mut self) -> Result<Option<(i64, String)>, Error> {
+        sqlite::audit_log::head(&mut self.inner).await
+    }
+
+    /// Stores audit rows, many per statement.
+    pub async fn insert_audit_rows(&mut self, rows: Vec<AuditRow>) -> Result<(), Error> {
+        sqlite::audit_log::insert(&mut self.inner, rows).await
+    }
 }
 
-/// Adds the inserts of `rows` to `script`.
-pub fn insert_rows(
-    script: &mut Script,
-    rows: impl IntoIterator<Item = AuditRow, IntoIter: ExactSizeIterator>,
-) -> Result<(), sqlx::Error> {
-    script.insert(
-        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
-         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
-        15,
-        "",
-        rows,
-        |b, row| {
-            b.add(row.seq)
-                .add(row.at)
-                .add(row.actor)
-                .add(row.event)
-                .add(row.employee_id)
-                .add(row.connector)
-                .add(row.removal_id)
-                .add(row.batch_id)
-                .add(row.attempt)
-                .add(row.outcome)
-                .add(row.http_status)
-                .add(row.duration_ms)
-                .add(row.detail)
-                .add(row.prev_hash)
-                .add(row.hash);
-        },
-    )
-}
+impl Store {
+    /// Every audit row in chain order, read as a stream.
+    pub fn audit_rows(&self) -> BoxStream<'_, Result<AuditRow, Error>> {
+        sqlite::audit_log::in_order(&self.pool)
+    }
 
-/// Every row in chain order, read as a stream.
-pub fn in_order(pool: &Pool) -> BoxStream<'_, Result<AuditRow, sqlx::Error>> {
-    sqlx::query_as::<_, AuditRow>("SELECT * FROM audit_log ORDER BY seq").fetch(pool)
-}
-
-/// The rows of one employee, since a time, of one connector (each when given), in chain order.
-pub async fn matching(
-    pool: &Pool,
-    employee_id: Option<&str>,
-    since: Option<DateTime<Utc>>,
-    connector: Option<&str>,
-) -> anyhow::Result<Vec<AuditRow>> {
-    Ok(sqlx::query_as::<_, AuditRow>(
-        "SELECT * FROM audit_log \
-         WHERE (?1 IS NULL OR employee_id = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR connector = ?3) \
-         ORDER BY seq",
-    )
-    .bind(employee_id)
-    .bind(since.map(ts))
-    .bind(connector)
-    .fetch_all(pool)
-    .await?)
+    /// The audit rows of one employee, at or after a time, of one connector (each when given), in chain
+    /// order.
+    pub async fn audit_rows_matching(
+        &self,
+        employee_id: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        connector: Option<&str>,
+    ) -> anyhow::Result<Vec<AuditRow>> {
+        Ok(sqlite::audit_log::matching(&self.pool, employee_id, since, connector).await?)
+    }
 }

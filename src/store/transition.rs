@@ -1,12 +1,13 @@
 //! The one way a removal changes state outside a worker's attempt (an operator's approve, reject,
 //! retry or cancel, a rescinded termination): the row is updated only if it is still in the state
 //! the caller saw, and the audit row that records the change goes onto the chain in the same
-//! transaction. A worker's attempts are recorded by `queue::record_and_claim`, many per statement.
+//! transaction. A worker's attempts are recorded by [`Store::record_and_claim`](super::Store::record_and_claim),
+//! many per statement.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Tx, ts};
+use super::{Tx, sqlite};
 use crate::audit::{Chain, Entry};
 
 /// Where a removal goes.
@@ -31,44 +32,27 @@ impl To<'_> {
     }
 }
 
-/// Moves removal `id` from `from` to `to` and pushes `entry` onto `chain` with the move (`from`,
-/// `to`, and a cancellation's reason) in its detail and the new state as its outcome. Fails if the
-/// removal is no longer in `from`.
-pub async fn transition(
-    tx: &mut Tx,
-    chain: &mut Chain,
-    id: i64,
-    from: &str,
-    to: To<'_>,
-    entry: Entry,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let sql = match to {
-        To::Released => {
-            "UPDATE removals SET state = 'pending', updated_at = ?1 WHERE id = ?2 AND state = ?3"
+impl Tx {
+    /// Moves removal `id` from `from` to `to` and pushes `entry` onto `chain` with the move (`from`,
+    /// `to`, and a cancellation's reason) in its detail and the new state as its outcome. Fails if the
+    /// removal is no longer in `from`.
+    pub async fn transition(
+        &mut self,
+        chain: &mut Chain,
+        id: i64,
+        from: &str,
+        to: To<'_>,
+        entry: Entry,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        if !sqlite::transition::set_state(&mut self.inner, id, from, to, now).await? {
+            anyhow::bail!("removal {id} is no longer {from}");
         }
-        To::Requeued => {
-            "UPDATE removals SET state = 'pending', due_at = ?1, retry_base = attempts, credential_refusals = 0, \
-             outcome = NULL, last_error = NULL, finished_at = NULL, updated_at = ?1 \
-             WHERE id = ?2 AND state = ?3"
+        let mut detail = json!({"from": from, "to": to.state()});
+        if let To::Cancelled(reason) = to {
+            detail["reason"] = json!(reason);
         }
-        To::Cancelled(_) => {
-            "UPDATE removals SET state = 'cancelled', outcome = 'cancelled', last_error = ?4, \
-             finished_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = ?3"
-        }
-    };
-    let mut query = sqlx::query(sql).bind(ts(now)).bind(id).bind(from);
-    if let To::Cancelled(reason) = to {
-        query = query.bind(reason);
+        chain.push(now, entry.removal(id).outcome(to.state()).detail(detail));
+        Ok(())
     }
-    let changed = query.execute(&mut **tx).await?.rows_affected();
-    if changed != 1 {
-        anyhow::bail!("removal {id} is no longer {from}");
-    }
-    let mut detail = json!({"from": from, "to": to.state()});
-    if let To::Cancelled(reason) = to {
-        detail["reason"] = json!(reason);
-    }
-    chain.push(now, entry.removal(id).outcome(to.state()).detail(detail));
-    Ok(())
 }

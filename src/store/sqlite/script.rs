@@ -1,40 +1,19 @@
-//! The SQLite pool: pragmas on every connection, embedded migrations, write transactions, time encoding.
+//! Multi-row `INSERT`s sent to SQLite as one command ([`Script`]), the shapes they are split into, and
+//! running a command while the caller goes on working.
 
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, Encode, Sqlite, Type};
 
-use anyhow::Context;
-use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Arguments, Encode, Sqlite, SqlitePool, Transaction, Type};
-
-/// The migrations under `migrations/`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// A write transaction on the pool.
-pub type Tx = Transaction<'static, Sqlite>;
-
-/// The database handle the rest of the code passes around (cheap to clone).
-pub type Pool = SqlitePool;
-
-/// What a failed statement reports.
-pub type Error = sqlx::Error;
+use super::Tx;
 
 /// Most rows one multi-row statement carries (15 columns × 512 rows = 7,680 bound values, below SQLite's
 /// limit of 32,766).
-pub const MAX_ROWS_PER_STATEMENT: usize = 512;
-
-/// Prepared statements kept per connection. The multi-row statements of [`Script`] add a few sizes per table to
-/// the crate's fixed statements; a cache too small for all of them would prepare them again and again.
-const STATEMENT_CACHE: usize = 400;
+const MAX_ROWS_PER_STATEMENT: usize = 512;
 
 /// How [`Script::insert`] splits `rows` rows into statements: powers of two of at most
 /// [`MAX_ROWS_PER_STATEMENT`], largest first. A multi-row statement is prepared once per size and connection,
 /// so a few statement shapes serve any number of rows.
-pub fn statement_sizes(rows: usize) -> impl Iterator<Item = usize> {
+pub(in crate::store) fn statement_sizes(rows: usize) -> impl Iterator<Item = usize> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         if rest == 0 {
@@ -46,24 +25,14 @@ pub fn statement_sizes(rows: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// The largest rowid of `table` (0 when empty), read in the caller's transaction. Nobody else inserts while a
-/// write transaction is open, so the caller can give its new rows the ids after it, as SQLite itself would.
-pub async fn max_rowid(tx: &mut Tx, table: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT COALESCE(MAX(rowid), 0) FROM {table}"
-    )))
-    .fetch_one(&mut **tx)
-    .await
-}
-
 /// Multi-row `INSERT`s sent to the database as one command, so the caller can prepare the next
-/// command while SQLite runs this one (see [`crate::feed::intake`]). Every value is bound; the SQL holds
+/// command while SQLite runs this one (see `store::ingest`). Every value is bound; the SQL holds
 /// only placeholders.
 ///
 /// A command is kept prepared on the connection (like any other statement) when its shape recurs: a single
 /// statement, or statements of [`MAX_ROWS_PER_STATEMENT`] rows each. Other mixes of sizes are prepared for
 /// one run and dropped, so the connection's cache does not fill with one-off commands.
-pub struct Script {
+pub(in crate::store) struct Script {
     sql: String,
     args: SqliteArguments,
     statements: usize,
@@ -82,14 +51,17 @@ impl Default for Script {
 }
 
 /// The values of one row of a [`Script::insert`].
-pub struct Values<'a> {
+pub(in crate::store) struct Values<'a> {
     args: &'a mut SqliteArguments,
     error: Option<sqlx::error::BoxDynError>,
 }
 
 impl Values<'_> {
     /// Binds the next column.
-    pub fn add<'t, T: Encode<'t, Sqlite> + Type<Sqlite>>(&mut self, value: T) -> &mut Self {
+    pub(in crate::store) fn add<'t, T: Encode<'t, Sqlite> + Type<Sqlite>>(
+        &mut self,
+        value: T,
+    ) -> &mut Self {
         if let Err(e) = self.args.add(value) {
             self.error.get_or_insert(e);
         }
@@ -98,14 +70,9 @@ impl Values<'_> {
 }
 
 impl Script {
-    /// Whether nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.sql.is_empty()
-    }
-
     /// Appends `head VALUES (?, …), … tail;` for `rows`, split by [`statement_sizes`], with `bind` adding the
     /// `columns` values of each row in order. Rows are taken by value, so owned text is bound without a copy.
-    pub fn insert<T>(
+    pub(in crate::store) fn insert<T>(
         &mut self,
         head: &str,
         columns: usize,
@@ -160,19 +127,18 @@ impl Script {
 
     /// Runs every statement in the caller's transaction, in order. The first poll hands the command to the
     /// database's thread.
-    pub async fn execute(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+    pub(in crate::store) async fn execute(self, tx: &mut Tx) -> Result<(), sqlx::Error> {
         self.run(tx, false).await.map(drop)
     }
 
     /// Runs the script while `work` runs on this thread, and hands back the bound values ([`Spent`])
     /// with what `work` returned.
     ///
-    /// What it buys: SQLite's connection has a thread of its own, and the first poll of a command only
-    /// hands the command to it. Polling once by hand, then doing `work` (a bulk writer preparing its
-    /// next command), then awaiting the end, keeps both threads busy instead of one waiting for the
-    /// other: for a 100,000-row feed this took intake from about 6 s to about 4.5 s (BENCHMARKS.md, B5).
-    /// The values come back so the caller frees them on its own thread, not on SQLite's.
-    pub async fn execute_alongside<R>(
+    /// SQLite's connection has a thread of its own, and the first poll of a command only hands the command
+    /// to it: polling once by hand, then doing `work`, then awaiting the end keeps both threads busy instead
+    /// of one waiting for the other (what this buys: `store::ingest`, `Ingest::write_alongside`). The values
+    /// come back so the caller frees them on its own thread, not on SQLite's.
+    pub(in crate::store) async fn execute_alongside<R>(
         self,
         tx: &mut Tx,
         work: impl FnOnce() -> R,
@@ -203,83 +169,15 @@ impl Script {
 }
 
 /// The values a [`Script`] bound, handed back by [`Script::execute_alongside`]; dropping it frees them.
-pub struct Spent {
+pub(in crate::store) struct Spent {
     _values: Option<SqliteArguments>,
-}
-
-/// Opens (creating if missing) the database with WAL, `busy_timeout`, foreign keys and `synchronous=FULL`
-/// on every pooled connection.
-pub async fn connect(
-    path: &Path,
-    max_connections: u32,
-    busy_timeout: Duration,
-) -> anyhow::Result<SqlitePool> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
-    }
-    let options = SqliteConnectOptions::from_str("sqlite://")
-        .context("sqlite options")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(busy_timeout)
-        .statement_cache_capacity(STATEMENT_CACHE)
-        // Statement journals (every multi-row INSERT with a UNIQUE or foreign key constraint keeps one)
-        // and temporary sort tables stay in memory instead of a temporary file written with a syscall per
-        // page: B5's intake spent a tenth of its time writing them.
-        .pragma("temp_store", "memory");
-    SqlitePoolOptions::new()
-        .max_connections(max_connections.max(1))
-        // A connection to a local file does not go stale; testing it on every acquire costs a round trip to
-        // its worker thread before each statement run on the pool.
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .with_context(|| format!("cannot open the database {}", path.display()))
-}
-
-/// Runs every pending migration.
-pub async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("cannot apply the database migrations")
-}
-
-/// Opens the database and brings its schema up to date.
-pub async fn open(
-    path: &Path,
-    max_connections: u32,
-    busy_timeout: Duration,
-) -> anyhow::Result<SqlitePool> {
-    let pool = connect(path, max_connections, busy_timeout).await?;
-    migrate(&pool).await?;
-    Ok(pool)
-}
-
-/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so a
-/// transaction that reads before it writes never fails to upgrade its lock.
-pub async fn begin_write(pool: &SqlitePool) -> Result<Tx, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
-
-/// Encodes an instant as fixed-width RFC 3339 UTC with milliseconds, so text order is time order.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Decodes an instant written by [`ts`] (or any RFC 3339 text).
-pub fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .with_context(|| format!("bad timestamp in the database: {s:?}"))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::super::{begin_write, connect};
     use super::*;
 
     #[tokio::test]
@@ -299,7 +197,6 @@ mod tests {
         let parents: Vec<i64> = (1..=700).collect();
         let children: Vec<(i64, i64)> = (1..=1400).map(|i| (i, (i + 1) / 2)).collect();
         let mut script = Script::default();
-        assert!(script.is_empty());
         script
             .insert("INSERT INTO parent (id, name)", 2, "", &parents, |b, id| {
                 b.add(*id).add(format!("p{id}"));
@@ -385,15 +282,6 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_sort_as_text_in_time_order() {
-        let a = ts("2026-01-02T03:04:05Z".parse().unwrap());
-        let b = ts("2026-01-02T03:04:05.5Z".parse().unwrap());
-        assert_eq!(a, "2026-01-02T03:04:05.000Z");
-        assert!(a < b);
-        assert_eq!(parse_ts(&b).unwrap().timestamp_millis() % 1000, 500);
-    }
-
-    #[test]
     fn rows_are_split_into_power_of_two_statements() {
         assert_eq!(
             statement_sizes(1200).collect::<Vec<_>>(),
@@ -401,41 +289,5 @@ mod tests {
         );
         assert_eq!(statement_sizes(0).count(), 0);
         assert_eq!(statement_sizes(1).collect::<Vec<_>>(), [1]);
-    }
-
-    #[tokio::test]
-    async fn every_pooled_connection_has_the_production_pragmas() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = open(&dir.path().join("x.db"), 3, Duration::from_secs(5))
-            .await
-            .unwrap();
-        for _ in 0..3 {
-            let mut conn = pool.acquire().await.unwrap();
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(mode, "wal");
-            assert_eq!(sync, 2, "synchronous=FULL");
-            assert_eq!(fk, 1);
-            assert_eq!(busy, 5000);
-            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(temp_store, 2, "temp_store=MEMORY");
-        }
     }
 }

@@ -1,0 +1,85 @@
+//! The audit log's statements: the head of the chain, multi-row inserts, reads in chain order.
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use sqlx::SqlitePool;
+
+use super::{Script, Tx, statement_sizes};
+use crate::store::audit_log::AuditRow;
+use crate::store::ts;
+
+/// The head of the chain (its last sequence number and hash), read in the caller's write transaction.
+pub(in crate::store) async fn head(tx: &mut Tx) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// Adds the inserts of `rows` to `script`.
+pub(in crate::store) fn insert_rows(
+    script: &mut Script,
+    rows: impl IntoIterator<Item = AuditRow, IntoIter: ExactSizeIterator>,
+) -> Result<(), sqlx::Error> {
+    script.insert(
+        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
+        15,
+        "",
+        rows,
+        |b, row| {
+            b.add(row.seq)
+                .add(row.at)
+                .add(row.actor)
+                .add(row.event)
+                .add(row.employee_id)
+                .add(row.connector)
+                .add(row.removal_id)
+                .add(row.batch_id)
+                .add(row.attempt)
+                .add(row.outcome)
+                .add(row.http_status)
+                .add(row.duration_ms)
+                .add(row.detail)
+                .add(row.prev_hash)
+                .add(row.hash);
+        },
+    )
+}
+
+/// Inserts `rows` in the caller's transaction, one statement per command, so each size stays prepared on the
+/// connection.
+pub(in crate::store) async fn insert(tx: &mut Tx, rows: Vec<AuditRow>) -> Result<(), sqlx::Error> {
+    let mut rows = rows.into_iter();
+    for size in statement_sizes(rows.len()) {
+        let mut script = Script::default();
+        insert_rows(&mut script, rows.by_ref().take(size))?;
+        script.execute(tx).await?;
+    }
+    Ok(())
+}
+
+/// Every row in chain order, read as a stream.
+pub(in crate::store) fn in_order(
+    pool: &SqlitePool,
+) -> BoxStream<'_, Result<AuditRow, sqlx::Error>> {
+    sqlx::query_as::<_, AuditRow>("SELECT * FROM audit_log ORDER BY seq").fetch(pool)
+}
+
+/// The rows of one employee, since a time, of one connector (each when given), in chain order.
+pub(in crate::store) async fn matching(
+    pool: &SqlitePool,
+    employee_id: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    connector: Option<&str>,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as::<_, AuditRow>(
+        "SELECT * FROM audit_log \
+         WHERE (?1 IS NULL OR employee_id = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL OR connector = ?3) \
+         ORDER BY seq",
+    )
+    .bind(employee_id)
+    .bind(since.map(ts))
+    .bind(connector)
+    .fetch_all(pool)
+    .await
+}

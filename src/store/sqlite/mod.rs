@@ -1,0 +1,137 @@
+//! The SQLite side of the store: the pool and the pragmas of every connection, the embedded migrations,
+//! write transactions, the ids of new rows, and the statements of each group of operations (SQLite's
+//! dialect: `json_each`, two-argument `MIN`, `IS NOT`, `RETURNING`, multi-row `INSERT`s of [`Script`]).
+//! Nothing here decides what a change means or which audit row records it: that is `store/*.rs`.
+
+pub(super) mod audit_log;
+pub(super) mod batches;
+pub(super) mod ingest;
+pub(super) mod queue;
+pub(super) mod reads;
+mod script;
+pub(super) mod transition;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+pub(super) use script::{Script, Spent, statement_sizes};
+
+/// The migrations under `migrations/`, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A write transaction on the pool.
+pub(super) type Tx = Transaction<'static, Sqlite>;
+
+/// Prepared statements kept per connection. The multi-row statements of [`Script`] add a few sizes per table to
+/// the crate's fixed statements; a cache too small for all of them would prepare them again and again.
+const STATEMENT_CACHE: usize = 400;
+
+/// Opens (creating if missing) the database with WAL, `busy_timeout`, foreign keys and `synchronous=FULL`
+/// on every pooled connection.
+pub(super) async fn connect(
+    path: &Path,
+    max_connections: u32,
+    busy_timeout: Duration,
+) -> anyhow::Result<SqlitePool> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
+    }
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .context("sqlite options")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(busy_timeout)
+        .statement_cache_capacity(STATEMENT_CACHE)
+        // Statement journals (every multi-row INSERT with a UNIQUE or foreign key constraint keeps one)
+        // and temporary sort tables stay in memory instead of a temporary file written with a syscall per
+        // page: B5's intake spent a tenth of its time writing them.
+        .pragma("temp_store", "memory");
+    SqlitePoolOptions::new()
+        .max_connections(max_connections.max(1))
+        // A connection to a local file does not go stale; testing it on every acquire costs a round trip to
+        // its worker thread before each statement run on the pool.
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// Runs every pending migration.
+pub(super) async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("cannot apply the database migrations")
+}
+
+/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so a
+/// transaction that reads before it writes never fails to upgrade its lock.
+pub(super) async fn begin_write(pool: &SqlitePool) -> Result<Tx, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// The largest rowid of `table` (0 when empty), read in the caller's transaction. Nobody else inserts while a
+/// write transaction is open, so the caller can give its new rows the ids after it, as SQLite itself would.
+pub(super) async fn max_rowid(tx: &mut Tx, table: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COALESCE(MAX(rowid), 0) FROM {table}"
+    )))
+    .fetch_one(&mut **tx)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open(path: &Path, max: u32, busy: Duration) -> anyhow::Result<SqlitePool> {
+        let pool = connect(path, max, busy).await?;
+        migrate(&pool).await?;
+        Ok(pool)
+    }
+
+    #[tokio::test]
+    async fn every_pooled_connection_has_the_production_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir.path().join("x.db"), 3, Duration::from_secs(5))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let mut conn = pool.acquire().await.unwrap();
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            assert_eq!(sync, 2, "synchronous=FULL");
+            assert_eq!(fk, 1);
+            assert_eq!(busy, 5000);
+            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(temp_store, 2, "temp_store=MEMORY");
+        }
+    }
+}
