@@ -41,35 +41,25 @@ pub fn read_csv_with_attributes(
     attributes: &BTreeMap<String, String>,
     rules: &RowRules<'_>,
 ) -> Result<Vec<CsvRecord>, FileError> {
-    let mut reader = reader(data);
-    let mut lines = LineCounter::new(data);
-    let mut record = ByteRecord::new();
-
-    if !read_record(&mut reader, &mut record) {
-        return Err(FileError::NoHeader);
-    }
-    let columns = map_columns(&record, fields)?;
-    let attribute_columns = map_attribute_columns(&record, attributes)?;
-    let width = record.len();
-
-    let mut records = Vec::new();
-    let mut row: u64 = 0;
-    loop {
-        let start = reader.position().byte();
-        if !read_record(&mut reader, &mut record) {
-            break;
-        }
-        row += 1;
-        let line = lines.line_of_record_at(start);
-        let result = if record.len() == width {
-            check_row(&raw_row(&record, &columns), rules)
-                .and_then(|row| with_attributes(row, &record, &attribute_columns))
-        } else {
-            Err(vec![Fault::for_row(Reason::ColumnCount)])
-        };
-        records.push(CsvRecord { row, line, result });
-    }
-    Ok(records)
+    read_records(
+        data,
+        |header| {
+            Ok((
+                map_columns(header, fields)?,
+                map_attribute_columns(header, attributes)?,
+                header.len(),
+            ))
+        },
+        |(columns, attribute_columns, width), row, line, record| {
+            let result = if record.len() == *width {
+                check_row(&raw_row(record, columns), rules)
+                    .and_then(|row| with_attributes(row, record, attribute_columns))
+            } else {
+                Err(vec![Fault::for_row(Reason::ColumnCount)])
+            };
+            CsvRecord { row, line, result }
+        },
+    )
 }
 
 /// One data record's value of the column [`read_column`] reads.
@@ -88,35 +78,51 @@ pub struct ColumnValue {
 /// columns), or why the value is refused: not UTF-8, blank, a control character, more than 1,024 bytes, or a
 /// record too short to have the column. The file is tokenised as a feed is.
 pub fn read_column(data: &[u8], column: &str) -> Result<Vec<ColumnValue>, FileError> {
+    read_records(
+        data,
+        |header| find_column(header, column),
+        |index, row, line, record| {
+            let value = match record.get(*index).map(std::str::from_utf8) {
+                None => Err(Reason::ColumnCount),
+                Some(Err(_)) => Err(Reason::InvalidUtf8),
+                Some(Ok(value)) => match value.trim() {
+                    "" => Err(Reason::Missing),
+                    v if v.chars().any(char::is_control) => Err(Reason::ControlChar),
+                    v if v.len() > 1024 => Err(Reason::TooLong),
+                    v => Ok(v.to_string()),
+                },
+            };
+            ColumnValue { row, line, value }
+        },
+    )
+}
+
+/// Reads the header with `header`, then every data record, in file order, with `record`, given what
+/// `header` made of the header, the record's number (header excluded) and the line on which it starts.
+fn read_records<H, T>(
+    data: &[u8],
+    header: impl FnOnce(&ByteRecord) -> Result<H, FileError>,
+    mut record: impl FnMut(&H, u64, u64, &ByteRecord) -> T,
+) -> Result<Vec<T>, FileError> {
     let mut reader = reader(data);
     let mut lines = LineCounter::new(data);
-    let mut record = ByteRecord::new();
-    if !read_record(&mut reader, &mut record) {
+    let mut bytes = ByteRecord::new();
+    if !read_record(&mut reader, &mut bytes) {
         return Err(FileError::NoHeader);
     }
-    let index = find_column(&record, column)?;
-    let mut values = Vec::new();
+    let header = header(&bytes)?;
+    let mut records = Vec::new();
     let mut row: u64 = 0;
     loop {
         let start = reader.position().byte();
-        if !read_record(&mut reader, &mut record) {
+        if !read_record(&mut reader, &mut bytes) {
             break;
         }
         row += 1;
         let line = lines.line_of_record_at(start);
-        let value = match record.get(index).map(std::str::from_utf8) {
-            None => Err(Reason::ColumnCount),
-            Some(Err(_)) => Err(Reason::InvalidUtf8),
-            Some(Ok(value)) => match value.trim() {
-                "" => Err(Reason::Missing),
-                v if v.chars().any(char::is_control) => Err(Reason::ControlChar),
-                v if v.len() > 1024 => Err(Reason::TooLong),
-                v => Ok(v.to_string()),
-            },
-        };
-        values.push(ColumnValue { row, line, value });
+        records.push(record(&header, row, line, &bytes));
     }
-    Ok(values)
+    Ok(records)
 }
 
 /// A reader of CSV records as raw bytes.
@@ -784,5 +790,37 @@ mod tests {
                 last_line = r.line;
             }
         }
+    }
+
+    #[test]
+    fn a_column_is_read_with_each_value_checked_and_its_row_and_line() {
+        let long = "x".repeat(1025);
+        let data = format!(
+            "\u{feff}Name, User ID \r\nOne,u-1\r\n\r\nTwo, u-2 \nBlank,\nShort\nBell,a\u{7}b\nLong,{long}\n"
+        );
+        let mut bytes = data.into_bytes();
+        bytes.extend_from_slice(b"Bad,\xff\n");
+        let values = read_column(&bytes, "user id").unwrap();
+        let got: Vec<(u64, u64, Result<&str, Reason>)> = values
+            .iter()
+            .map(|v| (v.row, v.line, v.value.as_deref().map_err(|r| *r)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, 2, Ok("u-1")),
+                (2, 4, Ok("u-2")),
+                (3, 5, Err(Reason::Missing)),
+                (4, 6, Err(Reason::ColumnCount)),
+                (5, 7, Err(Reason::ControlChar)),
+                (6, 8, Err(Reason::TooLong)),
+                (7, 9, Err(Reason::InvalidUtf8)),
+            ]
+        );
+        assert_eq!(
+            read_column(b"Name,Login\n", "user id"),
+            Err(FileError::MissingColumn("user id".into()))
+        );
+        assert_eq!(read_column(b"", "user id"), Err(FileError::NoHeader));
     }
 }
