@@ -104,10 +104,7 @@ pub fn auth_code(user_key: &str, host: &str, application_key: &str) -> String {
         host.to_lowercase(),
         application_key.to_lowercase()
     );
-    Sha1::digest(payload.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
+    hex::encode_upper(Sha1::digest(payload.as_bytes()))
 }
 
 /// What goes into `AuthenticationInfo` besides the user key.
