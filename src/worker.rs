@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::backoff;
 use crate::clock::Clock;
 use crate::config::{Config, ConnectorConfig};
-use crate::connectors::classify::{self, CHECK_THE_CREDENTIALS, CredentialStep};
+use crate::connectors::classify::{self, CHECK_THE_CREDENTIALS, CredentialResend, CredentialStep};
 use crate::connectors::{
     CallLog, ConnectorError, ErrorClass, Fault, Registry, RemovalOutcome, Resolution, Target,
 };
@@ -422,7 +422,9 @@ impl Workers {
             person: claim.person.clone(),
             calls: calls.clone(),
         };
-        let remote = match connector.resolve(&target).await {
+        // A refused credential is sent once more at once on the removal's first refused attempt.
+        let mut resend = CredentialResend::for_attempt(claim.credential_refusals);
+        let remote = match resend.run(|| connector.resolve(&target)).await {
             Ok(Resolution::Found(remote)) => remote,
             Ok(Resolution::NotFound) if config.dry_run => {
                 return Completion::Planned {
@@ -475,7 +477,7 @@ impl Workers {
                 );
             }
         }
-        match connector.remove(&target, &remote).await {
+        match resend.run(|| connector.remove(&target, &remote)).await {
             Ok(outcome) => Completion::Done {
                 outcome: outcome.as_str().into(),
                 remote_id: Some(remote.id),

@@ -583,7 +583,7 @@ async fn a_401_gets_a_fresh_token_once_per_call() {
 }
 
 #[tokio::test]
-async fn a_401_that_survives_a_fresh_token_is_retried_once_then_permanent() {
+async fn a_401_that_survives_a_fresh_token_is_retried_once_then_fails_at_the_third_refusal() {
     let server = MockServer::start().await;
     mount_token(&server, TOKEN, None).await;
     Mock::given(method("GET"))
@@ -624,6 +624,20 @@ async fn a_401_that_survives_a_fresh_token_is_retried_once_then_permanent() {
             .unwrap()
             .contains("refused again after a retry"),
         "permanent the second time"
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        token_requests(&requests).len(),
+        3,
+        "the retry starts with a fresh token: the refused one is never sent again"
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.url.path().starts_with(USERS))
+            .count(),
+        3,
+        "failed at the third refusal"
     );
 }
 

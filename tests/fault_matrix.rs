@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use offboard::clock::Clock;
 use offboard::config::Config;
+use offboard::connectors::classify::CredentialResend;
 use offboard::connectors::{
     CallLog, Connector, ConnectorError, ErrorClass, Registry, RemovalOutcome, Resolution, Target,
 };
@@ -91,7 +92,8 @@ enum Attempt {
     Failed(ConnectorError),
 }
 
-/// resolve → remove, as the worker runs one attempt (first attempt of removal 1).
+/// resolve → remove, as the worker runs one attempt (the first of removal 1, so a refused
+/// credential is sent once more before the attempt ends).
 async fn attempt(connector: &dyn Connector, account: &str) -> Attempt {
     let target = Target {
         removal_id: 1,
@@ -105,7 +107,8 @@ async fn attempt(connector: &dyn Connector, account: &str) -> Attempt {
         },
         calls: CallLog::default(),
     };
-    let resolution = match connector.resolve(&target).await {
+    let mut resend = CredentialResend::for_attempt(0);
+    let resolution = match resend.run(|| connector.resolve(&target)).await {
         Ok(r) => r,
         Err(e) => return Attempt::Failed(e),
     };
@@ -115,10 +118,12 @@ async fn attempt(connector: &dyn Connector, account: &str) -> Attempt {
             offboard::connectors::Fault::WrongAccount,
             format!("{n} accounts match, needs a human"),
         )),
-        Resolution::Found(account) => match connector.remove(&target, &account).await {
-            Ok(outcome) => Attempt::Done(outcome),
-            Err(e) => Attempt::Failed(e),
-        },
+        Resolution::Found(account) => {
+            match resend.run(|| connector.remove(&target, &account)).await {
+                Ok(outcome) => Attempt::Done(outcome),
+                Err(e) => Attempt::Failed(e),
+            }
+        }
     }
 }
 
@@ -588,13 +593,14 @@ async fn a_429_with_retry_after_as_an_http_date_is_retried_no_sooner() {
 
 #[tokio::test]
 async fn a_401_is_a_refused_credential_for_every_connector() {
-    // One rule for all (connectors::classify): after the connector's one fresh token or login and
-    // resend, the worker retries once after five minutes and fails the removal on the next refusal.
+    // One rule for all (connectors::classify): the refusal is sent once more at once, with a fresh
+    // token or login where the connector has one; refused again, the attempt ends as a refused
+    // credential, which the worker retries once after five minutes and fails on the third refusal.
     row(Fault::Http401, |vendor| match vendor {
         Vendor::Scim => Expect::Refused("refused the bearer token"),
         Vendor::Anaplan => Expect::Refused("Anaplan refused the login"),
         Vendor::Panopto => Expect::Refused("HTTP 401"),
-        Vendor::Echo360 => Expect::Refused("access refused even with a fresh token"),
+        Vendor::Echo360 => Expect::Refused("the API refused the token"),
         Vendor::Openconext => Expect::Refused("refused the credentials"),
     })
     .await;
@@ -606,7 +612,7 @@ async fn a_403_is_a_refused_credential_for_every_connector() {
         Vendor::Scim => Expect::Refused(VENDOR_SAYS),
         Vendor::Anaplan => Expect::Refused("Anaplan refused the login"),
         Vendor::Panopto => Expect::Refused("HTTP 403"),
-        Vendor::Echo360 => Expect::Refused("access refused even with a fresh token"),
+        Vendor::Echo360 => Expect::Refused("the API refused the token"),
         Vendor::Openconext => Expect::Refused("refused the credentials"),
     })
     .await;

@@ -421,7 +421,7 @@ async fn a_429_is_retried_no_sooner_than_retry_after() {
 }
 
 #[tokio::test]
-async fn a_401_or_403_is_retried_once_after_a_long_delay_then_permanent() {
+async fn a_401_or_403_is_sent_once_more_retried_once_after_a_long_delay_then_permanent() {
     for (status, body, says) in [
         (
             401,
@@ -437,7 +437,8 @@ async fn a_401_or_403_is_retried_once_after_a_long_delay_then_permanent() {
         let server = MockServer::start().await;
         Mock::given(method("DELETE"))
             .respond_with(ResponseTemplate::new(status).set_body_json(body))
-            .expect(2)
+            // Sent once more at once, retried once, failed at the third refusal.
+            .expect(3)
             .mount(&server)
             .await;
         let t = app(&server, "").await;

@@ -686,7 +686,7 @@ async fn an_authorisation_fault_is_retried_once_then_fails_asking_to_check_the_c
 }
 
 #[tokio::test]
-async fn an_authentication_fault_that_clears_up_on_the_retry_ends_removed() {
+async fn an_authentication_fault_that_clears_up_on_the_resend_ends_removed_in_the_same_attempt() {
     let directory = Directory::with(&[(ANN_KEY, ANN_GUID)]);
     let server = serve(directory.clone()).await;
     answer(
@@ -694,6 +694,34 @@ async fn an_authentication_fault_that_clears_up_on_the_retry_ends_removed() {
         GET,
         fault_response("s:Client", "Invalid credentials"),
         1,
+    )
+    .await;
+    let t = panopto(&server, Auth::Password, "").await;
+    leaver(&t, ANN).await;
+
+    t.drain().await;
+    let r = t.removal("e1").await;
+    assert_eq!(
+        (r.state.as_str(), r.outcome.as_deref(), r.attempts),
+        ("done", Some("removed"), 1)
+    );
+    assert_eq!(
+        operations(&server).await,
+        ["GetUserByKey", "GetUserByKey", "DeleteUsers"]
+    );
+    assert!(!directory.has(ANN_KEY));
+}
+
+#[tokio::test]
+async fn an_authentication_fault_that_clears_up_on_the_retry_ends_removed() {
+    let directory = Directory::with(&[(ANN_KEY, ANN_GUID)]);
+    let server = serve(directory.clone()).await;
+    // Refused, and refused again when sent once more: the attempt ends, the retry succeeds.
+    answer(
+        &server,
+        GET,
+        fault_response("s:Client", "Invalid credentials"),
+        2,
     )
     .await;
     let t = panopto(&server, Auth::Password, "").await;
@@ -897,7 +925,7 @@ async fn a_429_is_retried_no_sooner_than_its_retry_after() {
 }
 
 #[tokio::test]
-async fn a_401_is_retried_once_then_fails() {
+async fn a_401_is_sent_once_more_retried_once_then_fails_at_the_third_refusal() {
     let server = serve(Directory::with(&[(ANN_KEY, ANN_GUID)])).await;
     answer(&server, GET, ResponseTemplate::new(401), 10).await;
     let t = panopto(&server, Auth::Password, "").await;
@@ -915,6 +943,11 @@ async fn a_401_is_retried_once_then_fails() {
     t.drain().await;
     let r = t.removal("e1").await;
     assert_eq!((r.state.as_str(), r.attempts), ("failed", 2));
+    // Sent once more at once, retried once, failed at the third refusal.
+    assert_eq!(
+        operations(&server).await,
+        ["GetUserByKey", "GetUserByKey", "GetUserByKey"]
+    );
 }
 
 #[tokio::test]

@@ -897,7 +897,7 @@ mod wire {
             .expect(1)
             .mount(&server)
             .await;
-        // A SCIM error dressed as 200: classified by its own status (403: permanent).
+        // A SCIM error dressed as 200: classified by its own status (403: a refused credential).
         lookup("bob@example.org")
             .respond_with(scim_json(
                 200,
@@ -911,7 +911,8 @@ mod wire {
                 200,
                 &scim_error(403, None, "caller lacks USER_ADMIN"),
             ))
-            .expect(1)
+            // Sent once more at once, as every refusal first is.
+            .expect(2)
             .mount(&server)
             .await;
         let t = app(&bearer(&server.uri(), "")).await;
@@ -927,7 +928,8 @@ mod wire {
                 .unwrap()
                 .contains("HTTP 200 but the body is not a SCIM ListResponse"),
         );
-        // A SCIM error's own status decides: a 403 is a refused credential, retried once.
+        // A SCIM error's own status decides: a 403 is a refused credential, sent once more, then
+        // retried once.
         let bob = t.removal("e2").await;
         assert_eq!(bob.state, "pending");
         assert!(
@@ -1207,13 +1209,14 @@ mod wire {
     }
 
     #[tokio::test]
-    async fn a_bearer_token_refused_with_401_is_retried_once_then_fails_asking_to_check_the_credentials()
+    async fn a_bearer_token_refused_with_401_fails_at_the_third_refusal_asking_to_check_the_credentials()
      {
+        // It used to be retried every 15 minutes for ever. Now the one credential policy: sent once
+        // more at once, retried once after 5 minutes, failed at the third refusal.
         let server = MockServer::start().await;
         lookup("ann@example.org")
             .respond_with(scim_json(401, &scim_error(401, None, "Invalid token")))
-            // The first attempt and its one retry; never again.
-            .expect(2)
+            .expect(3)
             .mount(&server)
             .await;
         let t = app(&bearer(&server.uri(), "")).await;
@@ -1221,6 +1224,13 @@ mod wire {
         t.poll().await;
 
         assert_eq!(t.drain().await.retried, 1);
+        let lookups = |calls: Vec<offboard::audit::AuditRow>| {
+            calls
+                .iter()
+                .filter(|c| detail(c)["operation"] == "GET /Users?filter")
+                .count()
+        };
+        assert_eq!(lookups(t.events("vendor_call").await), 2, "sent once more");
         let retry = t.events("removal_retry_scheduled").await;
         let d = detail(&retry[0]);
         assert_eq!(d["retry_after_ms"], 300_000);
@@ -1236,6 +1246,11 @@ mod wire {
         t.drain().await;
         let r = t.removal("e1").await;
         assert_eq!((r.state.as_str(), r.attempts), ("failed", 2));
+        assert_eq!(
+            lookups(t.events("vendor_call").await),
+            3,
+            "the third refusal"
+        );
         let error = r.last_error.unwrap();
         assert!(
             error.contains("refused the bearer token")
@@ -1317,18 +1332,21 @@ mod wire {
     }
 
     #[tokio::test]
-    async fn an_anaplan_401_after_the_fresh_login_is_retried_once_without_a_third_login() {
+    async fn an_anaplan_401_after_the_fresh_login_is_retried_once_then_fails_at_the_third_refusal()
+    {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/auth/token/authenticate"))
             .respond_with(token_answer("tok-7f3a9c0e21d4"))
-            .expect(2)
+            // The first login, the fresh one after the refusal, and the retry's own: a refused token
+            // is never sent again.
+            .expect(3)
             .mount(&server)
             .await;
         Mock::given(method("GET"))
             .and(path("/scim/1/0/v2/Users"))
             .respond_with(ResponseTemplate::new(401))
-            .expect(2)
+            .expect(3)
             .mount(&server)
             .await;
         let t = app(&anaplan(&server.uri(), "")).await;
@@ -1340,22 +1358,30 @@ mod wire {
         assert_eq!(d["retry_after_ms"], 300_000);
         let error = d["error"].as_str().unwrap();
         assert!(
-            error.starts_with(
-                "GET /Users?filter: HTTP 401: the service refused a fresh Anaplan token"
-            ),
+            error.starts_with("GET /Users?filter: HTTP 401: the service refused the Anaplan token"),
             "{error}"
+        );
+
+        t.advance(Duration::from_secs(6 * 60));
+        t.drain().await;
+        let r = t.removal("e1").await;
+        assert_eq!((r.state.as_str(), r.attempts), ("failed", 2));
+        assert!(
+            r.last_error
+                .unwrap()
+                .contains("check the connector's credentials")
         );
     }
 
     #[tokio::test]
-    async fn a_refused_anaplan_login_is_retried_once_with_the_vendor_status() {
+    async fn a_refused_anaplan_login_is_tried_once_more_then_retried_once_with_the_vendor_status() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/auth/token/authenticate"))
             .respond_with(ResponseTemplate::new(401).set_body_json(json!({
                 "status": "FAILURE_BAD_CREDENTIAL", "statusMessage": "Invalid credentials"
             })))
-            .expect(1)
+            .expect(2)
             .mount(&server)
             .await;
         Mock::given(method("GET"))

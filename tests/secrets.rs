@@ -53,50 +53,31 @@ const PANOPTO_SVC: &str = "/Panopto/PublicAPI/4.6/UserManagement.svc";
 const TEMPURI: &str = "http://tempuri.org/";
 const V40: &str = "http://schemas.datacontract.org/2004/07/Panopto.Server.Services.PublicAPI.V40";
 
-/// Panopto's AuthCode, computed here from its published definition (not with the daemon's code).
+/// Panopto's AuthCode, computed here from its published definition (not with the daemon's code;
+/// the encoders here are the crates', independent of the daemon's use of them).
 fn panopto_auth_code() -> String {
     let payload = format!(
         "{PANOPTO_SSO_USER}@{}|{}",
         PANOPTO_HOST.to_lowercase(),
         PANOPTO_APP_KEY.to_lowercase()
     );
-    Sha1::digest(payload.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
+    hex::encode_upper(Sha1::digest(payload.as_bytes()))
 }
 
+/// The Base64 of a Basic pair as it travels (RFC 7617, padded).
 fn base64(input: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
+/// Everything but RFC 3986's unreserved characters percent-encoded.
 fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// Every form in which a canary must never appear.

@@ -1,6 +1,7 @@
 //! The one classification of vendor failures. Connectors say what happened ([`Fault`]); this module
 //! alone decides whether that is retried, after how long, or is permanent, and how a refused
-//! credential is treated across attempts ([`credential_step`]). docs/fault-matrix.md is its table.
+//! credential is treated: once more at once with fresh credentials ([`CredentialResend`]), then
+//! once more after a wait, then failed ([`credential_step`]). docs/fault-matrix.md is its table.
 
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ pub enum Fault {
         /// The vendor's `Retry-After`, if it sent one.
         retry_after: Option<Duration>,
     },
-    /// The vendor refused the connector's credentials (401/403, a refused login), after the one
-    /// fresh token or login and resend that a connector with a login makes within the attempt.
+    /// The vendor refused the connector's credentials: a refused login or token grant, or a
+    /// vendor's own way of saying so (an authentication fault, Anaplan's `FAILURE_BAD_CREDENTIAL`).
+    /// A connector that caches a token drops the refused one, so the next call gets a fresh one.
     CredentialRefused,
     /// The answer is not in the shape the vendor's API promises (not JSON, not SOAP, a field missing).
     Malformed,
@@ -74,7 +76,7 @@ pub fn classify(fault: Fault) -> ErrorClass {
             status,
             retry_after,
         } => match status {
-            401 | 403 => ErrorClass::CredentialRefused,
+            _ if refuses_credential(status) => ErrorClass::CredentialRefused,
             408 | 429 => ErrorClass::Retryable { after: retry_after },
             501 => ErrorClass::Permanent,
             500..=599 => ErrorClass::Retryable { after: retry_after },
@@ -87,6 +89,12 @@ pub fn classify(fault: Fault) -> ErrorClass {
         | Fault::Unsendable
         | Fault::ProgramRefused => ErrorClass::Permanent,
     }
+}
+
+/// Whether an HTTP status says the vendor refused the credentials (401 and 403): a connector that
+/// caches a token drops it on such an answer.
+pub fn refuses_credential(status: u16) -> bool {
+    matches!(status, 401 | 403)
 }
 
 /// How long the one retry after a refused credential waits: long enough for a credential rotation
@@ -102,15 +110,56 @@ pub enum CredentialStep {
     Fail,
 }
 
-/// The credential policy, the same for every connector: a refused credential is first met by one
-/// fresh token or login and a resend inside the attempt (the connector's part); a refusal that
-/// survives it is retried once after [`CREDENTIAL_RETRY_DELAY`]; the next refusal of the same
-/// removal fails it. `earlier` counts the refused attempts this removal already had.
+/// The credential policy, the same for every connector, counted in refusals of one removal:
+///
+/// 1. the first refusal is met at once by one resend within the attempt ([`CredentialResend`]),
+///    with a fresh token or login where the connector has one (it dropped the refused token);
+/// 2. a second refusal ends the attempt, and the removal is retried once, after
+///    [`CREDENTIAL_RETRY_DELAY`] (a rotation may be under way);
+/// 3. the third refusal, the first of that retry, fails the removal, with a reason that says to
+///    check the credentials ([`CHECK_THE_CREDENTIALS`]).
+///
+/// The removal keeps the count of its refused attempts (`credential_refusals`) across attempts and
+/// restarts; `earlier` is that count before this attempt.
 pub fn credential_step(earlier: i64) -> CredentialStep {
     if earlier <= 0 {
         CredentialStep::RetryOnce(CREDENTIAL_RETRY_DELAY)
     } else {
         CredentialStep::Fail
+    }
+}
+
+/// The in-attempt step of the credential policy ([`credential_step`]): on a removal's first refused
+/// attempt, the first call the vendor refuses is made once more, at once. The worker runs each
+/// connector call (resolve, remove) through one of these per attempt; connectors never resend on
+/// their own.
+#[derive(Debug)]
+pub struct CredentialResend {
+    /// Whether the one resend of this attempt is still to be had.
+    left: bool,
+}
+
+impl CredentialResend {
+    /// The resend budget of an attempt of a removal that had `earlier` refused attempts: one
+    /// resend on its first, none after (that refusal is the third).
+    pub fn for_attempt(earlier: i64) -> Self {
+        Self { left: earlier <= 0 }
+    }
+
+    /// Runs `call`; when the vendor refused the credentials and this attempt still has its resend,
+    /// runs it once more and returns that answer.
+    pub async fn run<T, F>(&mut self, mut call: impl FnMut() -> F) -> Result<T, ConnectorError>
+    where
+        F: Future<Output = Result<T, ConnectorError>>,
+    {
+        match call().await {
+            Err(e) if e.class == ErrorClass::CredentialRefused && self.left => {
+                self.left = false;
+                tracing::info!(error = %e.reason, "Credentials refused: sending once more with fresh ones.");
+                call().await
+            }
+            other => other,
+        }
     }
 }
 
@@ -186,6 +235,59 @@ mod tests {
         );
         assert_eq!(credential_step(1), CredentialStep::Fail);
         assert_eq!(credential_step(5), CredentialStep::Fail);
+    }
+
+    #[tokio::test]
+    async fn the_first_refusal_of_a_removal_is_sent_once_more_within_the_attempt() {
+        let refused = || ConnectorError::new(Fault::CredentialRefused, "refused");
+        // A call that counts itself and answers with `answer(n)` the n-th time.
+        let calls = std::cell::Cell::new(0);
+        let call = |answer: fn(i32) -> Result<i32, ConnectorError>| {
+            let calls = &calls;
+            move || {
+                calls.set(calls.get() + 1);
+                std::future::ready(answer(calls.get()))
+            }
+        };
+
+        let mut resend = CredentialResend::for_attempt(0);
+        let first = resend
+            .run(call(|n| {
+                if n == 1 {
+                    Err(ConnectorError::new(Fault::CredentialRefused, "refused"))
+                } else {
+                    Ok(n)
+                }
+            }))
+            .await;
+        assert_eq!((first, calls.replace(0)), (Ok(2), 2));
+        // One resend per attempt: the next refusal ends it.
+        let second = resend
+            .run(call(|_| {
+                Err(ConnectorError::new(Fault::CredentialRefused, "refused"))
+            }))
+            .await;
+        assert_eq!((second, calls.replace(0)), (Err(refused()), 1));
+
+        // The retry after the wait has none: its refusal is the removal's third.
+        let retry = CredentialResend::for_attempt(1)
+            .run(call(|_| {
+                Err(ConnectorError::new(Fault::CredentialRefused, "refused"))
+            }))
+            .await;
+        assert_eq!((retry, calls.replace(0)), (Err(refused()), 1));
+
+        // Other failures are the worker's to retry, never resent.
+        let reset = CredentialResend::for_attempt(0)
+            .run(call(|_| {
+                Err(ConnectorError::new(Fault::Transport, "reset"))
+            }))
+            .await;
+        assert_eq!(
+            reset.map_err(|e| e.class),
+            Err(ErrorClass::Retryable { after: None })
+        );
+        assert_eq!(calls.get(), 1);
     }
 
     #[test]

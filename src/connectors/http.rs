@@ -222,17 +222,19 @@ pub fn body_excerpt(body: &[u8]) -> String {
     out.trim().to_string()
 }
 
-/// What [`encode_component`] leaves as it is: ASCII letters, digits, `-`, `_` and `.`.
-const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+/// What [`encode_component`] leaves as it is: RFC 3986's unreserved characters (ASCII letters,
+/// digits, `-`, `.`, `_` and `~`).
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
+    .remove(b'.')
     .remove(b'_')
-    .remove(b'.');
+    .remove(b'~');
 
-/// Percent-encodes one path segment or form value the way PHP's `urlencode` does (ASCII letters,
-/// digits, `-`, `_` and `.` stay; everything else becomes `%XX` of its UTF-8 bytes), except that a
-/// space is `%20`, since `+` means a plus sign in a URL path.
+/// Percent-encodes one path segment, query value or form value: everything but RFC 3986's
+/// unreserved characters becomes `%XX` of its UTF-8 bytes, so a space is `%20` (never `+`, which
+/// means a plus sign in a URL path) and `/` cannot split a segment.
 pub fn encode_component(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// A vendor's own error message from a body: a bare JSON string, or an object's `message`,
@@ -293,7 +295,9 @@ mod tests {
             encode_component("urn:collab:person:example.org:j.doe_example.org"),
             "urn%3Acollab%3Aperson%3Aexample.org%3Aj.doe_example.org"
         );
-        assert_eq!(encode_component("a b@c~é"), "a%20b%40c%7E%C3%A9");
+        assert_eq!(encode_component("a b@c~é"), "a%20b%40c~%C3%A9");
+        assert_eq!(encode_component("A-z_0.9~"), "A-z_0.9~");
+        assert_eq!(encode_component("../x%2e+"), "..%2Fx%252e%2B");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use base64::Engine as _;
 
-use super::ConnectorError;
+use super::{ConnectorError, Target};
 
 /// What a credential becomes in masked text.
 pub const SECRET: &str = "<redacted>";
@@ -100,10 +100,33 @@ impl Mask {
         personal(&self.mask(text), identifiers)
     }
 
-    /// The error with its reason masked.
+    /// The error with the credentials masked in its reason (a probe, which has no leaver).
     pub fn error(&self, e: ConnectorError) -> ConnectorError {
         e.map_reason(|r| self.mask(r))
     }
+
+    /// The error with the credentials and the leaver's [`identifiers`] masked in its reason: what
+    /// every connector's `resolve` and `remove` hand to the worker.
+    pub fn error_for(&self, e: ConnectorError, target: &Target) -> ConnectorError {
+        e.map_reason(|r| self.mask_with_person(r, identifiers(target)))
+    }
+}
+
+/// The leaver's identifiers a vendor may echo back: the account key, email, username, UPN and
+/// display name. Not the employee id: it is the audit log's own key for the person.
+pub fn identifiers(target: &Target) -> Vec<&str> {
+    let person = &target.person;
+    [
+        Some(target.account.as_str()),
+        person.email.as_deref(),
+        person.username.as_deref(),
+        person.upn.as_deref(),
+        person.display_name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|v| *v != person.employee_id)
+    .collect()
 }
 
 /// `text` with each of the leaver's identifiers replaced by [`PERSON`] where it stands as a whole

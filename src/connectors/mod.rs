@@ -133,6 +133,11 @@ impl RemovalOutcome {
 }
 
 /// A vendor connector (design §3). `resolve` only reads; `remove` acts and must be idempotent.
+///
+/// A connector reports what happened ([`Fault`]) and never retries or resends on its own: a
+/// refused credential is an error (a connector that caches a token drops the refused one), and the
+/// worker calls `resolve` or `remove` once more within the attempt when the credential policy
+/// allows ([`classify::CredentialResend`]).
 pub trait Connector: Send + Sync {
     /// Finds the account for the target.
     fn resolve<'a>(

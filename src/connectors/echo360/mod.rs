@@ -15,9 +15,10 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
+use super::classify::refuses_credential;
 use super::http::{HttpClient, HttpResponse, encode_component, status_error, vendor_message};
 use super::limit::Limiter;
-use super::mask::{Mask, personal};
+use super::mask::{Mask, identifiers, personal};
 use super::{
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
@@ -306,8 +307,9 @@ impl Echo360Connector {
         })
     }
 
-    /// Sends an authenticated request built by `build`; on 401 gets a fresh token and sends it
-    /// once more. The caller interprets the final answer (a second 401 included).
+    /// Sends an authenticated request built by `build`. A refusal (401, 403) is an error, for the
+    /// worker's one credential policy ([`crate::connectors::classify`]); the refused token is
+    /// dropped first, so that the call the worker makes once more gets a fresh one.
     async fn call(
         &self,
         target: &Target,
@@ -323,40 +325,30 @@ impl Echo360Connector {
                 build()?.bearer_auth(token.expose()),
             )
             .await?;
-        if response.status != 401 {
-            return Ok(response);
+        if refuses_credential(response.status) {
+            self.forget_token(&token).await;
+            return Err(self.failure(target, operation, &response));
         }
-        self.forget_token(&token).await;
-        let token = self.token(target).await?;
-        self.http
-            .send(
-                &target.calls,
-                operation,
-                build()?.bearer_auth(token.expose()),
-            )
-            .await
+        Ok(response)
     }
 
-    /// The error for an answer that is not a success (401 and 403 are credential refusals).
+    /// The error for an answer that is not a success, with the vendor's message.
     fn failure(&self, target: &Target, operation: &str, response: &HttpResponse) -> ConnectorError {
-        let message =
-            vendor_message(&response.body).map(|m| personal(&m, [target.account.as_str()]));
-        match response.status {
-            401 | 403 => {
-                let reason = match message {
-                    Some(m) => format!(
-                        "{operation}: HTTP {}: access refused even with a fresh token: {m}",
-                        response.status
-                    ),
-                    None => format!(
-                        "{operation}: HTTP {}: access refused even with a fresh token",
-                        response.status
-                    ),
-                };
-                ConnectorError::new(Fault::CredentialRefused, reason)
-            }
-            _ => status_error(response, operation, message.as_deref()),
+        let message = vendor_message(&response.body).map(|m| personal(&m, identifiers(target)));
+        if refuses_credential(response.status) {
+            let reason = match message {
+                Some(m) => format!(
+                    "{operation}: HTTP {}: the API refused the token: {m}",
+                    response.status
+                ),
+                None => format!(
+                    "{operation}: HTTP {}: the API refused the token",
+                    response.status
+                ),
+            };
+            return ConnectorError::new(Fault::CredentialRefused, reason);
         }
+        status_error(response, operation, message.as_deref())
     }
 
     fn malformed(operation: &str, what: &str) -> ConnectorError {
@@ -387,7 +379,7 @@ impl Echo360Connector {
             .map_err(|_| Self::malformed(&operation, "the body is not JSON"))?;
         let user = User::from_json(&body).ok_or_else(|| {
             // A 200 carrying Echo360's error shape (`{"message": ...}`): name the message.
-            match vendor_message(&response.body).map(|m| personal(&m, [target.account.as_str()])) {
+            match vendor_message(&response.body).map(|m| personal(&m, identifiers(target))) {
                 Some(m) => Self::malformed(
                     &operation,
                     &format!("the body is not a user with an id; Echo360 says: {m}"),
@@ -674,7 +666,7 @@ impl super::Connector for Echo360Connector {
         Box::pin(async move {
             self.resolve_user(target)
                 .await
-                .map_err(|e| self.mask.error(e))
+                .map_err(|e| self.mask.error_for(e, target))
         })
     }
 
@@ -690,7 +682,7 @@ impl super::Connector for Echo360Connector {
                     self.deactivate(target, &account.id, set).await
                 }
             }
-            .map_err(|e| self.mask.error(e))
+            .map_err(|e| self.mask.error_for(e, target))
         })
     }
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::http::{HttpClient, HttpResponse, encode_component, status_error, vendor_message};
 use super::limit::Limiter;
-use super::mask::{Mask, personal};
+use super::mask::{Mask, identifiers, personal};
 use super::{
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
@@ -247,7 +247,7 @@ impl OpenconextConnector {
             .await?;
         let found = self
             .interpret(target, operation, &response)
-            .map_err(|e| self.mask.error(e))?;
+            .map_err(|e| self.mask.error_for(e, target))?;
         let evidence = match &found {
             Found::Nothing { service } => json!({
                 "service": service,
@@ -274,8 +274,7 @@ impl OpenconextConnector {
         operation: &str,
         response: &HttpResponse,
     ) -> Result<Found, ConnectorError> {
-        let account = target.account.as_str();
-        let message = || vendor_message(&response.body).map(|m| personal(&m, [account]));
+        let message = || vendor_message(&response.body).map(|m| personal(&m, identifiers(target)));
         match response.status {
             200 => match parse_answer(&response.body) {
                 Ok(Answer::Ok {
@@ -296,7 +295,7 @@ impl OpenconextConnector {
                     Fault::NotApplied,
                     format!(
                         "{operation}: {service} answered FAILED: {}",
-                        personal(&message, [account])
+                        personal(&message, identifiers(target))
                     ),
                 )),
                 Err(why) => Err(ConnectorError::new(

@@ -104,10 +104,7 @@ pub fn auth_code(user_key: &str, host: &str, application_key: &str) -> String {
         host.to_lowercase(),
         application_key.to_lowercase()
     );
-    Sha1::digest(payload.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
+    hex::encode_upper(Sha1::digest(payload.as_bytes()))
 }
 
 /// What goes into `AuthenticationInfo` besides the user key.
@@ -246,7 +243,11 @@ impl PanoptoConnector {
         // Server messages and body excerpts may echo credentials or the user key: mask every reason.
         let result = self
             .interpret(operation, &response, personal)
-            .map_err(|failure| failure.map_reason(|reason| self.redact(reason, personal)));
+            .map_err(|failure| {
+                failure.map_reason(|reason| {
+                    self.mask.mask_with_person(reason, personal.iter().copied())
+                })
+            });
         if let Err(failure) = &result {
             note_call_error(calls, failure.reason());
         }
@@ -296,7 +297,8 @@ impl PanoptoConnector {
                 // Mask before cutting, so a secret at the cut cannot survive in part.
                 let head = &response.body[..response.body.len().min(4096)];
                 let excerpt = body_excerpt(
-                    self.redact(&String::from_utf8_lossy(head), personal)
+                    self.mask
+                        .mask_with_person(&String::from_utf8_lossy(head), personal.iter().copied())
                         .as_bytes(),
                 );
                 Err(Failure::Error(ConnectorError::new(
@@ -327,8 +329,18 @@ impl PanoptoConnector {
         fault: &SoapFault,
         personal: &[&str],
     ) -> Failure {
-        let message = truncate(&self.redact(&fault.string, personal), MAX_MESSAGE_CHARS);
-        let code = truncate(&self.redact(&fault.code, personal), 80);
+        let message = truncate(
+            &self
+                .mask
+                .mask_with_person(&fault.string, personal.iter().copied()),
+            MAX_MESSAGE_CHARS,
+        );
+        let code = truncate(
+            &self
+                .mask
+                .mask_with_person(&fault.code, personal.iter().copied()),
+            80,
+        );
         let reason = format!(
             "{}: SOAP fault (HTTP {}) {}: {}",
             operation.label(),
@@ -376,11 +388,6 @@ impl PanoptoConnector {
                 )),
             },
         }
-    }
-
-    /// Masks the credentials and the given personal values.
-    fn redact(&self, text: &str, personal: &[&str]) -> String {
-        self.mask.mask_with_person(text, personal.iter().copied())
     }
 
     /// The keys to look up, in order: the account key, then each fallback prefix in place of its own.
@@ -473,7 +480,11 @@ impl super::Connector for PanoptoConnector {
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
-        Box::pin(async move { self.lookup(target).await.map_err(Failure::into_error) })
+        Box::pin(async move {
+            self.lookup(target)
+                .await
+                .map_err(|failure| self.mask.error_for(failure.into_error(), target))
+        })
     }
 
     fn remove<'a>(
@@ -484,7 +495,7 @@ impl super::Connector for PanoptoConnector {
         Box::pin(async move {
             self.delete(target, account)
                 .await
-                .map_err(Failure::into_error)
+                .map_err(|failure| self.mask.error_for(failure.into_error(), target))
         })
     }
 

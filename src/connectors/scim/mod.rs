@@ -15,7 +15,8 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
-use super::http::{HttpClient, HttpResponse};
+use super::classify::refuses_credential;
+use super::http::{HttpClient, HttpResponse, encode_component};
 use super::limit::Limiter;
 use super::mask::Mask;
 use super::{
@@ -24,7 +25,7 @@ use super::{
 use crate::clock::Clock;
 use crate::config::{Rate, ScimAction, ScimAuth, ScimConfig, ScimMatch, Secret};
 use wire::*;
-pub use wire::{eq_filter, percent_encode, read_answers};
+pub use wire::{eq_filter, read_answers};
 
 /// The SCIM media type, sent as `Accept` and `Content-Type`.
 pub const SCIM_MEDIA_TYPE: &str = "application/scim+json";
@@ -148,7 +149,7 @@ impl ScimConnector {
                         return Ok(value);
                     }
                     Err(e) => tracing::info!(
-                        error = %self.scrub(&e.reason, None),
+                        error = %self.mask.mask(&e.reason),
                         "Refreshing the Anaplan token failed; logging in again."
                     ),
                 }
@@ -161,24 +162,16 @@ impl ScimConnector {
         Ok(value)
     }
 
-    /// After the service answered 401 to `rejected`: a token issued since by another worker, or a new login.
-    async fn token_after_rejection(
-        &self,
-        calls: &CallLog,
-        rejected: &Secret,
-    ) -> Result<Secret, ConnectorError> {
+    /// Drops the cached Anaplan token if it is still the one the service refused, so that the next
+    /// call logs in afresh (a token another worker got meanwhile stays).
+    async fn forget_token(&self, refused: &Secret) {
         let mut cache = self.token.lock().await;
-        if let Some(token) = cache.as_ref()
-            && token.value.expose() != rejected.expose()
-            && self.clock.now() + margin() < token.valid_until
+        if cache
+            .as_ref()
+            .is_some_and(|t| t.value.expose() == refused.expose())
         {
-            return Ok(token.value.clone());
+            *cache = None;
         }
-        *cache = None;
-        let token = self.login(calls).await?;
-        let value = token.value.clone();
-        *cache = Some(token);
-        Ok(value)
     }
 
     async fn login(&self, calls: &CallLog) -> Result<Token, ConnectorError> {
@@ -246,8 +239,9 @@ impl ScimConnector {
     // Requests
     // -----------------------------------------------------------------------------------------------------
 
-    /// Sends one SCIM request with its credential. A 401 with the Anaplan flavour triggers exactly one
-    /// fresh login and one resend; any other 401 is an authentication error.
+    /// Sends one SCIM request with its credential. A refusal (401, 403) is an error, for the worker's
+    /// one credential policy ([`crate::connectors::classify`]); a refused Anaplan token is dropped
+    /// first, so that the call the worker makes once more logs in afresh.
     async fn request(
         &self,
         calls: &CallLog,
@@ -256,45 +250,44 @@ impl ScimConnector {
         url: &Url,
         body: Option<&Value>,
     ) -> Result<HttpResponse, ConnectorError> {
-        let mut credential = self.credential(calls).await?;
-        let mut logged_in_again = false;
-        loop {
-            let mut request = self
-                .http
-                .client()
-                .request(method.clone(), url.clone())
-                .header(ACCEPT, SCIM_MEDIA_TYPE)
-                .header(AUTHORIZATION, self.authorization(&credential)?);
-            if let Some(body) = body {
-                request = request
-                    .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
-                    .body(body.to_string());
-            }
-            let response = self.http.send(calls, op, request).await?;
-            if response.status != 401 {
-                return Ok(response);
-            }
-            if matches!(self.config.auth, ScimAuth::Anaplan { .. }) && !logged_in_again {
-                logged_in_again = true;
-                credential = self.token_after_rejection(calls, &credential).await?;
-                continue;
-            }
-            let why = match self.config.auth {
-                ScimAuth::Anaplan { .. } => {
-                    "the service refused a fresh Anaplan token (the caller must be an active non-SSO user with the USER_ADMIN role)"
-                }
-                ScimAuth::Bearer { .. } => {
-                    "the service refused the bearer token; check the connector's auth.token"
-                }
-            };
-            let detail = scim_error_message(&response.body)
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default();
-            return Err(ConnectorError::new(
-                Fault::CredentialRefused,
-                format!("{op}: HTTP 401: {why}{detail}"),
-            ));
+        let credential = self.credential(calls).await?;
+        let mut request = self
+            .http
+            .client()
+            .request(method, url.clone())
+            .header(ACCEPT, SCIM_MEDIA_TYPE)
+            .header(AUTHORIZATION, self.authorization(&credential)?);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, SCIM_MEDIA_TYPE)
+                .body(body.to_string());
         }
+        let response = self.http.send(calls, op, request).await?;
+        if !refuses_credential(response.status) {
+            return Ok(response);
+        }
+        if matches!(self.config.auth, ScimAuth::Anaplan { .. }) {
+            self.forget_token(&credential).await;
+        }
+        if response.status == 403 {
+            // The SCIM error's own words (a missing role, typically).
+            return Err(self.http_error(&response, op));
+        }
+        let why = match self.config.auth {
+            ScimAuth::Anaplan { .. } => {
+                "the service refused the Anaplan token (the caller must be an active non-SSO user with the USER_ADMIN role)"
+            }
+            ScimAuth::Bearer { .. } => {
+                "the service refused the bearer token; check the connector's auth.token"
+            }
+        };
+        let detail = scim_error_message(&response.body)
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default();
+        Err(ConnectorError::new(
+            Fault::CredentialRefused,
+            format!("{op}: HTTP 401: {why}{detail}"),
+        ))
     }
 
     fn users_url(&self) -> Result<Url, ConnectorError> {
@@ -312,7 +305,7 @@ impl ScimConnector {
         Url::parse(&format!(
             "{}/Users/{}",
             self.config.base_url,
-            percent_encode(id)
+            encode_component(id)
         ))
         .map_err(|e| ConnectorError::new(Fault::Unsendable, format!("invalid base_url: {e}")))
     }
@@ -360,7 +353,7 @@ impl ScimConnector {
                 let mut url = self.users_url()?;
                 url.set_query(Some(&format!(
                     "filter={}&startIndex=1&count=2",
-                    percent_encode(&eq_filter(attribute, account))
+                    encode_component(&eq_filter(attribute, account))
                 )));
                 let response = self
                     .request(&target.calls, OP, Method::GET, &url, None)
@@ -578,33 +571,6 @@ impl ScimConnector {
         http_error(response, op)
     }
 
-    /// Vendor text with credentials replaced by `<redacted>` and the person's identifiers by `<person>`
-    /// (the employee id stays: it is the evidence's own key).
-    fn scrub(&self, text: &str, target: Option<&Target>) -> String {
-        let Some(target) = target else {
-            return self.mask.mask(text);
-        };
-        let person = &target.person;
-        let identifiers = [
-            Some(target.account.as_str()),
-            person.email.as_deref(),
-            person.username.as_deref(),
-            person.upn.as_deref(),
-            person.display_name.as_deref(),
-        ];
-        self.mask.mask_with_person(
-            text,
-            identifiers
-                .into_iter()
-                .flatten()
-                .filter(|v| *v != person.employee_id),
-        )
-    }
-
-    fn scrubbed(&self, e: ConnectorError, target: Option<&Target>) -> ConnectorError {
-        e.map_reason(|r| self.scrub(r, target))
-    }
-
     async fn check(&self) -> Result<String, ConnectorError> {
         const OP: &str = "GET /Users?count=1";
         let calls = CallLog::default();
@@ -634,7 +600,7 @@ impl super::Connector for ScimConnector {
         Box::pin(async move {
             self.find(target)
                 .await
-                .map_err(|e| self.scrubbed(e, Some(target)))
+                .map_err(|e| self.mask.error_for(e, target))
         })
     }
 
@@ -646,7 +612,7 @@ impl super::Connector for ScimConnector {
         Box::pin(async move {
             self.strip(target, account)
                 .await
-                .map_err(|e| self.scrubbed(e, Some(target)))
+                .map_err(|e| self.mask.error_for(e, target))
         })
     }
 
@@ -679,7 +645,7 @@ impl super::Connector for ScimConnector {
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>> {
-        Box::pin(async move { self.check().await.map_err(|e| self.scrubbed(e, None)) })
+        Box::pin(async move { self.check().await.map_err(|e| self.mask.error(e)) })
     }
 }
 
@@ -738,13 +704,11 @@ mod tests {
     }
 
     #[test]
-    fn percent_encoding_keeps_only_unreserved_characters() {
+    fn a_filter_is_sent_percent_encoded_with_spaces_as_percent_20() {
         assert_eq!(
-            percent_encode(r#"userName eq "a b+c@d/é""#),
+            encode_component(&eq_filter("userName", "a b+c@d/é")),
             "userName%20eq%20%22a%20b%2Bc%40d%2F%C3%A9%22"
         );
-        assert_eq!(percent_encode("A-z_0.9~"), "A-z_0.9~");
-        assert_eq!(percent_encode("../x%2e"), "..%2Fx%252e");
     }
 
     #[test]
@@ -1029,7 +993,8 @@ mod tests {
         };
         let text = "user ANN.SMITH@example.org (Ann Smith, asmith, E100) with tok-abcdef123456 by svc@example.com:pa55word-xyz";
         assert_eq!(
-            c.scrub(text, Some(&target)),
+            c.mask
+                .mask_with_person(text, crate::connectors::mask::identifiers(&target)),
             "user <person> (<person>, <person>, E100) with <redacted> by <redacted>:<redacted>"
         );
     }
@@ -1154,6 +1119,6 @@ mod tests {
         assert_eq!(token.value.expose(), "tok-good-1234");
         let left = token.valid_until - Utc::now();
         assert!(left > chrono::Duration::minutes(34) && left <= chrono::Duration::minutes(35));
-        assert_eq!(c.scrub("x tok-good-1234 y", None), "x <redacted> y");
+        assert_eq!(c.mask.mask("x tok-good-1234 y"), "x <redacted> y");
     }
 }

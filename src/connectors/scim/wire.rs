@@ -292,20 +292,6 @@ pub fn eq_filter(attribute: &str, value: &str) -> String {
     format!("{attribute} eq {quoted}")
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters (so spaces are `%20`, never `+`).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(b))
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// Anaplan's token answer: the token and how long it lasts from `now`, or the classified failure.
 pub(super) fn token_answer(
     response: &HttpResponse,
