@@ -38,7 +38,7 @@ pub fn due_at(effective_at: DateTime<Utc>, connector: &ConnectorConfig) -> DateT
 
 /// The account key for a person on a connector, or why none can be made: the template needs a
 /// field the person lacks, or the connector kind refuses the rendered key
-/// ([`crate::config::ConnectorKind::check_account`]).
+/// ([`crate::connectors::ConnectorKind::check_account`]).
 pub fn account_for(connector: &ConnectorConfig, person: &Person) -> Result<String, String> {
     let account = connector
         .account

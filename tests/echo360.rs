@@ -945,7 +945,7 @@ async fn config_requires_an_action_and_the_deactivate_fields_and_checks_paths() 
         parse("action = \"delete\"\n[connector.paths]\nuser = \"/api/v2/users/{id}\"\n").unwrap();
     let c = &config.connectors[0];
     assert!(c.rate.is_none(), "the kind's default applies");
-    let offboard::config::ConnectorKind::Echo360(echo) = &c.kind else {
+    let offboard::connectors::ConnectorKind::Echo360(echo) = &c.kind else {
         panic!("expected echo360");
     };
     assert_eq!(echo.base_url, "https://echo360.org.uk");
@@ -971,7 +971,7 @@ async fn the_example_block_parses_once_uncommented() {
 
     let config = Config::from_toml_str(&block, &dir.path().join("o.toml")).unwrap();
 
-    let offboard::config::ConnectorKind::Echo360(echo) = &config.connectors[0].kind else {
+    let offboard::connectors::ConnectorKind::Echo360(echo) = &config.connectors[0].kind else {
         panic!("expected echo360");
     };
     assert_eq!(echo.base_url, "https://echo360.org.uk");

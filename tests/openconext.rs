@@ -223,7 +223,8 @@ async fn the_base_url_gets_its_trailing_slash_and_the_id_is_url_encoded() {
     assert_eq!(t.removal("e1").await.state, "done");
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests[0].url.path(), ANN_PATH);
-    let offboard::config::ConnectorKind::Openconext(oc) = &t.app.config.connectors[0].kind else {
+    let offboard::connectors::ConnectorKind::Openconext(oc) = &t.app.config.connectors[0].kind
+    else {
         panic!("expected openconext");
     };
     assert!(oc.base_url.ends_with("/api/"), "{}", oc.base_url);
@@ -631,7 +632,7 @@ async fn config_reads_the_user_from_exactly_one_place() {
         |extra: &str| Config::from_toml_str(&format!("{head}{extra}"), &dir.path().join("o.toml"));
 
     let config = parse("username_file = \"user\"\n").unwrap();
-    let offboard::config::ConnectorKind::Openconext(oc) = &config.connectors[0].kind else {
+    let offboard::connectors::ConnectorKind::Openconext(oc) = &config.connectors[0].kind else {
         panic!("expected openconext");
     };
     assert_eq!(oc.base_url, "https://teams.example.org/api/");
@@ -681,7 +682,7 @@ async fn the_example_block_parses_once_uncommented() {
         c.account.source(),
         "urn:collab:person:example.org:{collab_uid}"
     );
-    let offboard::config::ConnectorKind::Openconext(oc) = &c.kind else {
+    let offboard::connectors::ConnectorKind::Openconext(oc) = &c.kind else {
         panic!("expected openconext");
     };
     assert_eq!(oc.base_url, "https://engine-api.example.org/");

@@ -1,14 +1,11 @@
-//! The connector contract (resolve, remove, probe), outcomes, and the registry.
+//! The connector contract (resolve, remove, probe), outcomes, and the registry. The kinds' modules
+//! (`exec`, `panopto`, `echo360`, `openconext`, `scim`) are declared by their registry lines below.
 
 pub mod classify;
-pub mod echo360;
-pub mod exec;
 pub mod http;
+mod kind;
 pub mod limit;
 pub mod mask;
-pub mod openconext;
-pub mod panopto;
-pub mod scim;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::config::{Config, ConnectorConfig, ConnectorKind};
+use crate::config::Config;
 use crate::domain::Person;
 pub use classify::{ConnectorError, ErrorClass, Fault};
-use limit::Limiter;
+pub(crate) use kind::KindConfig;
 
 /// A boxed future, so connectors can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -159,6 +156,22 @@ pub trait Connector: Send + Sync {
     fn probe(&self) -> BoxFuture<'_, Result<String, ConnectorError>>;
 }
 
+// The registry: one line per connector kind, declaring its folder and mapping its `kind` value to the
+// settings type in `<kind>/config.rs`, which reads and validates the kind's keys and builds the
+// connector (`KindConfig`).
+kind::connector_kinds! {
+    /// `kind = "exec"`: runs a local program.
+    Exec(exec::config::ExecConfig) = "exec",
+    /// `kind = "panopto"`: Panopto's SOAP UserManagement API.
+    Panopto(panopto::config::PanoptoConfig) = "panopto",
+    /// `kind = "echo360"`: the EchoVideo (Echo360) public REST API.
+    Echo360(echo360::config::Echo360Config) = "echo360",
+    /// `kind = "openconext"`: the OpenConext deprovision API (EngineBlock, Teams, Invite, …).
+    Openconext(openconext::config::OpenconextConfig) = "openconext",
+    /// `kind = "scim"`: a SCIM 2.0 user endpoint (Anaplan, Slack, Zoom, …).
+    Scim(scim::config::ScimConfig) = "scim",
+}
+
 /// The connectors built from the config, by name, each with its own limiter.
 pub struct Registry {
     connectors: BTreeMap<String, Arc<dyn Connector>>,
@@ -169,7 +182,7 @@ impl Registry {
     pub fn build(config: &Config, clock: &Clock) -> anyhow::Result<Self> {
         let mut connectors = BTreeMap::new();
         for c in &config.connectors {
-            connectors.insert(c.name.clone(), build_one(c, clock)?);
+            connectors.insert(c.name.clone(), c.kind.build(c, clock)?);
         }
         Ok(Self { connectors })
     }
@@ -183,33 +196,4 @@ impl Registry {
     pub fn get(&self, name: &str) -> Option<Arc<dyn Connector>> {
         self.connectors.get(name).cloned()
     }
-}
-
-fn build_one(config: &ConnectorConfig, clock: &Clock) -> anyhow::Result<Arc<dyn Connector>> {
-    let limiter =
-        |default: Option<crate::config::Rate>| Arc::new(Limiter::new(config.rate.or(default)));
-    Ok(match &config.kind {
-        ConnectorKind::Exec(exec) => {
-            Arc::new(exec::ExecConnector::new(exec.clone(), limiter(None)))
-        }
-        ConnectorKind::Echo360(echo) => Arc::new(echo360::Echo360Connector::new(
-            echo.clone(),
-            limiter(Some(echo360::DEFAULT_RATE)),
-            clock.clone(),
-        )?),
-        ConnectorKind::Panopto(panopto) => Arc::new(panopto::PanoptoConnector::new(
-            panopto.clone(),
-            limiter(Some(panopto::DEFAULT_RATE)),
-        )?),
-        ConnectorKind::Openconext(oc) => Arc::new(openconext::OpenconextConnector::new(
-            oc.clone(),
-            config.dry_run,
-            limiter(Some(openconext::DEFAULT_RATE)),
-        )?),
-        ConnectorKind::Scim(scim) => Arc::new(scim::ScimConnector::new(
-            scim.clone(),
-            limiter(Some(scim::DEFAULT_RATE)),
-            clock.clone(),
-        )?),
-    })
 }

@@ -6,6 +6,8 @@
 //! is `DELETE users/{id}`, or a deactivation: read the user, set the configured fields, write it
 //! back with `PUT`. Echo360's system anonymous accounts are never touched.
 
+pub mod config;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +25,8 @@ use super::{
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::clock::Clock;
-use crate::config::{Echo360Action, Echo360Config, Echo360Match, Rate, Secret};
+use crate::config::{Rate, Secret};
+use crate::connectors::echo360::config::{Echo360Action, Echo360Config, Echo360Match};
 
 /// Echo360 allows 120 calls per minute per institution.
 pub const DEFAULT_RATE: Rate = Rate {

@@ -3,6 +3,8 @@
 //! Exit 0 means removed, a configured code means already absent, another configured code is a
 //! permanent failure, and anything else (a signal, a timeout, a failure to start) is retried.
 
+pub mod config;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use super::limit::Limiter;
 use super::{
     BoxFuture, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target, VendorCall,
 };
-use crate::config::ExecConfig;
+use crate::connectors::exec::config::ExecConfig;
 
 /// How much of the program's stderr is kept for the audit log.
 pub const STDERR_KEEP: usize = 400;

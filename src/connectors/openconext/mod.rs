@@ -9,6 +9,8 @@
 //! The answer's data values are the personal data being erased: only the names of the data
 //! categories and how many items each held reach the audit log.
 
+pub mod config;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +25,8 @@ use super::mask::{Mask, identifiers, personal};
 use super::{
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
-use crate::config::{OpenconextConfig, Rate};
+use crate::config::Rate;
+use crate::connectors::openconext::config::OpenconextConfig;
 
 /// The default rate: the deprovision API documents no limit; this keeps a batch gentle on the
 /// federation's shared services.

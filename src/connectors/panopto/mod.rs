@@ -19,6 +19,7 @@
 //! Reasons never carry the password, the application key or the AuthCode, and the leaver's user key
 //! is masked in the server's messages.
 
+pub mod config;
 pub mod soap;
 
 use std::collections::BTreeMap;
@@ -37,7 +38,8 @@ use super::mask::Mask;
 use super::{
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
-use crate::config::{PanoptoConfig, PanoptoCredential, Rate};
+use crate::config::Rate;
+use crate::connectors::panopto::config::{PanoptoConfig, PanoptoCredential};
 
 /// Namespace of the operation elements and their direct children.
 pub const TEMPURI_NS: &str = "http://tempuri.org/";

@@ -6,6 +6,7 @@
 //! names a different user than the one asked for is refused rather than acted on. Vendor text that reaches a
 //! reason (SCIM `detail`, body excerpts) is scrubbed of credentials and of the person's identifiers.
 
+pub mod config;
 mod wire;
 
 use std::time::Duration;
@@ -23,7 +24,8 @@ use super::{
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::clock::Clock;
-use crate::config::{Rate, ScimAction, ScimAuth, ScimConfig, ScimMatch, Secret};
+use crate::config::{Rate, Secret};
+use crate::connectors::scim::config::{ScimAction, ScimAuth, ScimConfig, ScimMatch};
 use wire::*;
 pub use wire::{eq_filter, read_answers};
 
@@ -656,8 +658,9 @@ impl super::Connector for ScimConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConnectorKind};
+    use crate::config::Config;
     use crate::connectors::Connector;
+    use crate::connectors::ConnectorKind;
     use crate::connectors::ErrorClass;
     use crate::domain::Person;
     use std::os::unix::fs::PermissionsExt;

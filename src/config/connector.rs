@@ -1,0 +1,344 @@
+//! `[[connector]]`: the settings every connector has whatever its kind (name, account template, grace, rate,
+//! retry, scope, …). The kind-specific keys are handed to the kind registered under the connector's `kind`
+//! ([`crate::connectors::ConnectorKind`]), which reads and validates them itself.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostics::backticked;
+use super::raw::{CONNECTOR_COMMON_KEYS, RawConnectorCommon};
+use super::values::parse_rate;
+use super::{MAX_CONCURRENCY, Rate, RetryPolicy, SafetyConfig, Validator, WorkersConfig};
+use crate::connectors::{ConnectorKind, RawKind};
+use crate::domain::{PERSON_FIELDS, Pattern, Template};
+
+/// Default `connector.concurrency`.
+pub const DEFAULT_CONNECTOR_CONCURRENCY: usize = 2;
+
+/// Default `connector.account` template.
+pub const DEFAULT_ACCOUNT_TEMPLATE: &str = "{email}";
+
+/// One `[[connector]]`: a SaaS app (or local command) whose accounts are removed.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    /// Unique name: 1-64 characters of `[a-z0-9_-]`, starting with a letter.
+    pub name: String,
+    /// How the vendor's account key is built from the person, e.g. `{email}`.
+    pub account: Template,
+    /// Delay after the effective time before removing.
+    pub grace: Duration,
+    /// Effective dry-run: the connector's own `dry_run` or `safety.dry_run`.
+    pub dry_run: bool,
+    /// Removals of this connector running at the same time (1..=256).
+    pub concurrency: usize,
+    /// Most vendor calls per period, shared by the connector's workers; `None`: the kind's default.
+    pub rate: Option<Rate>,
+    /// People never removed by this connector (in addition to `safety.never_remove`).
+    pub never_remove: Vec<Pattern>,
+    /// Only people matching this scope get a removal on this connector.
+    pub scope: Scope,
+    /// The global `[retry]` with this connector's overrides applied.
+    pub retry: RetryPolicy,
+    /// The kind-specific settings.
+    pub kind: ConnectorKind,
+}
+
+/// Which people a connector is asked about: every listed field must match one of its patterns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scope {
+    /// (person field name as in templates, patterns).
+    pub rules: Vec<(String, Vec<Pattern>)>,
+}
+
+impl Scope {
+    /// Whether the person is in scope (an empty scope includes everyone).
+    pub fn includes(&self, person: &crate::domain::Person) -> bool {
+        self.rules.iter().all(|(field, patterns)| {
+            person
+                .value(field)
+                .is_some_and(|value| patterns.iter().any(|p| p.matches(&value)))
+        })
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn connectors(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        retry: &RetryPolicy,
+        safety: &SafetyConfig,
+        workers: &WorkersConfig,
+    ) -> Vec<ConnectorConfig> {
+        let DeValue::Array(items) = value.into_inner() else {
+            self.problem(
+                "connector",
+                "must be an array of tables: write each connector as [[connector]]",
+            );
+            return Vec::new();
+        };
+        let mut connectors = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (index, item) in items.into_iter().enumerate() {
+            if let Some(connector) = self.connector(index, item, &mut seen, retry, safety, workers)
+            {
+                connectors.push(connector);
+            }
+        }
+        connectors
+    }
+
+    fn connector(
+        &mut self,
+        index: usize,
+        item: Spanned<DeValue<'_>>,
+        seen: &mut HashMap<String, usize>,
+        global_retry: &RetryPolicy,
+        safety: &SafetyConfig,
+        workers: &WorkersConfig,
+    ) -> Option<ConnectorConfig> {
+        let span = item.span();
+        let original = item.clone();
+        let DeValue::Table(table) = item.into_inner() else {
+            self.problem(&format!("connector[{index}]"), "must be a table");
+            return None;
+        };
+
+        // Split the flat table: common keys, the kind tag, and the kind-specific rest.
+        let mut common = DeTable::new();
+        let mut rest = DeTable::new();
+        let mut kind = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "kind" => kind = Some(value),
+                name if CONNECTOR_COMMON_KEYS.contains(&name) => {
+                    common.insert(key, value);
+                }
+                _ => {
+                    rest.insert(key, value);
+                }
+            }
+        }
+
+        let name_present = common.contains_key("name");
+        let raw_name = common
+            .get("name")
+            .and_then(|v| v.get_ref().as_str())
+            .map(str::to_string);
+        let name_problem = match &raw_name {
+            None => None,
+            Some(name) => check_connector_name(name).err(),
+        };
+        let indexed = format!("connector[{index}]");
+        let prefix = match (&raw_name, &name_problem) {
+            (Some(name), None) => format!("connector.{name}"),
+            _ => indexed.clone(),
+        };
+
+        let raw_common: Option<RawConnectorCommon> = self.deserialize_within(
+            &prefix,
+            &original,
+            Spanned::new(span.clone(), DeValue::Table(common)),
+            0,
+        );
+        let raw_kind: Option<RawKind> = match kind {
+            None => {
+                self.problem(
+                    &format!("{prefix}.kind"),
+                    format!(
+                        "missing; set kind to one of {}",
+                        backticked(ConnectorKind::NAMES)
+                    ),
+                );
+                None
+            }
+            Some(kind) => match kind.get_ref().as_str() {
+                Some(tag) => {
+                    // Read from a synthetic one-entry table `{ <kind> = { <the other keys> } }`: serde picks the
+                    // registered kind from the tag, refuses unknown kinds and, per kind, unknown keys.
+                    let mut tagged = DeTable::new();
+                    tagged.insert(
+                        Spanned::new(kind.span(), Cow::Owned(tag.to_string())),
+                        Spanned::new(span.clone(), DeValue::Table(rest)),
+                    );
+                    let before = self.problems.len();
+                    let parsed = self.deserialize_within(
+                        &prefix,
+                        &original,
+                        Spanned::new(span, DeValue::Table(tagged)),
+                        1,
+                    );
+                    // serde lists only the kind's own keys; point at the shared ones too.
+                    for problem in &mut self.problems[before..] {
+                        if problem.message.starts_with("unknown field") {
+                            problem.message.push_str(&format!(
+                                "; keys shared by all kinds: {}",
+                                backticked(CONNECTOR_COMMON_KEYS)
+                            ));
+                        }
+                    }
+                    parsed
+                }
+                None => {
+                    self.problem(
+                        &format!("{prefix}.kind"),
+                        "must be a string, e.g. kind = \"exec\"",
+                    );
+                    None
+                }
+            },
+        };
+
+        let name = match (raw_name, name_problem) {
+            // A name of the wrong type was already reported by serde.
+            (None, _) if name_present => None,
+            (None, _) => {
+                self.problem(
+                    &format!("{indexed}.name"),
+                    "missing; every connector needs a unique name",
+                );
+                None
+            }
+            (Some(_), Some(message)) => {
+                self.problem(&format!("{indexed}.name"), message);
+                None
+            }
+            (Some(name), None) => {
+                if let Some(first) = seen.get(&name) {
+                    self.problem(
+                        &format!("{indexed}.name"),
+                        format!("duplicate name {name:?}: connector[{first}] already uses it"),
+                    );
+                    None
+                } else {
+                    seen.insert(name.clone(), index);
+                    Some(name)
+                }
+            }
+        };
+
+        let raw_common = raw_common?;
+        let account_source = raw_common
+            .account
+            .as_deref()
+            .unwrap_or(DEFAULT_ACCOUNT_TEMPLATE);
+        let account = match Template::parse(account_source, PERSON_FIELDS) {
+            Ok(template) if template.fields().next().is_none() => {
+                self.problem(
+                    &format!("{prefix}.account"),
+                    format!(
+                        "template {account_source:?} uses no person field, so every leaver would map to the same account; use e.g. \"{DEFAULT_ACCOUNT_TEMPLATE}\""
+                    ),
+                );
+                None
+            }
+            Ok(template) => Some(template),
+            Err(message) => {
+                self.problem(&format!("{prefix}.account"), message);
+                None
+            }
+        };
+        let grace = self.duration(
+            &format!("{prefix}.grace"),
+            raw_common.grace.as_deref(),
+            Duration::ZERO,
+        );
+        let concurrency = self.integer_in(
+            &format!("{prefix}.concurrency"),
+            raw_common.concurrency,
+            i64::try_from(DEFAULT_CONNECTOR_CONCURRENCY).unwrap_or(2),
+            1,
+            MAX_CONCURRENCY,
+        );
+        let retry = match &raw_common.retry {
+            None => *global_retry,
+            Some(raw) => {
+                let overrides_order = raw.initial.is_some() || raw.max.is_some();
+                self.retry(
+                    &format!("{prefix}.retry"),
+                    raw,
+                    global_retry,
+                    overrides_order,
+                )
+            }
+        };
+        let rate = match raw_common.rate.as_deref().map(parse_rate) {
+            None => None,
+            Some(Ok(rate)) => Some(rate),
+            Some(Err(message)) => {
+                self.problem(&format!("{prefix}.rate"), message);
+                None
+            }
+        };
+        let never_remove = self.patterns(
+            &format!("{prefix}.never_remove"),
+            raw_common.never_remove.clone(),
+        );
+        let scope = self.scope(&format!("{prefix}.scope"), raw_common.scope.clone());
+        let own_dry_run = raw_common.dry_run.unwrap_or(false);
+        let kind = raw_kind?.validate(self, &prefix, workers)?;
+        let name = name?;
+        if own_dry_run && !safety.dry_run {
+            self.warn(format!(
+                "connector {name} is in dry-run: it resolves accounts and removes nothing"
+            ));
+        }
+        Some(ConnectorConfig {
+            name,
+            account: account?,
+            grace,
+            dry_run: own_dry_run || safety.dry_run,
+            concurrency: usize::try_from(concurrency).unwrap_or(DEFAULT_CONNECTOR_CONCURRENCY),
+            rate,
+            never_remove,
+            scope,
+            retry,
+            kind,
+        })
+    }
+
+    fn scope(&mut self, key: &str, raw: Option<BTreeMap<String, Vec<String>>>) -> Scope {
+        let mut rules = Vec::new();
+        for (field, patterns) in raw.unwrap_or_default() {
+            let known = PERSON_FIELDS.contains(&field.as_str())
+                || field
+                    .strip_prefix("attributes.")
+                    .is_some_and(|k| !k.is_empty());
+            if !known {
+                self.problem(
+                    &format!("{key}.{field}"),
+                    format!(
+                        "unknown person field {field:?}; expected one of {} or attributes.NAME",
+                        backticked(PERSON_FIELDS)
+                    ),
+                );
+                continue;
+            }
+            if patterns.is_empty() {
+                self.problem(&format!("{key}.{field}"), "an empty list matches nobody");
+                continue;
+            }
+            let parsed = self.patterns(&format!("{key}.{field}"), Some(patterns));
+            rules.push((field, parsed));
+        }
+        Scope { rules }
+    }
+}
+
+/// `Ok` when `name` is 1-64 characters of `[a-z0-9_-]` starting with a letter.
+fn check_connector_name(name: &str) -> Result<(), String> {
+    let starts_with_letter = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    let allowed = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if (1..=64).contains(&name.len()) && starts_with_letter && allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {name:?}: use 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter"
+        ))
+    }
+}
