@@ -16,6 +16,41 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// How long a connector pauses after a 429 that carries no `Retry-After`.
 pub const DEFAULT_429_PAUSE: Duration = Duration::from_secs(30);
 
+/// A token a connector caches between calls (an OAuth2 access token, an Anaplan token).
+pub trait CachedToken {
+    /// The value sent with each call.
+    fn secret(&self) -> &crate::config::Secret;
+}
+
+/// The token a connector's workers share. Whoever gets or renews it holds the lock meanwhile, so
+/// concurrent workers wait for one login instead of each logging in.
+pub struct TokenSlot<T>(tokio::sync::Mutex<Option<T>>);
+
+impl<T> Default for TokenSlot<T> {
+    fn default() -> Self {
+        Self(tokio::sync::Mutex::new(None))
+    }
+}
+
+impl<T: CachedToken> TokenSlot<T> {
+    /// The slot, locked.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, Option<T>> {
+        self.0.lock().await
+    }
+
+    /// Drops the cached token if it is still the one the vendor refused, so that the next call gets
+    /// a fresh one (a token another worker got meanwhile stays).
+    pub async fn forget(&self, refused: &crate::config::Secret) {
+        let mut slot = self.0.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|t| t.secret().expose() == refused.expose())
+        {
+            *slot = None;
+        }
+    }
+}
+
 /// A vendor's answer, read whole.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {

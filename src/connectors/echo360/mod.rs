@@ -18,7 +18,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
 use super::classify::refuses_credential;
-use super::http::{HttpClient, HttpResponse, encode_component, status_error, vendor_message};
+use super::http::{CachedToken, HttpClient, HttpResponse, TokenSlot, encode_component, status_error, vendor_message};
 use super::limit::Limiter;
 use super::mask::{Mask, identifiers, personal};
 use super::{
@@ -152,6 +152,12 @@ struct Token {
     refresh_at: DateTime<Utc>,
 }
 
+impl CachedToken for Token {
+    fn secret(&self) -> &Secret {
+        &self.value
+    }
+}
+
 /// Users by the configured key, from one scan of the user list.
 struct UserIndex {
     built_at: DateTime<Utc>,
@@ -163,7 +169,7 @@ pub struct Echo360Connector {
     config: Echo360Config,
     http: HttpClient,
     clock: Clock,
-    token: tokio::sync::Mutex<Option<Token>>,
+    token: TokenSlot<Token>,
     index: tokio::sync::Mutex<Option<UserIndex>>,
     /// The client credentials and issued tokens, masked in every reason.
     mask: Mask,
@@ -181,7 +187,7 @@ impl Echo360Connector {
             mask,
             config,
             clock,
-            token: tokio::sync::Mutex::new(None),
+            token: TokenSlot::default(),
             index: tokio::sync::Mutex::new(None),
         })
     }
@@ -225,16 +231,6 @@ impl Echo360Connector {
         Ok(value)
     }
 
-    /// Drops the cached token if it is still the one that was refused.
-    async fn forget_token(&self, refused: &Secret) {
-        let mut cached = self.token.lock().await;
-        if cached
-            .as_ref()
-            .is_some_and(|t| t.value.expose() == refused.expose())
-        {
-            *cached = None;
-        }
-    }
 
     /// `POST {token path}` with a form body (never a query string, which ends up in logs).
     async fn grant(&self, calls: &CallLog) -> Result<Token, ConnectorError> {
@@ -329,7 +325,7 @@ impl Echo360Connector {
             )
             .await?;
         if refuses_credential(response.status) {
-            self.forget_token(&token).await;
+            self.token.forget(&token).await;
             return Err(self.failure(target, operation, &response));
         }
         Ok(response)

@@ -17,7 +17,7 @@ use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
 use super::classify::refuses_credential;
-use super::http::{HttpClient, HttpResponse, encode_component};
+use super::http::{CachedToken, HttpClient, HttpResponse, TokenSlot, encode_component};
 use super::limit::Limiter;
 use super::mask::Mask;
 use super::{
@@ -58,7 +58,7 @@ pub struct ScimConnector {
     clock: Clock,
     /// The Anaplan token shared by every worker; the lock is held while logging in, so there is never more
     /// than one login at a time.
-    token: tokio::sync::Mutex<Option<Token>>,
+    token: TokenSlot<Token>,
     /// The configured credentials and the tokens issued lately, masked in any vendor text.
     mask: Mask,
 }
@@ -67,6 +67,12 @@ pub struct ScimConnector {
 struct Token {
     value: Secret,
     valid_until: DateTime<Utc>,
+}
+
+impl CachedToken for Token {
+    fn secret(&self) -> &Secret {
+        &self.value
+    }
 }
 
 /// What one removal step did.
@@ -102,7 +108,7 @@ impl ScimConnector {
             config,
             http,
             clock,
-            token: tokio::sync::Mutex::new(None),
+            token: TokenSlot::default(),
             mask,
         })
     }
@@ -164,17 +170,6 @@ impl ScimConnector {
         Ok(value)
     }
 
-    /// Drops the cached Anaplan token if it is still the one the service refused, so that the next
-    /// call logs in afresh (a token another worker got meanwhile stays).
-    async fn forget_token(&self, refused: &Secret) {
-        let mut cache = self.token.lock().await;
-        if cache
-            .as_ref()
-            .is_some_and(|t| t.value.expose() == refused.expose())
-        {
-            *cache = None;
-        }
-    }
 
     async fn login(&self, calls: &CallLog) -> Result<Token, ConnectorError> {
         let ScimAuth::Anaplan {
@@ -269,7 +264,7 @@ impl ScimConnector {
             return Ok(response);
         }
         if matches!(self.config.auth, ScimAuth::Anaplan { .. }) {
-            self.forget_token(&credential).await;
+            self.token.forget(&credential).await;
         }
         if response.status == 403 {
             // The SCIM error's own words (a missing role, typically).
