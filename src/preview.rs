@@ -98,6 +98,7 @@ pub async fn plan(
                 (registry.get(connector), people.get(&line.employee_id))
         {
             let target = Target {
+                bound: None,
                 removal_id: 0,
                 attempt: 0,
                 account: account.clone(),

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::connectors::RemovalOutcome;
 use crate::output::{Format, emit};
 use crate::store::{Store, parse_ts, ts};
 
@@ -40,6 +41,10 @@ pub struct ReportRow {
     pub outcome: Option<String>,
     /// When access was removed (done removals).
     pub removed_at: Option<String>,
+    /// What `removed_at` rests on: `answer`, the vendor's answer to the call that removed it, or
+    /// `lost_answer`, the moment the earliest call that may have removed it was sent, whose answer
+    /// was lost (outcome `removed_unconfirmed`: a later attempt found the account gone).
+    pub removed_at_from: Option<&'static str>,
     /// Seconds from the effective time to the removal.
     pub time_to_revoke_seconds: Option<i64>,
     /// Access had to be gone by then: effective time + grace + SLA.
@@ -115,19 +120,22 @@ pub async fn build(
             .and_then(|c| chrono::Duration::from_std(c.grace).ok())
             .unwrap_or_else(chrono::Duration::zero);
         let deadline = effective + grace + sla;
+        let unconfirmed = r.outcome.as_deref() == Some(RemovalOutcome::RemovedUnconfirmed.as_str());
+        let removed_at_from =
+            (r.state == "done").then_some(if unconfirmed { "lost_answer" } else { "answer" });
         let (removed_at, ttr, breach, note) = match r.state.as_str() {
             "done" => {
-                let at = r.finished_at.as_deref().map(parse_ts).transpose()?;
+                let removed_at = if unconfirmed {
+                    r.remove_sent_at.clone().or_else(|| r.finished_at.clone())
+                } else {
+                    r.finished_at.clone()
+                };
+                let at = removed_at.as_deref().map(parse_ts).transpose()?;
                 let ttr = at.map(|at| (at - effective).num_seconds());
                 if let Some(t) = ttr {
                     ttrs.push(t);
                 }
-                (
-                    r.finished_at.clone(),
-                    ttr,
-                    at.is_some_and(|at| at > deadline),
-                    None,
-                )
+                (removed_at, ttr, at.is_some_and(|at| at > deadline), None)
             }
             "cancelled" => (None, None, false, r.last_error.clone()),
             "held" => (
@@ -172,6 +180,7 @@ pub async fn build(
             state: r.state,
             outcome: r.outcome,
             removed_at,
+            removed_at_from,
             time_to_revoke_seconds: ttr,
             deadline: ts(deadline),
             breach,
@@ -229,6 +238,7 @@ pub fn print(out: &mut impl Write, report: &Report, format: Format) -> anyhow::R
         "received_at",
         "state",
         "removed_at",
+        "removed_at_from",
         "time_to_revoke",
         "breach",
         "note",
@@ -244,6 +254,7 @@ pub fn print(out: &mut impl Write, report: &Report, format: Format) -> anyhow::R
                 r.received_at.clone(),
                 r.state.clone(),
                 r.removed_at.clone().unwrap_or_default(),
+                r.removed_at_from.unwrap_or_default().to_string(),
                 match (format, r.time_to_revoke_seconds) {
                     (_, None) => String::new(),
                     (Format::Csv, Some(s)) => s.to_string(),

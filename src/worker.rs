@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::{Config, ConnectorConfig};
 use crate::connectors::classify::{self, CHECK_THE_CREDENTIALS, CredentialResend, CredentialStep};
 use crate::connectors::{
-    CallLog, ConnectorError, ErrorClass, Fault, Registry, RemovalOutcome, Resolution, Target,
+    Bound, CallLog, ConnectorError, ErrorClass, Fault, Registry, RemovalOutcome, Resolution, Target,
 };
 use crate::metrics::AttemptResult;
 use crate::store::queue::{Applied, Attempt, Claimed, Completion};
@@ -153,6 +153,7 @@ impl Workers {
         &self,
         finished: &mut Vec<Attempt>,
         tasks: &mut JoinSet<Attempt>,
+        binder: &Binder,
         claim: bool,
         due_by: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<(Vec<(Attempt, Applied)>, usize)> {
@@ -212,7 +213,8 @@ impl Workers {
                 continue;
             };
             let this = self.clone();
-            tasks.spawn(async move { this.execute(claim, connector, (g, c)).await });
+            let binder = binder.clone();
+            tasks.spawn(async move { this.execute(claim, connector, &binder, (g, c)).await });
             started += 1;
         }
         Ok((recorded, started))
@@ -228,6 +230,7 @@ impl Workers {
         let mut tasks = JoinSet::new();
         let mut finished: Vec<Attempt> = Vec::new();
         let mut reclaim = ReclaimSchedule::default();
+        let binder = Binder::start(self.store.clone(), self.clock.clone());
         loop {
             self.health.beat();
             if *shutdown.borrow() {
@@ -240,7 +243,7 @@ impl Workers {
                 tracing::warn!(error = %format!("{e:#}"), "Reclaiming expired leases failed; trying again shortly.");
             }
             let failed = match self
-                .turn(&mut finished, &mut tasks, true, self.clock.now())
+                .turn(&mut finished, &mut tasks, &binder, true, self.clock.now())
                 .await
             {
                 Ok(_) => false,
@@ -310,7 +313,7 @@ impl Workers {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !finished.is_empty() {
             match self
-                .turn(&mut finished, &mut tasks, false, self.clock.now())
+                .turn(&mut finished, &mut tasks, &binder, false, self.clock.now())
                 .await
             {
                 Ok(_) => {}
@@ -340,12 +343,16 @@ impl Workers {
         let mut finished: Vec<Attempt> = Vec::new();
         let mut summary = DrainSummary::default();
         let mut reclaim = ReclaimSchedule::default();
+        let binder = Binder::start(self.store.clone(), self.clock.clone());
         loop {
             while let Some(result) = tasks.try_join_next() {
                 finished.push(result?);
             }
             reclaim.run(&self.store, &self.clock, &self.config).await?;
-            match self.turn(&mut finished, &mut tasks, true, started_at).await {
+            match self
+                .turn(&mut finished, &mut tasks, &binder, true, started_at)
+                .await
+            {
                 Ok((recorded, started)) => {
                     for (attempt, applied) in &recorded {
                         summary.add(&attempt.completion, *applied);
@@ -375,6 +382,7 @@ impl Workers {
         &self,
         claim: Claimed,
         connector: ConnectorConfig,
+        binder: &Binder,
         _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) -> Attempt {
         // At ERROR level so the span (and its fields) exists whatever level the filter lets through.
@@ -386,7 +394,7 @@ impl Workers {
         );
         async move {
             let calls = CallLog::default();
-            let completion = self.attempt(&claim, &connector, &calls).await;
+            let completion = self.attempt(&claim, &connector, binder, &calls).await;
             log_completion(&completion);
             Attempt {
                 claim,
@@ -403,6 +411,7 @@ impl Workers {
         &self,
         claim: &Claimed,
         config: &ConnectorConfig,
+        binder: &Binder,
         calls: &CallLog,
     ) -> Completion {
         let Some(connector) = self.registry.get(&claim.connector) else {
@@ -420,11 +429,41 @@ impl Workers {
             attempt: claim.attempt,
             account,
             person: claim.person.clone(),
+            bound: claim.bound.as_ref().map(|b| b.account.clone()),
             calls: calls.clone(),
         };
         // A refused credential is sent once more at once on the removal's first refused attempt.
         let mut resend = CredentialResend::for_attempt(claim.credential_refusals);
-        let remote = match resend.run(|| connector.resolve(&target)).await {
+        // A removal bound by an earlier attempt looks up that account alone (a retry after a lost
+        // answer must never reach a second account), and its absence is that attempt's doing.
+        let resolution = match &claim.bound {
+            Some(binding) => {
+                resend
+                    .run(|| connector.resolve_bound(&target, &binding.account))
+                    .await
+            }
+            None => resend.run(|| connector.resolve(&target)).await,
+        };
+        let remote = match (resolution, &claim.bound) {
+            (Ok(Resolution::Found(remote)), Some(binding))
+                if !remote.id.eq_ignore_ascii_case(&binding.account.id) =>
+            {
+                return Completion::Failed {
+                    error: format!(
+                        "the account an earlier attempt acted on (vendor id {}) is gone and the lookup now finds another one (vendor id {}); not touched: needs a human",
+                        binding.account.id, remote.id
+                    ),
+                };
+            }
+            (Ok(Resolution::NotFound), Some(binding)) => {
+                return Completion::Done {
+                    outcome: RemovalOutcome::RemovedUnconfirmed.as_str().into(),
+                    remote_id: Some(binding.account.id.clone()),
+                };
+            }
+            (resolution, _) => resolution,
+        };
+        let remote = match remote {
             Ok(Resolution::Found(remote)) => remote,
             Ok(Resolution::NotFound) if config.dry_run => {
                 return Completion::Planned {
@@ -477,7 +516,38 @@ impl Workers {
                 );
             }
         }
+        if claim.bound.is_none() {
+            let account = Bound {
+                id: remote.id.clone(),
+                key: remote.found_by.clone(),
+            };
+            match binder.bind(claim, account).await {
+                Ok(true) => {}
+                // The lease was lost meanwhile: another attempt owns the removal; the fence refuses
+                // whatever this one records.
+                Ok(false) => {
+                    return Completion::Cancelled {
+                        reason: "the lease expired before the call; nothing was sent".into(),
+                    };
+                }
+                Err(e) => {
+                    return self.failure(
+                        claim,
+                        config,
+                        ConnectorError::new(
+                            Fault::Transport,
+                            format!("recording the account before the call failed, nothing was sent: {e:#}"),
+                        ),
+                    );
+                }
+            }
+        }
         match resend.run(|| connector.remove(&target, &remote)).await {
+            // An earlier attempt sent the call that removes and lost the answer.
+            Ok(RemovalOutcome::AlreadyAbsent) if claim.bound.is_some() => Completion::Done {
+                outcome: RemovalOutcome::RemovedUnconfirmed.as_str().into(),
+                remote_id: Some(remote.id),
+            },
             Ok(outcome) => Completion::Done {
                 outcome: outcome.as_str().into(),
                 remote_id: Some(remote.id),
@@ -605,6 +675,62 @@ fn collect(result: Result<Attempt, tokio::task::JoinError>, finished: &mut Vec<A
         Err(e) => {
             tracing::error!(error = %e, "A removal task ended without a result; its lease will expire and it will run again.")
         }
+    }
+}
+
+/// Binds removals to the account their attempt resolved, before the call that acts
+/// ([`Store::bind`]), as a group commit: the requests that arrive while one commit runs share the
+/// next, so the binding costs a fraction of a commit per removal when calls are fast.
+#[derive(Clone)]
+struct Binder {
+    queue: tokio::sync::mpsc::UnboundedSender<BindRequest>,
+}
+
+struct BindRequest {
+    claim: Claimed,
+    account: Bound,
+    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+impl Binder {
+    /// Starts the task that writes the bindings; it ends when the last handle is dropped.
+    fn start(store: Store, clock: Clock) -> Self {
+        let (queue, mut requests) = tokio::sync::mpsc::unbounded_channel::<BindRequest>();
+        tokio::spawn(async move {
+            while let Some(first) = requests.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = requests.try_recv() {
+                    batch.push(more);
+                }
+                let pairs: Vec<(&Claimed, &Bound)> =
+                    batch.iter().map(|r| (&r.claim, &r.account)).collect();
+                let result = store.bind(&pairs, clock.now()).await;
+                for (i, request) in batch.into_iter().enumerate() {
+                    let answer = match &result {
+                        Ok(applied) => Ok(applied.get(i).copied().unwrap_or(false)),
+                        Err(e) => Err(format!("{e:#}")),
+                    };
+                    let _ = request.reply.send(answer);
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Binds `claim`'s removal to `account`: whether the fence let it through.
+    async fn bind(&self, claim: &Claimed, account: Bound) -> anyhow::Result<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(BindRequest {
+                claim: claim.clone(),
+                account,
+                reply,
+            })
+            .map_err(|_| anyhow::anyhow!("the worker pool is stopping"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the worker pool is stopping"))?
+            .map_err(|e| anyhow::anyhow!(e))
     }
 }
 

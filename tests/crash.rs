@@ -20,7 +20,10 @@
 //! - The vendor saw every leaver removed: the fake's directory is empty and each account was
 //!   deleted by exactly one DELETE. A removal whose final attempt made the DELETE (answered 204)
 //!   ends `removed`; one whose account was deleted by an earlier attempt (killed mid-call, or
-//!   committed-then-500) finds nobody and ends `already_absent`.
+//!   committed-then-500) looks up the account it is bound to by id, finds nobody and ends
+//!   `removed_unconfirmed`; none ends `already_absent`, since every leaver had an account.
+//! - Binding: a removal is bound (`removal_bound`) at most once, and every audited DELETE is made by
+//!   the bound attempt or a later one; later attempts look the account up by id only.
 //! - Every attempt is accounted for: attempts 1..=n of each removal each have exactly one
 //!   `removal_claimed` row and then either exactly one completion row or, when the daemon was
 //!   killed during the attempt, a `lease_expired` row written when a later daemon reclaimed it.
@@ -59,6 +62,7 @@ const SCIM_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const SCIM_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const OP_GET: &str = "GET /Users?filter";
 const OP_DELETE: &str = "DELETE /Users/{id}";
+const OP_GET_ID: &str = "GET /Users/{id}";
 
 // ------------------------------------------------------------------------------------------------
 // The fake SCIM service
@@ -138,7 +142,7 @@ impl Fake {
     async fn serve(self) -> String {
         let router = Router::new()
             .route("/scim/v2/Users", get(lookup))
-            .route("/scim/v2/Users/{id}", delete(remove))
+            .route("/scim/v2/Users/{id}", delete(remove).get(by_id))
             .with_state(self);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -287,6 +291,49 @@ async fn remove(
         404 => scim_error(StatusCode::NOT_FOUND, "no such user"),
         500 => scim_error(StatusCode::INTERNAL_SERVER_ERROR, "replication lag"),
         _ => scim_error(StatusCode::SERVICE_UNAVAILABLE, "try again later"),
+    };
+    fake.answered.fetch_add(1, Ordering::SeqCst);
+    response
+}
+
+/// `GET /Users/{id}`: how a removal bound to an account looks it up again.
+async fn by_id(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let _guard = InFlight::enter(&fake.in_flight);
+    fake.arrived.fetch_add(1, Ordering::SeqCst);
+    if !authorized(&headers) {
+        return scim_error(StatusCode::UNAUTHORIZED, "bad token");
+    }
+    let (status, name) = {
+        let mut dir = fake.dir.lock().unwrap();
+        dir.requests += 1;
+        let name = dir.names.get(&id).cloned().unwrap_or_else(|| id.clone());
+        let status = if dir.users.contains_key(&name) {
+            200
+        } else {
+            404
+        };
+        dir.calls.push(Call {
+            op: OP_GET_ID,
+            user: name.clone(),
+            status,
+            applied: false,
+        });
+        (status, name)
+    };
+    fake.think().await;
+    let response = if status == 200 {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/scim+json")],
+            json!({"schemas": [SCIM_USER], "id": id, "userName": name, "active": true}).to_string(),
+        )
+            .into_response()
+    } else {
+        scim_error(StatusCode::NOT_FOUND, "no such user")
     };
     fake.answered.fetch_add(1, Ordering::SeqCst);
     response
@@ -567,6 +614,7 @@ async fn finish(dir: &Path, log: &Path) -> Duration {
 #[derive(Debug, Default)]
 struct Attempt {
     claimed: usize,
+    bound: usize,
     completions: Vec<String>,
     lease_expired: usize,
     /// (operation, HTTP status) of each audited vendor call.
@@ -685,6 +733,7 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
             .or_default();
         match event.as_str() {
             "removal_claimed" => a.claimed += 1,
+            "removal_bound" => a.bound += 1,
             "lease_expired" => a.lease_expired += 1,
             "vendor_call" => {
                 let detail: Value = serde_json::from_str(&detail).unwrap();
@@ -728,6 +777,7 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
             "{who}: attempts 1..={n} each appear in the audit"
         );
         let mut abandoned = 0;
+        let mut bound_by: Option<i64> = None;
         let mut audited: HashMap<&str, Vec<Option<i64>>> = HashMap::new();
         for (number, a) in &by_attempt {
             assert_eq!(a.claimed, 1, "{who}: attempt {number} claimed once");
@@ -749,9 +799,22 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
                 "{who}: only the last attempt ({n}) ends the removal; attempt {number}: {:?}",
                 a.completions
             );
+            bound_by = bound_by.or((a.bound > 0).then_some(*number));
+            assert!(
+                a.bound <= 1,
+                "{who}: attempt {number} bound {} times",
+                a.bound
+            );
             for (op, status) in &a.calls {
+                if op == OP_DELETE {
+                    assert!(
+                        bound_by.is_some(),
+                        "{who}: attempt {number} sent a DELETE before any attempt bound the removal"
+                    );
+                }
                 let op = match op.as_str() {
                     OP_GET => OP_GET,
+                    OP_GET_ID => OP_GET_ID,
                     OP_DELETE => OP_DELETE,
                     other => panic!("{who}: unexpected operation {other}"),
                 };
@@ -760,6 +823,10 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
         }
         let last = &by_attempt[n];
         assert_eq!(last.completions, ["removal_done"], "{who}");
+        assert!(
+            by_attempt.values().map(|a| a.bound).sum::<usize>() <= 1,
+            "{who}: bound more than once"
+        );
         abandoned_total += abandoned;
         audited_total += audited.values().map(Vec::len).sum::<usize>();
 
@@ -773,7 +840,7 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
         let received = fake_calls.remove(&account).unwrap_or_default();
         let applied = received.iter().filter(|c| c.applied).count();
         assert_eq!(applied, 1, "{who}: the account was deleted exactly once");
-        for op in [OP_GET, OP_DELETE] {
+        for op in [OP_GET, OP_GET_ID, OP_DELETE] {
             let mut at_fake: Vec<Option<i64>> = received
                 .iter()
                 .filter(|c| c.op == op)
@@ -811,11 +878,17 @@ async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
                 Some(Some(204)),
                 "{who}: removed by the final attempt's DELETE"
             ),
-            "already_absent" => assert!(
-                last_delete.is_none() || last_delete.map(|(_, s)| *s) == Some(Some(404)),
-                "{who}: already absent: {:?}",
-                last.calls
-            ),
+            "removed_unconfirmed" => {
+                assert!(
+                    bound_by.is_some_and(|b| b < *n),
+                    "{who}: unconfirmed, so an earlier attempt was bound and sent the DELETE"
+                );
+                assert!(
+                    last_delete.is_none() || last_delete.map(|(_, s)| *s) == Some(Some(404)),
+                    "{who}: removed unconfirmed: {:?}",
+                    last.calls
+                );
+            }
             other => panic!("{who}: unexpected outcome {other}"),
         }
     }

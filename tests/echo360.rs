@@ -383,6 +383,7 @@ async fn the_anonymous_accounts_are_refused_at_planning_and_at_lookup() {
         attempt: 1,
         account,
         person,
+        bound: None,
         calls: Default::default(),
     };
     let connector = t.app.registry.get("echo").unwrap();
@@ -977,4 +978,52 @@ async fn the_example_block_parses_once_uncommented() {
     assert_eq!(echo.base_url, "https://echo360.org.uk");
     assert_eq!(echo.page_size, 100);
     assert_eq!(echo.paths.user, "/public/api/v1/users/{id}");
+}
+
+/// EchoVideo deleted ann but the answer was lost; meanwhile a new user with ann's email appeared.
+/// The retry looks up the user it acted on by id alone: removed_unconfirmed, and the new user,
+/// whom a lookup by email would have found, is never deleted.
+#[tokio::test]
+async fn a_lost_delete_answer_ends_removed_unconfirmed_and_never_reaches_a_second_user() {
+    let server = MockServer::start().await;
+    mount_token(&server, TOKEN, None).await;
+    Mock::given(method("GET"))
+        .and(path(format!("{USERS}/ann%40example.org")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(user(
+            "u-ann",
+            "ann@example.org",
+            "Ann",
+        )))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_user_by_email(
+        &server,
+        "ann%40example.org",
+        user("u-ann-new", "ann@example.org", "Ann"),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{USERS}/u-ann")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "not found"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_delete(&server, "u-ann", 1).await;
+    mount_delete(&server, "u-ann-new", 0).await;
+    let proxy = crate::lossy::LossyProxy::start(&server.uri(), &["DELETE "], 1).await;
+    let (dir, text) = workspace(&server, "");
+    let t = TestApp::in_dir(dir, &text.replace(&server.uri(), &proxy.uri)).await;
+    t.write_feed(ANN);
+    t.poll().await;
+
+    assert_eq!(t.drain().await.retried, 1, "the lost answer is retried");
+    assert_eq!(proxy.lost(), 1);
+    t.advance(Duration::from_secs(60));
+    assert_eq!(t.drain().await.done, 1);
+    assert_eq!(
+        t.removal("e1").await.outcome.as_deref(),
+        Some("removed_unconfirmed")
+    );
+    server.verify().await;
 }

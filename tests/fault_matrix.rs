@@ -105,6 +105,7 @@ async fn attempt(connector: &dyn Connector, account: &str) -> Attempt {
             username: Some("ann".into()),
             ..Person::default()
         },
+        bound: None,
         calls: CallLog::default(),
     };
     let mut resend = CredentialResend::for_attempt(0);

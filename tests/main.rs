@@ -10,6 +10,7 @@ mod fault_matrix;
 mod feed;
 mod helpers;
 mod intake_rules;
+mod lossy;
 mod openconext;
 mod ops;
 mod panopto;

@@ -687,3 +687,38 @@ async fn the_example_block_parses_once_uncommented() {
     };
     assert_eq!(oc.base_url, "https://engine-api.example.org/");
 }
+
+/// The service deprovisioned ann but the answer was lost; the retry's DELETE finds nothing left.
+/// That reads as removed by the first attempt (removed_unconfirmed), not as "was never there".
+#[tokio::test]
+async fn a_lost_deprovision_answer_ends_removed_unconfirmed_not_already_absent() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(ANN_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(engineblock_data()))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(ANN_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_empty()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let proxy = crate::lossy::LossyProxy::start(&server.uri(), &["DELETE "], 1).await;
+    let (dir, text) = workspace(&server, "");
+    let t = TestApp::in_dir(dir, &text.replace(&server.uri(), &proxy.uri)).await;
+    t.write_feed(ANN);
+    t.poll().await;
+
+    assert_eq!(t.drain().await.retried, 1, "the lost answer is retried");
+    assert_eq!(proxy.lost(), 1);
+    t.advance(Duration::from_secs(60));
+    assert_eq!(t.drain().await.done, 1);
+    assert_eq!(
+        t.removal("e1").await.outcome.as_deref(),
+        Some("removed_unconfirmed")
+    );
+    server.verify().await;
+}

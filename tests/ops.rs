@@ -172,6 +172,7 @@ async fn the_report_shows_times_to_revoke_breaches_and_reasons() {
     // e1 on fast: removed about 3 days after the effective time with a 1 h SLA: a breach.
     let e1 = row("e1", "fast");
     assert_eq!(e1.state, "done");
+    assert_eq!(e1.removed_at_from, Some("answer"));
     assert!(e1.breach);
     assert!((e1.time_to_revoke_seconds.unwrap() - 3 * 86_400).abs() < 120);
     // e1 on slow: due just now (3 days ago + 3 d), deadline in an hour: in time.
@@ -202,7 +203,7 @@ async fn the_report_shows_times_to_revoke_breaches_and_reasons() {
     report::print(&mut csv, &r, offboard::cli::Format::Csv).unwrap();
     let csv = String::from_utf8(csv).unwrap();
     assert!(csv.starts_with(
-        "employee,connector,effective_at,received_at,state,removed_at,time_to_revoke,breach,note"
+        "employee,connector,effective_at,received_at,state,removed_at,removed_at_from,time_to_revoke,breach,note"
     ));
     assert_eq!(csv.lines().count(), 7);
     assert!(

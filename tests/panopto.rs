@@ -249,14 +249,17 @@ enum Auth {
 }
 
 fn connector(name: &str, server: &MockServer, auth: Auth, extra: &str) -> String {
+    connector_at(name, &server.uri(), auth, extra)
+}
+
+fn connector_at(name: &str, uri: &str, auth: Auth, extra: &str) -> String {
     let (user, secret) = match auth {
         Auth::Password => (API_USER, "password_file = \"panopto-password\""),
         Auth::ApplicationKey => (SSO_USER, "application_key_file = \"panopto-app-key\""),
     };
     format!(
         "[[connector]]\nname = \"{name}\"\nkind = \"panopto\"\naccount = \"MyIdP\\\\{{username}}\"\nhost = \"{HOST}\"\n\
-         endpoint = \"{}{SVC}\"\napi_user_key = {user:?}\n{secret}\ntimeout = \"2s\"\n{extra}\n",
-        server.uri()
+         endpoint = \"{uri}{SVC}\"\napi_user_key = {user:?}\n{secret}\ntimeout = \"2s\"\n{extra}\n"
     )
 }
 
@@ -566,6 +569,60 @@ async fn fallback_prefixes_are_tried_in_order_when_the_account_key_finds_nobody(
         operations(&server).await,
         vec!["GetUserByKey", "GetUserByKey"]
     );
+}
+
+/// The answer to DeleteUsers is lost after Panopto deleted `MyIdP\ann`; `unified\ann`, which the
+/// fallback prefix would find, is another person's account and must survive the retry.
+#[tokio::test]
+async fn a_lost_delete_answer_is_never_followed_by_a_delete_under_a_fallback_prefix() {
+    const OTHER_GUID: &str = "7a1e0c44-5678-5678-5678-0000aaaa1111";
+    let directory = Directory::with(&[(ANN_KEY, ANN_GUID), ("unified\\ann", OTHER_GUID)]);
+    let server = serve(directory.clone()).await;
+    let proxy = crate::lossy::LossyProxy::start(&server.uri(), &["DeleteUsers"], 1).await;
+    let t = app(&connector_at(
+        "panopto",
+        &proxy.uri,
+        Auth::Password,
+        "fallback_prefixes = [\"unified\"]",
+    ))
+    .await;
+    leaver(&t, ANN).await;
+
+    assert_eq!(t.drain().await.retried, 1, "the lost answer is retried");
+    assert_eq!(proxy.lost(), 1);
+    assert!(!directory.has(ANN_KEY), "Panopto did delete the account");
+    t.advance(Duration::from_secs(60));
+    assert_eq!(t.drain().await.done, 1);
+
+    let r = t.removal("e1").await;
+    assert_eq!(r.outcome.as_deref(), Some("removed_unconfirmed"));
+    assert!(
+        directory.has("unified\\ann"),
+        "the account under the fallback prefix is untouched"
+    );
+    // The retry looked up the bound key alone and deleted nothing more.
+    assert_eq!(
+        operations(&server).await,
+        vec!["GetUserByKey", "DeleteUsers", "GetUserByKey"]
+    );
+    let bound = t.events("removal_bound").await;
+    assert_eq!(bound.len(), 1);
+    assert_eq!(detail(&bound[0])["remote_id"], ANN_GUID);
+
+    // The report dates the removal at the first attempt's call, and says why.
+    let report = offboard::report::build(
+        &t.app.store,
+        &t.app.config,
+        &Default::default(),
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    let row = &report.rows[0];
+    assert_eq!(row.outcome.as_deref(), Some("removed_unconfirmed"));
+    assert_eq!(row.removed_at_from, Some("lost_answer"));
+    assert_eq!(row.removed_at.as_deref(), Some(bound[0].at.as_str()));
+    assert!(r.finished_at.as_deref() > Some(bound[0].at.as_str()));
 }
 
 #[tokio::test]

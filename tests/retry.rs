@@ -159,3 +159,30 @@ async fn the_program_gets_a_clean_environment_and_only_the_first_bytes_of_stderr
         "the first 400 bytes of stderr are kept"
     );
 }
+
+/// The program removed the account and then hung, so its answer was lost at the timeout; the retry's
+/// run says the account is absent (exit 3). That reads as removed by the first run, not as "was
+/// never there", and the program ran twice for the one account.
+#[tokio::test]
+async fn a_program_that_acted_and_then_hung_ends_removed_unconfirmed() {
+    let t = TestApp::exec(
+        "#!/bin/sh\nd=$(dirname \"$0\")\necho \"$1\" >> \"$d/runs\"\nif [ -e \"$d/removed\" ]; then exit 3; fi\ntouch \"$d/removed\"\nsleep 30\n",
+        "timeout = \"500ms\"\n[connector.retry]\ninitial = \"1h\"\nmax = \"2h\"",
+    )
+    .await;
+    t.write_feed(FEED);
+    t.poll().await;
+
+    assert_eq!(t.drain().await.retried, 1);
+    t.advance(std::time::Duration::from_secs(3 * 3600));
+    assert_eq!(t.drain().await.done, 1);
+
+    let r = t.removal("e1").await;
+    assert_eq!(r.outcome.as_deref(), Some("removed_unconfirmed"));
+    let runs = std::fs::read_to_string(t.path("runs")).unwrap();
+    assert_eq!(runs.lines().collect::<Vec<_>>().len(), 2, "{runs}");
+    assert!(
+        runs.lines().all(|l| l == runs.lines().next().unwrap()),
+        "one account: {runs}"
+    );
+}

@@ -450,6 +450,65 @@ mod real_server {
         assert_eq!(server.get(&stays).await.unwrap()["meta"], erin["meta"]);
     }
 
+    /// The service deleted ann but the answer was lost; before the retry, a new account with ann's
+    /// userName appears (a rehire, a sync). The retry looks up the account it acted on by id only:
+    /// it ends `removed_unconfirmed` and never touches the new account, which a lookup by userName
+    /// would have found and deleted.
+    #[tokio::test]
+    async fn a_lost_delete_answer_ends_removed_unconfirmed_and_never_reaches_a_second_account() {
+        let server = ScimServer::start().await;
+        let ann = server
+            .create(json!({"userName": "ann@example.org", "active": true}))
+            .await;
+        let origin = server.base.trim_end_matches("/v2").to_string();
+        let proxy = crate::lossy::LossyProxy::start(&origin, &["DELETE /v2/Users/"], 1).await;
+        let connector = format!(
+            "[[connector]]\nname = \"app\"\nkind = \"scim\"\nbase_url = \"{}/v2\"\n\
+             auth = {{ kind = \"bearer\", token_file = \"server-token\" }}\nactions = [\"delete\"]\n",
+            proxy.uri
+        );
+        let dir = workspace(&connector, "warn");
+        write_secret(dir.path(), "server-token", &server.token);
+        let text = std::fs::read_to_string(dir.path().join("offboard.toml")).unwrap();
+        let t = TestApp::in_dir(dir, &text).await;
+        t.write_feed(ANN);
+        t.poll().await;
+
+        assert_eq!(t.drain().await.retried, 1, "the lost answer is retried");
+        assert_eq!(proxy.lost(), 1);
+        assert!(
+            server.get(&ann).await.is_none(),
+            "the service did delete ann"
+        );
+        let newcomer = server
+            .create(json!({"userName": "ann@example.org", "active": true}))
+            .await;
+
+        t.advance(Duration::from_secs(60));
+        assert_eq!(t.drain().await.done, 1);
+        let r = t.removal("e1").await;
+        assert_eq!(r.outcome.as_deref(), Some("removed_unconfirmed"));
+        assert!(
+            server.get(&newcomer).await.is_some(),
+            "the second account with the same userName is untouched"
+        );
+        let forwarded = proxy.forwarded();
+        assert_eq!(
+            forwarded
+                .iter()
+                .filter(|l| l.starts_with("DELETE "))
+                .count(),
+            1,
+            "one DELETE reached the service: {forwarded:?}"
+        );
+        assert!(
+            forwarded
+                .last()
+                .is_some_and(|l| l.starts_with(&format!("GET /v2/Users/{ann} "))),
+            "the retry looked ann up by id: {forwarded:?}"
+        );
+    }
+
     #[tokio::test]
     async fn users_matched_by_id_are_deactivated_stripped_and_deleted() {
         let server = ScimServer::start().await;
@@ -824,7 +883,17 @@ mod wire {
                 200,
                 &list(&[user("u-ann", "ann@example.org", true, json!([]))]),
             ))
-            .expect(2)
+            .expect(1)
+            .mount(&server)
+            .await;
+        // The retry looks up the account the first attempt acted on by its id, not by the filter.
+        Mock::given(method("GET"))
+            .and(path("/scim/v2/Users/u-ann"))
+            .respond_with(scim_json(
+                200,
+                &user("u-ann", "ann@example.org", true, json!([])),
+            ))
+            .expect(1)
             .mount(&server)
             .await;
         patch("u-ann")
@@ -1605,6 +1674,7 @@ mod wire {
             attempt: 1,
             account: account.to_string(),
             person: Default::default(),
+            bound: None,
             calls: CallLog::default(),
         };
 

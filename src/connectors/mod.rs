@@ -34,6 +34,10 @@ pub struct Target {
     pub account: String,
     /// The person, for connectors that use more than the account key.
     pub person: Person,
+    /// The account an earlier attempt of this removal resolved and then acted on, if one did: the
+    /// removal is bound to it, and the worker looks up that account alone
+    /// ([`Connector::resolve_bound`]), never another key, prefix or match mode.
+    pub bound: Option<Bound>,
     /// Every vendor call made for this target, in order; the worker writes each to the audit log.
     pub calls: CallLog,
 }
@@ -93,6 +97,19 @@ pub struct RemoteAccount {
     pub id: String,
     /// What the vendor said about it that helps a human (no secrets).
     pub summary: BTreeMap<String, String>,
+    /// The key the account was found under, when looking it up again needs that key and not the id
+    /// (see [`Bound::key`]).
+    pub found_by: Option<String>,
+}
+
+/// The account a removal is bound to: what an attempt resolved before it made the call that acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// The vendor's id for the account.
+    pub id: String,
+    /// The key the account was found under, where the connector needs it to look the account up
+    /// again (Panopto's user key, which may carry a fallback prefix); `None` when the id is enough.
+    pub key: Option<String>,
 }
 
 /// The answer to `resolve`.
@@ -116,6 +133,9 @@ pub enum RemovalOutcome {
     Deactivated,
     /// The vendor had no such account.
     AlreadyAbsent,
+    /// The account is gone, and an earlier attempt of this removal had sent the call that removes
+    /// it but lost the answer (a reset, a timeout, a kill): most likely that call removed it.
+    RemovedUnconfirmed,
 }
 
 impl RemovalOutcome {
@@ -125,6 +145,7 @@ impl RemovalOutcome {
             Self::Removed => "removed",
             Self::Deactivated => "deactivated",
             Self::AlreadyAbsent => "already_absent",
+            Self::RemovedUnconfirmed => "removed_unconfirmed",
         }
     }
 }
@@ -140,6 +161,17 @@ pub trait Connector: Send + Sync {
     fn resolve<'a>(
         &'a self,
         target: &'a Target,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>>;
+
+    /// Finds the account an earlier attempt of this removal resolved and acted on, by its id (or
+    /// the one key it was found under, [`Bound::key`]) alone: never a fallback key, another prefix
+    /// or another match mode, so that a retry after a lost answer can never reach a second
+    /// account. `NotFound` when the vendor no longer knows it. The worker checks that a found
+    /// account has the bound id.
+    fn resolve_bound<'a>(
+        &'a self,
+        target: &'a Target,
+        bound: &'a Bound,
     ) -> BoxFuture<'a, Result<Resolution, ConnectorError>>;
 
     /// Removes (or deactivates) a resolved account.

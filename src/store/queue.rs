@@ -12,14 +12,25 @@ use sqlx::FromRow;
 use super::transition::To;
 use super::{Store, Tx, parse_ts, sqlite, ts};
 use crate::audit::{self, Entry};
-use crate::connectors::VendorCall;
+use crate::connectors::{Bound, VendorCall};
 use crate::domain::{Person, RemovalState};
+
+/// The account a removal is bound to, and since when (see [`Store::bind`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The account.
+    pub account: Bound,
+    /// When an attempt first was about to send the call that acts on it.
+    pub remove_sent_at: DateTime<Utc>,
+}
 
 /// A removal claimed by a worker, with what the connector needs.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     /// Removal id.
     pub id: i64,
+    /// The account an earlier attempt bound the removal to, if one did.
+    pub bound: Option<Binding>,
     /// Its termination.
     pub termination_id: i64,
     /// Connector name.
@@ -187,6 +198,42 @@ impl Store {
         chain.write(&mut tx).await?;
         tx.commit().await?;
         Ok(turn)
+    }
+
+    /// Binds each claimed removal to the account its attempt resolved, before the attempt sends the call
+    /// that acts on it: later attempts look up that account alone, and a later "not found" reads as
+    /// removed by this attempt. One transaction for all, each fenced by attempt number and lease owner
+    /// and audited (`removal_bound`); returns, per binding, whether the fence let it through (an attempt
+    /// whose lease was lost must not act).
+    pub async fn bind(
+        &self,
+        bindings: &[(&Claimed, &Bound)],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let mut chain = audit::Chain::start(&mut tx).await?;
+        let mut applied = Vec::with_capacity(bindings.len());
+        for (claim, account) in bindings {
+            let ok = sqlite::queue::bind(&mut tx.inner, claim, account, now).await?;
+            if ok {
+                chain.push(
+                    now,
+                    Entry::daemon("removal_bound")
+                        .employee(&claim.person.employee_id)
+                        .connector(&claim.connector)
+                        .removal(claim.id)
+                        .attempt(claim.attempt)
+                        .detail(json!({
+                            "remote_id": vendor_id(claim, &Some(account.id.clone())),
+                            "first_call": claim.bound.is_none(),
+                        })),
+                );
+            }
+            applied.push(ok);
+        }
+        chain.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(applied)
     }
 
     /// Records an attempt's vendor calls and its outcome in one transaction, fenced by the attempt

@@ -91,6 +91,8 @@ pub struct ReportSource {
     pub outcome: Option<String>,
     /// When it finished.
     pub finished_at: Option<String>,
+    /// When an attempt first was about to send the call that removes (see `Store::bind`).
+    pub remove_sent_at: Option<String>,
     /// Its last error or note.
     pub last_error: Option<String>,
     /// Whether the removal's batch was held by the guard (1) or not (0).

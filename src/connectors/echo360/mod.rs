@@ -22,6 +22,7 @@ use super::http::{CachedToken, HttpClient, HttpResponse, TokenSlot, encode_compo
 use super::limit::Limiter;
 use super::mask::{Mask, identifiers, personal};
 use super::{
+    Bound,
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::clock::Clock;
@@ -136,6 +137,7 @@ impl User {
         RemoteAccount {
             id: self.id.clone(),
             summary: BTreeMap::new(),
+            found_by: None,
         }
     }
 }
@@ -360,37 +362,13 @@ impl Echo360Connector {
     /// `GET users/{email}`: the one user with this email, or none.
     async fn find_by_email(&self, target: &Target) -> Result<Option<User>, ConnectorError> {
         let operation = self.user_operation("GET", "{email}");
-        let response = self
-            .call(target, &operation, || {
-                Ok(self
-                    .http
-                    .client()
-                    .get(self.user_url(&target.account)?)
-                    .header(ACCEPT, "application/json"))
-            })
-            .await?;
-        match response.status {
-            200 => {}
-            404 => return Ok(None),
-            _ => return Err(self.failure(target, &operation, &response)),
-        }
-        let body: Value = serde_json::from_slice(&response.body)
-            .map_err(|_| Self::malformed(&operation, "the body is not JSON"))?;
-        let user = User::from_json(&body).ok_or_else(|| {
-            // A 200 carrying Echo360's error shape (`{"message": ...}`): name the message.
-            match vendor_message(&response.body).map(|m| personal(&m, identifiers(target))) {
-                Some(m) => Self::malformed(
-                    &operation,
-                    &format!("the body is not a user with an id; Echo360 says: {m}"),
-                ),
-                None => Self::malformed(&operation, "the body is not a user with an id"),
-            }
-        })?;
+        let user = self.get_user(target, &operation, &target.account).await?;
         // The endpoint takes an id or an email: make sure the answer is the user asked for.
-        if user
-            .email
-            .as_deref()
-            .is_none_or(|e| normalize(e) != normalize(&target.account))
+        if let Some(user) = &user
+            && user
+                .email
+                .as_deref()
+                .is_none_or(|e| normalize(e) != normalize(&target.account))
         {
             return Err(ConnectorError::new(
                 Fault::WrongAccount,
@@ -400,6 +378,61 @@ impl Echo360Connector {
                 ),
             ));
         }
+        Ok(user)
+    }
+
+    /// `GET users/{id}`: the user with this id (a removal bound to it looks for nothing else).
+    async fn find_by_id(&self, target: &Target, id: &str) -> Result<Resolution, ConnectorError> {
+        let operation = self.user_operation("GET", "{id}");
+        match self.get_user(target, &operation, id).await? {
+            None => Ok(Resolution::NotFound),
+            Some(user) if user.id != id => Err(ConnectorError::new(
+                Fault::WrongAccount,
+                format!(
+                    "{operation}: Echo360 answered with user {}, not the user asked for; not removing it",
+                    user.id
+                ),
+            )),
+            Some(user) => match anonymous_refusal(&user) {
+                Some(refusal) => Err(refusal),
+                None => Ok(Resolution::Found(user.remote())),
+            },
+        }
+    }
+
+    /// `GET users/{id or email}`: the user, or none on a 404.
+    async fn get_user(
+        &self,
+        target: &Target,
+        operation: &str,
+        id_or_email: &str,
+    ) -> Result<Option<User>, ConnectorError> {
+        let response = self
+            .call(target, operation, || {
+                Ok(self
+                    .http
+                    .client()
+                    .get(self.user_url(id_or_email)?)
+                    .header(ACCEPT, "application/json"))
+            })
+            .await?;
+        match response.status {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(self.failure(target, operation, &response)),
+        }
+        let body: Value = serde_json::from_slice(&response.body)
+            .map_err(|_| Self::malformed(operation, "the body is not JSON"))?;
+        let user = User::from_json(&body).ok_or_else(|| {
+            // A 200 carrying Echo360's error shape (`{"message": ...}`): name the message.
+            match vendor_message(&response.body).map(|m| personal(&m, identifiers(target))) {
+                Some(m) => Self::malformed(
+                    operation,
+                    &format!("the body is not a user with an id; Echo360 says: {m}"),
+                ),
+                None => Self::malformed(operation, "the body is not a user with an id"),
+            }
+        })?;
         Ok(Some(user))
     }
 
@@ -664,6 +697,18 @@ impl super::Connector for Echo360Connector {
     ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
         Box::pin(async move {
             self.resolve_user(target)
+                .await
+                .map_err(|e| self.mask.error_for(e, target))
+        })
+    }
+
+    fn resolve_bound<'a>(
+        &'a self,
+        target: &'a Target,
+        bound: &'a Bound,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
+        Box::pin(async move {
+            self.find_by_id(target, &bound.id)
                 .await
                 .map_err(|e| self.mask.error_for(e, target))
         })

@@ -14,6 +14,7 @@ use tokio::process::Command;
 
 use super::limit::Limiter;
 use super::{
+    Bound,
     BoxFuture, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target, VendorCall,
 };
 use crate::connectors::exec::config::ExecConfig;
@@ -190,8 +191,18 @@ impl super::Connector for ExecConnector {
             Ok(Resolution::Found(RemoteAccount {
                 id: target.account.clone(),
                 summary: Default::default(),
+                found_by: None,
             }))
         })
+    }
+
+    fn resolve_bound<'a>(
+        &'a self,
+        target: &'a Target,
+        _bound: &'a Bound,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
+        // The account key is the account: the same as the first attempt's.
+        self.resolve(target)
     }
 
     fn remove<'a>(

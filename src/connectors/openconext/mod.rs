@@ -23,6 +23,7 @@ use super::http::{HttpClient, HttpResponse, encode_component, status_error, vend
 use super::limit::Limiter;
 use super::mask::{Mask, identifiers, personal};
 use super::{
+    Bound,
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::config::Rate;
@@ -415,6 +416,7 @@ impl super::Connector for OpenconextConnector {
                 return Ok(Resolution::Found(RemoteAccount {
                     id: target.account.clone(),
                     summary: BTreeMap::new(),
+                    found_by: None,
                 }));
             }
             match self.deprovision(target, Mode::DryRun).await? {
@@ -428,8 +430,25 @@ impl super::Connector for OpenconextConnector {
                         ("service".to_string(), service),
                         ("categories".to_string(), describe_categories(&categories)),
                     ]),
+                    found_by: None,
                 })),
             }
+        })
+    }
+
+    fn resolve_bound<'a>(
+        &'a self,
+        _target: &'a Target,
+        bound: &'a Bound,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
+        // The id is the account key; the DELETE that follows says whether anything was left. Dry-run
+        // never binds (it makes no call that acts).
+        Box::pin(async move {
+            Ok(Resolution::Found(RemoteAccount {
+                id: bound.id.clone(),
+                summary: BTreeMap::new(),
+                found_by: None,
+            }))
         })
     }
 

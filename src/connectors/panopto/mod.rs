@@ -36,6 +36,7 @@ use super::http::{HttpClient, HttpResponse, body_excerpt, retry_after, status_er
 use super::limit::Limiter;
 use super::mask::Mask;
 use super::{
+    Bound,
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::config::Rate;
@@ -405,9 +406,9 @@ impl PanoptoConnector {
         keys
     }
 
-    /// Looks the leaver up under each candidate key; authentication failures are left to the caller.
-    async fn lookup(&self, target: &Target) -> Result<Resolution, Failure> {
-        let keys = self.candidate_keys(&target.account);
+    /// Looks the leaver up under each of `keys` in turn; authentication failures are left to the
+    /// caller.
+    async fn lookup(&self, target: &Target, keys: Vec<String>) -> Result<Resolution, Failure> {
         if keys
             .iter()
             .any(|k| k.to_lowercase() == self.api_user_key.to_lowercase())
@@ -418,7 +419,7 @@ impl PanoptoConnector {
             )));
         }
         let personal: Vec<&str> = keys.iter().map(String::as_str).collect();
-        for (i, key) in keys.iter().enumerate() {
+        for key in &keys {
             if let Some(c) = soap::unsafe_xml_char(key) {
                 return Err(Failure::Error(ConnectorError::new(
                     Fault::Unsendable,
@@ -437,9 +438,10 @@ impl PanoptoConnector {
                 Err(failure) => return Err(failure),
             };
             if let Some(mut account) = read_user(&response, key).map_err(Failure::Error)? {
-                let matched = match i {
-                    0 => "account key".to_string(),
-                    _ => format!("fallback prefix {}", prefix_of(key)),
+                let matched = if key.eq_ignore_ascii_case(&target.account) {
+                    "account key".to_string()
+                } else {
+                    format!("fallback prefix {}", prefix_of(key))
                 };
                 account.summary.insert("matched".into(), matched);
                 return Ok(Resolution::Found(account));
@@ -483,7 +485,21 @@ impl super::Connector for PanoptoConnector {
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
         Box::pin(async move {
-            self.lookup(target)
+            self.lookup(target, self.candidate_keys(&target.account))
+                .await
+                .map_err(|failure| self.mask.error_for(failure.into_error(), target))
+        })
+    }
+
+    fn resolve_bound<'a>(
+        &'a self,
+        target: &'a Target,
+        bound: &'a Bound,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
+        // The one key the bound user was found under: no fallback prefix is tried.
+        let key = bound.key.clone().unwrap_or_else(|| target.account.clone());
+        Box::pin(async move {
+            self.lookup(target, vec![key])
                 .await
                 .map_err(|failure| self.mask.error_for(failure.into_error(), target))
         })
@@ -590,7 +606,11 @@ fn read_user(
     {
         summary.insert("system_role".to_string(), role.text.trim().to_string());
     }
-    Ok(Some(RemoteAccount { id, summary }))
+    Ok(Some(RemoteAccount {
+        id,
+        summary,
+        found_by: Some(requested_key.to_string()),
+    }))
 }
 
 /// What a fault means for the connector.

@@ -21,6 +21,7 @@ use super::http::{CachedToken, HttpClient, HttpResponse, TokenSlot, encode_compo
 use super::limit::Limiter;
 use super::mask::Mask;
 use super::{
+    Bound,
     BoxFuture, CallLog, ConnectorError, Fault, RemoteAccount, RemovalOutcome, Resolution, Target,
 };
 use crate::clock::Clock;
@@ -311,6 +312,32 @@ impl ScimConnector {
     // Resolve
     // -----------------------------------------------------------------------------------------------------
 
+    /// `GET /Users/{id}`: the user with this id, or none.
+    async fn find_by_id(&self, target: &Target, id: &str) -> Result<Resolution, ConnectorError> {
+        const OP: &str = "GET /Users/{id}";
+        let url = self.user_url(id)?;
+        let response = self
+            .request(&target.calls, OP, Method::GET, &url, None)
+            .await?;
+        match response.status {
+            404 => Ok(Resolution::NotFound),
+            200 => {
+                let user = read_resource(&response, OP)?;
+                let found = user_id(&user, OP)?;
+                if !same_value(found, id) {
+                    return Err(ConnectorError::new(
+                        Fault::WrongAccount,
+                        format!(
+                            "{OP}: the service answered with a different user id than the one asked for; refusing to act"
+                        ),
+                    ));
+                }
+                Ok(Resolution::Found(self.remote(&user, found)))
+            }
+            _ => Err(self.http_error(&response, OP)),
+        }
+    }
+
     async fn find(&self, target: &Target) -> Result<Resolution, ConnectorError> {
         let account = target.account.as_str();
         if account.trim().is_empty() {
@@ -320,30 +347,7 @@ impl ScimConnector {
             ));
         }
         match self.config.match_on {
-            ScimMatch::Id => {
-                const OP: &str = "GET /Users/{id}";
-                let url = self.user_url(account)?;
-                let response = self
-                    .request(&target.calls, OP, Method::GET, &url, None)
-                    .await?;
-                match response.status {
-                    404 => Ok(Resolution::NotFound),
-                    200 => {
-                        let user = read_resource(&response, OP)?;
-                        let id = user_id(&user, OP)?;
-                        if !same_value(id, account) {
-                            return Err(ConnectorError::new(
-                                Fault::WrongAccount,
-                                format!(
-                                    "{OP}: the service answered with a different user id than the one asked for; refusing to act"
-                                ),
-                            ));
-                        }
-                        Ok(Resolution::Found(self.remote(&user, id)))
-                    }
-                    _ => Err(self.http_error(&response, OP)),
-                }
-            }
+            ScimMatch::Id => self.find_by_id(target, account).await,
             ScimMatch::UserName | ScimMatch::ExternalId => {
                 const OP: &str = "GET /Users?filter";
                 let attribute = self.config.match_on.as_str();
@@ -596,6 +600,18 @@ impl super::Connector for ScimConnector {
     ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
         Box::pin(async move {
             self.find(target)
+                .await
+                .map_err(|e| self.mask.error_for(e, target))
+        })
+    }
+
+    fn resolve_bound<'a>(
+        &'a self,
+        target: &'a Target,
+        bound: &'a Bound,
+    ) -> BoxFuture<'a, Result<Resolution, ConnectorError>> {
+        Box::pin(async move {
+            self.find_by_id(target, &bound.id)
                 .await
                 .map_err(|e| self.mask.error_for(e, target))
         })
@@ -987,6 +1003,7 @@ mod tests {
                 display_name: Some("Ann Smith".into()),
                 ..Person::default()
             },
+            bound: None,
             calls: CallLog::default(),
         };
         let text = "user ANN.SMITH@example.org (Ann Smith, asmith, E100) with tok-abcdef123456 by svc@example.com:pa55word-xyz";
@@ -1012,6 +1029,7 @@ mod tests {
             attempt: 1,
             account: "a@example.org".into(),
             person: Person::default(),
+            bound: None,
             calls: CallLog::default(),
         };
         let mut account = c.remote(

@@ -37,6 +37,7 @@ pub(super) fn remote_account(user: &Value, id: &str, access: &str) -> RemoteAcco
     RemoteAccount {
         id: id.to_string(),
         summary,
+        found_by: None,
     }
 }
 

@@ -9,8 +9,9 @@ use serde_json::json;
 use sqlx::{FromRow, SqlitePool};
 
 use super::Tx;
+use crate::connectors::Bound;
 use crate::domain::Person;
-use crate::store::queue::{Claimed, Outcome, RemovalFilter, RemovalView, RetrySelection};
+use crate::store::queue::{Binding, Claimed, Outcome, RemovalFilter, RemovalView, RetrySelection};
 use crate::store::{parse_ts, ts};
 
 #[derive(FromRow)]
@@ -23,6 +24,9 @@ struct ClaimRow {
     retry_base: i64,
     credential_refusals: i64,
     due_at: String,
+    remote_id: Option<String>,
+    bound_key: Option<String>,
+    remove_sent_at: Option<String>,
     /// The termination and the person, as a JSON object ([`Who`]).
     who: Option<String>,
 }
@@ -47,6 +51,7 @@ const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attem
      WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?6 AND connector = ?4 \
                   ORDER BY due_at, id LIMIT ?5) \
      RETURNING id, termination_id, connector, account, attempts, retry_base, credential_refusals, due_at, \
+       remote_id, bound_key, remove_sent_at, \
        (SELECT json_object('effective_at', t.effective_at, 'employee_id', p.employee_id, 'email', p.email, \
                            'username', p.username, 'upn', p.upn, 'display_name', p.display_name, \
                            'attributes', p.attributes) \
@@ -84,8 +89,19 @@ pub(in crate::store) async fn claim(
                         row.id
                     )
                 })?;
+            let bound = match (row.remove_sent_at, row.remote_id) {
+                (Some(sent_at), Some(id)) => Some(Binding {
+                    account: Bound {
+                        id,
+                        key: row.bound_key,
+                    },
+                    remove_sent_at: parse_ts(&sent_at)?,
+                }),
+                _ => None,
+            };
             Ok(Claimed {
                 id: row.id,
+                bound,
                 termination_id: row.termination_id,
                 connector: row.connector,
                 account: row.account,
@@ -146,6 +162,31 @@ pub(in crate::store) async fn record(
     .await?
     .into_iter()
     .collect())
+}
+
+/// Binds a running removal to `account` for the attempt that resolved it, fenced by attempt number
+/// and lease owner; keeps the earliest `remove_sent_at`. Whether the fence let it through.
+pub(in crate::store) async fn bind(
+    tx: &mut Tx,
+    claim: &Claimed,
+    account: &Bound,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let t = ts(now);
+    let bound: Option<i64> = sqlx::query_scalar(
+        "UPDATE removals SET remote_id = ?1, bound_key = ?2, remove_sent_at = COALESCE(remove_sent_at, ?3), \
+           updated_at = ?3 \
+         WHERE id = ?4 AND state = 'running' AND attempts = ?5 AND lease_owner = ?6 RETURNING id",
+    )
+    .bind(&account.id)
+    .bind(&account.key)
+    .bind(&t)
+    .bind(claim.id)
+    .bind(claim.attempt)
+    .bind(&claim.owner)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(bound.is_some())
 }
 
 /// Whether a running removal's lease expired by `now` (a cheap read, outside any transaction).
