@@ -21,4 +21,5 @@ mod retry;
 mod safety;
 mod scim;
 mod secrets;
+mod storage;
 mod vendor_http;

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::connectors::Registry;
 use crate::output::Format;
+use crate::store::Store;
 
 /// `offboard run`: the daemon, until SIGTERM or SIGINT.
 pub(super) async fn run(config: Config) -> anyhow::Result<i32> {
@@ -66,6 +67,15 @@ pub(super) async fn check_config(
 ) -> anyhow::Result<i32> {
     for warning in &config.warnings {
         writeln!(out, "warning: {warning}")?;
+    }
+    // The first start opens the database for writing: say now what it would say.
+    if let Some(problem) = Store::storage_problem(&config.database.path) {
+        writeln!(
+            out,
+            "database: cannot open {}: {problem}",
+            config.database.path.display()
+        )?;
+        return Ok(1);
     }
     if !probe {
         writeln!(out, "ok")?;

@@ -64,6 +64,12 @@ impl Store {
         })
     }
 
+    /// Why the database at `path` could not be opened for writing, if it could not: the path and the
+    /// cause, e.g. "the directory /var/lib/offboard is on a read-only file system". Creates nothing.
+    pub fn storage_problem(path: &Path) -> Option<String> {
+        sqlite::storage_problem(path)
+    }
+
     /// Applies every pending migration.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         sqlite::migrate(&self.pool).await

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Sqlite, SqlitePool, Transaction};
 
 pub(super) use script::{Script, Spent, statement_sizes};
 
@@ -38,6 +38,9 @@ pub(super) async fn connect(
     max_connections: u32,
     busy_timeout: Duration,
 ) -> anyhow::Result<SqlitePool> {
+    if let Some(problem) = storage_problem(path) {
+        anyhow::bail!("cannot open the database {}: {problem}", path.display());
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the database directory {}", dir.display()))?;
@@ -60,9 +63,97 @@ pub(super) async fn connect(
         // A connection to a local file does not go stale; testing it on every acquire costs a round trip to
         // its worker thread before each statement run on the pool.
         .test_before_acquire(false)
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                if !conn.is_in_transaction() {
+                    return Ok(true);
+                }
+                // A transaction was dropped without a commit (an error path): let its queued ROLLBACK
+                // run, then keep the connection only if it is out of every transaction. After a
+                // failed COMMIT or a statement that failed with "database or disk is full", SQLite
+                // has already rolled the transaction back, the driver's ROLLBACK fails and it still
+                // counts the transaction open: back in the pool, that connection would refuse every
+                // later BEGIN ("non-zero transaction depth") until a restart. Closed, it is replaced
+                // by a fresh one.
+                conn.ping().await?;
+                Ok(!conn.is_in_transaction())
+            })
+        })
         .connect_with(options)
         .await
         .with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// Why the database at `path` could not be written, if it could not, said in the words an operator acts on:
+/// the path and the cause ("on a read-only file system", "not writable by uid N"). Checks the file when it
+/// exists and the directory SQLite writes its `-wal` and `-shm` files into (or the nearest existing parent,
+/// where the directory is still to be made); creates nothing that stays.
+pub(super) fn storage_problem(path: &Path) -> Option<String> {
+    if path.exists()
+        && let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+    {
+        return Some(describe_denial("the database file", path, &e));
+    }
+    let mut dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    while !dir.exists() {
+        dir = dir
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+    }
+    let probe = dir.join(format!(
+        ".offboard-write-check-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(describe_denial("the directory", dir, &e)),
+    }
+}
+
+/// "the directory /var/lib/offboard is not writable by uid 998 (owner uid 0, mode 755)".
+fn describe_denial(what: &str, path: &Path, e: &std::io::Error) -> String {
+    use std::os::unix::fs::MetadataExt;
+    const EPERM: i32 = 1;
+    const EACCES: i32 = 13;
+    const EROFS: i32 = 30;
+    match e.raw_os_error() {
+        Some(EROFS) => format!("{what} {} is on a read-only file system", path.display()),
+        Some(EACCES | EPERM) => {
+            let owner = std::fs::metadata(path)
+                .map(|m| format!(" (owner uid {}, mode {:o})", m.uid(), m.mode() & 0o7777))
+                .unwrap_or_default();
+            let uid = current_uid().map_or_else(|| "this user".to_string(), |u| format!("uid {u}"));
+            format!("{what} {} is not writable by {uid}{owner}", path.display())
+        }
+        _ => format!("{what} {}: {e}", path.display()),
+    }
+}
+
+/// The process's real uid, from `/proc/self/status`.
+fn current_uid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Runs every pending migration.
@@ -92,6 +183,35 @@ pub(super) async fn max_rowid(tx: &mut Tx, table: &str) -> Result<i64, sqlx::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_storage_denial_names_the_path_and_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let ro = std::io::Error::from_raw_os_error(30);
+        assert_eq!(
+            describe_denial("the directory", dir.path(), &ro),
+            format!(
+                "the directory {} is on a read-only file system",
+                dir.path().display()
+            )
+        );
+        let denied = std::io::Error::from_raw_os_error(13);
+        let text = describe_denial("the directory", dir.path(), &denied);
+        let uid = current_uid().unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "the directory {} is not writable by uid {uid} (owner uid ",
+                dir.path().display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains(", mode ") && text.ends_with(')'), "{text}");
+        assert_eq!(storage_problem(&dir.path().join("new/offboard.db")), None);
+        assert!(
+            !dir.path().join("new").exists(),
+            "the check creates nothing"
+        );
+    }
 
     async fn open(path: &Path, max: u32, busy: Duration) -> anyhow::Result<SqlitePool> {
         let pool = connect(path, max, busy).await?;
