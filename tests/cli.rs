@@ -303,3 +303,72 @@ fn sigterm_stops_the_daemon_cleanly_and_the_next_start_finishes_the_work() {
     let removals: serde_json::Value = serde_json::from_slice(&removals.stdout).unwrap();
     assert_eq!(removals[0]["state"], "done", "{}", text(&after));
 }
+
+/// With neither $USER nor $SUDO_USER (cron, kubectl exec) and no --actor, the commands the audit log
+/// attributes to a person refuse to run and change nothing; with --actor they run.
+#[test]
+fn operator_commands_without_a_named_operator_are_refused() {
+    let dir = workspace(&format!("{CONNECTOR}exit_permanent = [2]\n"));
+    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+    let config = dir.path().join("offboard.toml");
+    let anonymous = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("USER")
+            .env_remove("SUDO_USER")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let enqueue = [
+        "enqueue",
+        "--employee-id",
+        "e42",
+        "--email",
+        "zed@example.org",
+        "--effective",
+        "2026-01-05",
+    ];
+    let refused = anonymous(&enqueue);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("needs a named operator") && text(&refused).contains("--actor"),
+        "{}",
+        text(&refused)
+    );
+    let mut named = enqueue.to_vec();
+    named.extend(["--actor", "ops-bot"]);
+    assert!(anonymous(&named).status.success());
+    assert_eq!(anonymous(&["run", "--once"]).status.code(), Some(1));
+    for args in [
+        &["retry", "--failed"][..],
+        &["cancel", "1", "--reason", "x"][..],
+        &["approve", "1"][..],
+        &["reject", "1"][..],
+    ] {
+        let out = anonymous(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("needs a named operator"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    let removals = anonymous(&["removals", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&removals.stdout).unwrap();
+    assert_eq!(
+        rows[0]["state"], "failed",
+        "nothing was retried or cancelled"
+    );
+    let audit = anonymous(&["audit", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["actor"] != "unknown"),
+        "no row is attributed to nobody"
+    );
+}

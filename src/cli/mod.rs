@@ -35,6 +35,7 @@ pub struct Cli {
     )]
     pub config: PathBuf,
     /// Who runs an operator command (recorded in the audit log); default $SUDO_USER, else $USER.
+    /// approve, reject, retry, cancel, enqueue and import refuse to run when none is known.
     #[arg(long, global = true)]
     pub actor: Option<String>,
     /// What to do.
@@ -184,13 +185,23 @@ pub enum AuditAction {
     Verify,
 }
 
-/// The operator's name: `--actor`, else `$SUDO_USER`, else `$USER`, else "unknown".
-pub fn actor(explicit: Option<&str>) -> String {
-    explicit
-        .map(str::to_string)
-        .or_else(|| std::env::var("SUDO_USER").ok().filter(|s| !s.is_empty()))
-        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
+/// The operator's name: `--actor`, else `$SUDO_USER`, else `$USER`; `None` when none is set (cron,
+/// `kubectl exec`), and then the commands that the audit log attributes to a person refuse to run.
+pub fn actor(explicit: Option<&str>) -> Option<String> {
+    let named = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    named(explicit.map(str::to_string))
+        .or_else(|| named(std::env::var("SUDO_USER").ok()))
+        .or_else(|| named(std::env::var("USER").ok()))
+}
+
+/// The operator, or the error that stops a command the audit log must attribute to a person.
+fn operator(actor: &Option<String>, command: &str) -> anyhow::Result<String> {
+    actor.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`offboard {command}` needs a named operator for the audit log, and none is known: \
+             $USER and $SUDO_USER are not set (cron, kubectl exec); pass --actor NAME"
+        )
+    })
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -235,24 +246,38 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
                 Some(id) => RetrySelection::One(id),
                 None => RetrySelection::Failed { connector },
             };
+            let actor = operator(&actor, "retry")?;
             queue::retry(&config, &selection, &actor, &mut out).await
         }
         Command::Approve {
             batch,
             planned: _,
             connector,
-        } => queue::approve(&config, batch, connector, &actor, &mut out).await,
-        Command::Reject { batch } => queue::reject(&config, batch, &actor, &mut out).await,
+        } => {
+            let actor = operator(&actor, "approve")?;
+            queue::approve(&config, batch, connector, &actor, &mut out).await
+        }
+        Command::Reject { batch } => {
+            let actor = operator(&actor, "reject")?;
+            queue::reject(&config, batch, &actor, &mut out).await
+        }
         Command::Cancel { id, reason } => {
+            let actor = operator(&actor, "cancel")?;
             queue::cancel(&config, id, &reason, &actor, &mut out).await
         }
         Command::Plan { resolve, format } => feed::plan(&config, resolve, format, &mut out).await,
-        Command::Enqueue(args) => feed::enqueue(&config, args, &actor, &mut out).await,
+        Command::Enqueue(args) => {
+            let actor = operator(&actor, "enqueue")?;
+            feed::enqueue(&config, args, &actor, &mut out).await
+        }
         Command::Import {
             file,
             connector,
             column,
-        } => feed::import(&config, &file, &connector, &column, &actor, &mut out).await,
+        } => {
+            let actor = operator(&actor, "import")?;
+            feed::import(&config, &file, &connector, &column, &actor, &mut out).await
+        }
         Command::Report {
             since,
             until,
