@@ -122,6 +122,35 @@ impl Workers {
         &self.owner
     }
 
+    /// Takes back at once the leases of an earlier process of this host that is gone (a shutdown that
+    /// abandoned calls, a kill), so their removals do not wait a whole lease; a live process's leases,
+    /// such as a `run --once` beside the daemon, are left alone.
+    async fn reclaim_abandoned(&self) {
+        let host = hostname();
+        let me = std::process::id();
+        let gone = |owner: &str| previous_owner_is_gone(owner, &self.owner, &host, me);
+        let max_attempts = |name: &str| {
+            self.config
+                .connector(name)
+                .map_or(self.config.retry.max_attempts, |c| c.retry.max_attempts)
+        };
+        match self
+            .store
+            .reclaim_abandoned(self.clock.now(), gone, max_attempts)
+            .await
+        {
+            Ok(r) if r.requeued + r.failed > 0 => tracing::warn!(
+                requeued = r.requeued,
+                failed = r.failed,
+                "Took back the leases of an earlier run of this daemon that ended with calls in flight; those removals are due again."
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "Reclaiming the leases of an earlier run failed; they will expire.")
+            }
+        }
+    }
+
     /// The free slots of each connector that has any, and the free global slots, which the claims of
     /// all connectors share.
     fn wanted(&self) -> (Vec<(String, u32)>, u32) {
@@ -231,6 +260,7 @@ impl Workers {
         let mut finished: Vec<Attempt> = Vec::new();
         let mut reclaim = ReclaimSchedule::default();
         let binder = Binder::start(self.store.clone(), self.clock.clone());
+        self.reclaim_abandoned().await;
         loop {
             self.health.beat();
             if *shutdown.borrow() {
@@ -770,8 +800,50 @@ impl ReclaimSchedule {
     }
 }
 
+/// Whether a lease `owner` (`host:pid:random`, see [`Workers::new`]) belongs to a process of this
+/// host that no longer runs: another incarnation with our own pid (a restarted container's PID 1), or
+/// a pid with no process. A pid that runs is taken as alive, whatever it now is.
+fn previous_owner_is_gone(owner: &str, me: &str, host: &str, my_pid: u32) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(_), Some(pid), Some(owner_host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if owner == me || owner_host != host {
+        return false;
+    }
+    pid == my_pid || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::previous_owner_is_gone;
+
+    #[test]
+    fn only_a_gone_process_of_this_host_loses_its_leases_at_start() {
+        let me = std::process::id();
+        let mine = format!("h1:{me}:0000abcd");
+        // An earlier incarnation with our pid (a restarted container's PID 1).
+        assert!(previous_owner_is_gone(
+            &format!("h1:{me}:1234abcd"),
+            &mine,
+            "h1",
+            me
+        ));
+        // Ourselves, another host, a live process (pid 1 always runs), garbage.
+        assert!(!previous_owner_is_gone(&mine, &mine, "h1", me));
+        assert!(!previous_owner_is_gone("h2:4194304:00", &mine, "h1", me));
+        assert!(!previous_owner_is_gone("h1:1:00", &mine, "h1", me));
+        assert!(!previous_owner_is_gone("nonsense", &mine, "h1", me));
+        // A pid above the kernel's maximum never runs.
+        assert!(previous_owner_is_gone("h1:4194305:00", &mine, "h1", me));
+    }
 }

@@ -966,3 +966,82 @@ async fn the_worker_loop_stops_when_its_shutdown_sender_is_gone() {
         "a loop that can never be told to stop must not spin on: {ended:?}"
     );
 }
+
+/// A shutdown abandons a call still running after the grace; the next start takes that lease back
+/// at once (its holder is gone), instead of leaving the removal for a whole lease (5 minutes here).
+#[tokio::test]
+async fn a_call_abandoned_at_shutdown_runs_again_at_the_next_start_without_waiting_for_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::write_script(
+        dir.path(),
+        "remove.sh",
+        "#!/bin/sh\nd=$(dirname \"$0\")\nif [ -e \"$d/started\" ]; then exit 0; fi\ntouch \"$d/started\"\nsleep 60\n",
+    );
+    std::fs::write(dir.path().join("feed.csv"), crate::helpers::HEADER).unwrap();
+    let config = crate::helpers::config_text(
+        "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\ntimeout = \"2m\"\n",
+    )
+    .replace("lease = \"10s\"", "lease = \"5m\"")
+    .replace("shutdown_grace = \"5s\"", "shutdown_grace = \"1s\"");
+    std::fs::write(dir.path().join("offboard.toml"), &config).unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(dir.path().join("offboard.toml"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let enqueued = cli(&[
+        "enqueue",
+        "--employee-id",
+        "e1",
+        "--email",
+        "ann@example.org",
+        "--effective",
+        "2026-01-05",
+        "--actor",
+        "test",
+    ]);
+    assert!(enqueued.status.success(), "{enqueued:?}");
+    let state = || -> String {
+        let out = cli(&["removals", "--format", "json"]);
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows[0]["state"].as_str().unwrap_or_default().to_string()
+    };
+    let log = dir.path().join("daemon.log");
+
+    let mut first = start_daemon(dir.path(), &log);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("started").exists() {
+        assert!(
+            Instant::now() < until,
+            "the call never started: {}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crate::helpers::sigterm_and_wait(&mut first, Duration::from_secs(15))
+        .await
+        .expect("the daemon stopped");
+    assert_eq!(state(), "running", "the abandoned call holds its lease");
+
+    let restarted = Instant::now();
+    let mut second = start_daemon(dir.path(), &log);
+    while state() != "done" {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(20),
+            "the removal waited for its lease: {}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "abandoned removal done {:?} after the restart",
+        restarted.elapsed()
+    );
+    crate::helpers::sigterm_and_wait(&mut second, Duration::from_secs(15))
+        .await
+        .expect("the daemon stopped");
+}

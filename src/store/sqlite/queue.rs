@@ -228,6 +228,16 @@ pub(in crate::store) async fn expired(
     .await
 }
 
+/// Every running removal, with its lease owner.
+pub(in crate::store) async fn running(tx: &mut Tx) -> Result<Vec<Expired>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.connector, r.attempts, r.retry_base, r.lease_owner, t.employee_id FROM removals r \
+         JOIN terminations t ON t.id = r.termination_id WHERE r.state = 'running'",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
 /// Moves a running removal whose lease expired to `failed` with `error`.
 pub(in crate::store) async fn fail_expired(
     tx: &mut Tx,
