@@ -123,7 +123,7 @@ impl App {
             ),
             None => None,
         };
-        let drain = self.workers().drain().await?;
+        let drain = self.workers().drain_settled().await?;
         let (pending, held) = self.store.pending_and_held().await?;
         Ok(OnceSummary {
             poll,

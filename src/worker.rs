@@ -368,6 +368,36 @@ impl Workers {
     /// in flight (for `run --once` and tests). A retry is always scheduled after that moment, so
     /// each removal gets at most one attempt per drain, whatever the jitter drew.
     pub async fn drain(&self) -> anyhow::Result<DrainSummary> {
+        self.drain_claiming(false).await
+    }
+
+    /// Like [`Workers::drain`], but also takes what falls due while it runs, retries included, and
+    /// waits for what falls due within [`ONCE_HORIZON`] (for `run --once`); it ends when nothing is in
+    /// flight and nothing falls due within the horizon. Bounded by each connector's `max_attempts`.
+    pub async fn drain_settled(&self) -> anyhow::Result<DrainSummary> {
+        self.drain_claiming(true).await
+    }
+
+    /// For a drain that takes what falls due: how long until the next removal falls due, when that is
+    /// within [`ONCE_HORIZON`] (a retry's short backoff); `None` otherwise, and the drain ends.
+    async fn next_due_soon(&self, falling_due: bool) -> anyhow::Result<Option<Duration>> {
+        if !falling_due {
+            return Ok(None);
+        }
+        let names: Vec<String> = self
+            .config
+            .connectors
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let Some(at) = self.store.next_wakeup(&names).await? else {
+            return Ok(None);
+        };
+        let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        Ok((wait <= ONCE_HORIZON).then_some(wait.max(Duration::from_millis(10))))
+    }
+
+    async fn drain_claiming(&self, falling_due: bool) -> anyhow::Result<DrainSummary> {
         let started_at = self.clock.now();
         let mut tasks = JoinSet::new();
         let mut finished: Vec<Attempt> = Vec::new();
@@ -379,8 +409,13 @@ impl Workers {
                 finished.push(result?);
             }
             reclaim.run(&self.store, &self.clock, &self.config).await?;
+            let due_by = if falling_due {
+                self.clock.now()
+            } else {
+                started_at
+            };
             match self
-                .turn(&mut finished, &mut tasks, &binder, true, started_at)
+                .turn(&mut finished, &mut tasks, &binder, true, due_by)
                 .await
             {
                 Ok((recorded, started)) => {
@@ -388,7 +423,13 @@ impl Workers {
                         summary.add(&attempt.completion, *applied);
                     }
                     if started == 0 && tasks.is_empty() {
-                        break;
+                        match self.next_due_soon(falling_due).await? {
+                            Some(wait) => {
+                                tokio::time::sleep(wait).await;
+                                continue;
+                            }
+                            None => break,
+                        }
                     }
                 }
                 // The vendor calls happened: their records must land even if the database is briefly busy.
@@ -668,6 +709,10 @@ fn log_completion(completion: &Completion) {
         Completion::Cancelled { reason } => tracing::info!(reason = %reason, "Removal cancelled."),
     }
 }
+
+/// How far ahead `run --once` waits for work falling due (a retry after a short backoff) before it
+/// ends; what falls due later is the next run's.
+pub const ONCE_HORIZON: Duration = Duration::from_secs(60);
 
 /// How long the loop waits, once a call has finished, for more calls to finish before it records them:
 /// the attempts that finish within the window share one commit (group commit). A commit with

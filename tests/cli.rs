@@ -372,3 +372,50 @@ fn operator_commands_without_a_named_operator_are_refused() {
         "no row is attributed to nobody"
     );
 }
+
+/// `run --once` exits non-zero when the feed poll failed, naming it, and does the retries that fall
+/// due within the run instead of leaving them for the next one.
+#[test]
+fn run_once_fails_on_a_failed_poll_and_does_the_retries_that_fall_due_within_it() {
+    let dir = workspace(&format!(
+        "{CONNECTOR}[connector.retry]\ninitial = \"100ms\"\nmax = \"200ms\"\n"
+    ));
+    write_script(
+        dir.path(),
+        "remove.sh",
+        "#!/bin/sh\nd=$(dirname \"$0\")\nif [ -e \"$d/tried\" ]; then exit 0; fi\ntouch \"$d/tried\"\nexit 1\n",
+    );
+    let config = dir.path().join("offboard.toml");
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!(
+            "{}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n",
+            crate::helpers::HEADER
+        ),
+    )
+    .unwrap();
+    let run = offboard(&config, &["run", "--once"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(text(&run).contains("2 attempts; 1 done"), "{}", text(&run));
+    assert!(text(&run).contains("result: ok"), "{}", text(&run));
+
+    // The feed is gone: the poll fails, and so does the run, saying why.
+    std::fs::remove_file(dir.path().join("feed.csv")).unwrap();
+    let run = offboard(&config, &["run", "--once"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert!(
+        text(&run).contains("result: FAILED: the feed poll failed"),
+        "{}",
+        text(&run)
+    );
+    let json = offboard(&config, &["run", "--once", "--format", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("the feed poll failed")
+    );
+}

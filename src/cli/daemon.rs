@@ -27,7 +27,8 @@ pub(super) async fn run(config: Config) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `offboard run --once`: one poll, everything due, a summary; exit 1 when anything is failed.
+/// `offboard run --once`: one poll, everything due (and the retries that fall due meanwhile), a
+/// summary; exit 1 when the feed poll failed or any removal is failed, saying which.
 pub(super) async fn run_once(
     config: Config,
     format: Format,
@@ -36,19 +37,33 @@ pub(super) async fn run_once(
     let app = App::build(config, Clock::system()).await?;
     let summary = app.run_once().await?;
     let failed = app.store.failed_count().await?;
+    let mut problems = Vec::new();
+    if let Some(crate::app::PollSummary::Failed { error, .. }) = &summary.poll {
+        problems.push(format!("the feed poll failed: {error}"));
+    }
+    if failed > 0 {
+        problems.push(format!(
+            "{failed} removal(s) are failed (see `offboard removals --state failed`)"
+        ));
+    }
     match format {
         Format::Json => writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&json!({"summary": summary, "failed_total": failed}))?
+            serde_json::to_string_pretty(&json!({
+                "summary": summary, "failed_total": failed,
+                "ok": problems.is_empty(), "problems": problems,
+            }))?
         )?,
-        _ => print_once_summary(out, &summary, failed)?,
+        _ => {
+            print_once_summary(out, &summary, failed)?;
+            match problems.as_slice() {
+                [] => writeln!(out, "result: ok")?,
+                _ => writeln!(out, "result: FAILED: {}", problems.join("; "))?,
+            }
+        }
     }
-    Ok(if summary.drain.failed > 0 || failed > 0 {
-        1
-    } else {
-        0
-    })
+    Ok(if problems.is_empty() { 0 } else { 1 })
 }
 
 /// `offboard migrate`: creates the database or brings its schema up to date.
