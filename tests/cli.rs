@@ -419,3 +419,47 @@ fn run_once_fails_on_a_failed_poll_and_does_the_retries_that_fall_due_within_it(
             .starts_with("the feed poll failed")
     );
 }
+
+/// `offboard rejects` lists the rejected rows of the feed (where and why, never their values).
+#[test]
+fn rejects_lists_the_rejected_feed_rows_with_row_line_field_and_reason() {
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!(
+            "{}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n,bob@example.org,bob,,Bob,2026-01-05,Terminated\ne3,c@example.org,c,,C,2026-02-30,Terminated\n",
+            crate::helpers::HEADER
+        ),
+    )
+    .unwrap();
+    assert_eq!(offboard(&config, &["run", "--once"]).status.code(), Some(0));
+
+    let json = offboard(&config, &["rejects", "--format", "json"]);
+    assert!(json.status.success(), "{}", text(&json));
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (
+            rows[0]["row"].as_i64(),
+            rows[0]["line"].as_i64(),
+            rows[0]["field"].as_str(),
+            rows[0]["reason"].as_str()
+        ),
+        (Some(2), Some(3), Some("employee_id"), Some("missing"))
+    );
+    assert_eq!(rows[1]["field"], "effective_date");
+    assert_eq!(rows[0]["batch_id"], 1);
+    assert!(!String::from_utf8_lossy(&json.stdout).contains("bob@example.org"));
+
+    let csv = offboard(&config, &["rejects", "--batch", "1", "--format", "csv"]);
+    assert!(
+        String::from_utf8_lossy(&csv.stdout)
+            .starts_with("batch,received_at,source,row,line,field,reason\n"),
+        "{}",
+        text(&csv)
+    );
+    let none = offboard(&config, &["rejects", "--batch", "99", "--format", "json"]);
+    assert_eq!(String::from_utf8_lossy(&none.stdout).trim(), "[]");
+}

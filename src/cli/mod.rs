@@ -84,6 +84,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Lists rejected feed rows: batch, row, line, field and reason (never the rejected values).
+    Rejects {
+        /// Only this batch (as `status` and the poll summary number it).
+        #[arg(long)]
+        batch: Option<i64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Puts a failed (or planned) removal, or every failed one, back in the queue.
     Retry {
         /// The removal id.
@@ -236,6 +245,9 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
                 employee_id: employee,
             };
             queue::removals(&config, &filter, format, &mut out).await
+        }
+        Command::Rejects { batch, format } => {
+            queue::rejects(&config, batch, format, &mut out).await
         }
         Command::Retry {
             id,

@@ -70,6 +70,48 @@ pub(super) async fn removals(
     Ok(0)
 }
 
+/// `offboard rejects`: the rejected feed rows, of one batch or of all.
+pub(super) async fn rejects(
+    config: &Config,
+    batch: Option<i64>,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let store = open_existing(config).await?;
+    let rows = store.rejected_rows(batch).await?;
+    let opt = |v: &Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.batch_id.to_string(),
+                r.received_at.clone(),
+                r.source.clone(),
+                r.row.to_string(),
+                opt(&r.line),
+                r.field.clone().unwrap_or_default(),
+                r.reason.clone(),
+            ]
+        })
+        .collect();
+    emit(
+        out,
+        format,
+        &[
+            "batch",
+            "received_at",
+            "source",
+            "row",
+            "line",
+            "field",
+            "reason",
+        ],
+        &table,
+        &rows,
+    )?;
+    Ok(0)
+}
+
 /// `offboard retry`: one removal, or every failed one (of one connector).
 pub(super) async fn retry(
     config: &Config,

@@ -40,6 +40,25 @@ pub struct FailedRemoval {
     pub finished_at: Option<String>,
 }
 
+/// A rejected feed row: where and why, never its values.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct RejectedRow {
+    /// The batch (feed poll, push, enqueue) the row came in.
+    pub batch_id: i64,
+    /// When the batch was received.
+    pub received_at: String,
+    /// Where the batch came from (feed, push, cli, import).
+    pub source: String,
+    /// The row's number in the batch, from 1.
+    pub row: i64,
+    /// The line in the file, for a CSV feed.
+    pub line: Option<i64>,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// The intake rule's reason code (`missing`, `invalid_date`, ...).
+    pub reason: String,
+}
+
 /// A rehire after removal.
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Rehired {
@@ -118,6 +137,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<OldestDue>> {
         sqlite::reads::oldest_due(&self.pool, connector, now).await
+    }
+
+    /// The rejected feed rows, of one batch or of all, newest batch first, in row order.
+    pub async fn rejected_rows(&self, batch: Option<i64>) -> anyhow::Result<Vec<RejectedRow>> {
+        sqlite::reads::rejected_rows(&self.pool, batch).await
     }
 
     /// The latest failed removals, newest first.

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 
 use super::begin_write;
-use crate::store::reads::{FailedRemoval, FeedState, LastPoll, OldestDue, Rehired, ReportSource};
+use crate::store::reads::{
+    FailedRemoval, FeedState, LastPoll, OldestDue, Rehired, RejectedRow, ReportSource,
+};
 use crate::store::ts;
 
 /// The oldest due, pending removal of `connector` (read from the claim index).
@@ -23,6 +25,21 @@ pub(in crate::store) async fn oldest_due(
     .bind(connector)
     .bind(ts(now))
     .fetch_optional(pool)
+    .await?)
+}
+
+/// The rejected feed rows of batch `batch` (or of every batch), newest batch first, in row order.
+pub(in crate::store) async fn rejected_rows(
+    pool: &SqlitePool,
+    batch: Option<i64>,
+) -> anyhow::Result<Vec<RejectedRow>> {
+    Ok(sqlx::query_as(
+        "SELECT f.batch_id, b.received_at, b.source, f.row, f.line, f.field, f.reason \
+         FROM feed_rejects f JOIN batches b ON b.id = f.batch_id \
+         WHERE ?1 IS NULL OR f.batch_id = ?1 ORDER BY f.batch_id DESC, f.row",
+    )
+    .bind(batch)
+    .fetch_all(pool)
     .await?)
 }
 
