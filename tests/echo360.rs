@@ -1027,3 +1027,57 @@ async fn a_lost_delete_answer_ends_removed_unconfirmed_and_never_reaches_a_secon
     );
     server.verify().await;
 }
+
+/// Echo360 counts calls per API client: three connectors on one client share the client's rate
+/// (2/s by default) instead of each spending all of it.
+#[tokio::test]
+async fn connectors_on_the_same_api_client_share_one_rate_limit() {
+    let server = MockServer::start().await;
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("POST"))
+        .and(path("/oauth2/access_token"))
+        .respond_with(Stamped::new(
+            &stamps,
+            ResponseTemplate::new(200).set_body_json(token_body(TOKEN)),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{USERS}/ann%40example.org")))
+        .respond_with(Stamped::new(
+            &stamps,
+            ResponseTemplate::new(200).set_body_json(user("u-ann", "ann@example.org", "Ann")),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("{USERS}/u-ann")))
+        .respond_with(Stamped::new(
+            &stamps,
+            ResponseTemplate::new(200).set_body_json(json!("ok")),
+        ))
+        .mount(&server)
+        .await;
+    let (dir, text) = workspace(&server, "");
+    let one = connector(&server, "");
+    let three: String = ["a", "b", "c"]
+        .iter()
+        .map(|n| one.replace("name = \"echo\"", &format!("name = \"echo-{n}\"")))
+        .collect();
+    let t = TestApp::in_dir(dir, &text.replace(&one, &three)).await;
+    t.write_feed(ANN);
+    t.poll().await;
+
+    let started = Instant::now();
+    assert_eq!(t.drain().await.done, 3);
+    let took = started.elapsed();
+    let stamps = stamps.lock().unwrap().clone();
+    assert_eq!(
+        stamps.len(),
+        9,
+        "a token, a lookup and a delete per connector"
+    );
+    // One bucket of 2 refilling at 2/s for all nine calls: at least 3.5 s, never more than 4 in a second.
+    assert!(took >= Duration::from_millis(3300), "{took:?}");
+    assert!(busiest_window(&stamps, Duration::from_secs(1)) <= 4);
+}

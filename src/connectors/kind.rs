@@ -35,6 +35,15 @@ pub(crate) trait KindConfig: Sized {
         Ok(())
     }
 
+    /// Where the vendor counts this connector's calls, when it counts them per credential rather than per
+    /// connector: connectors of the kind with the same scope share one limiter (and its 429 pause), so
+    /// that three connectors on one API client do not each spend the client's whole rate. Made of the
+    /// service's address and a digest of the credential's identity ([`limit_scope`]); `None`: a limiter of
+    /// its own.
+    fn limit_scope(&self) -> Option<String> {
+        None
+    }
+
     /// Builds the connector. `connector` holds the settings every kind shares; `limiter` applies its `rate`, or
     /// [`Self::DEFAULT_RATE`]; `clock` is the daemon's clock, for token expiry.
     fn build(
@@ -45,14 +54,63 @@ pub(crate) trait KindConfig: Sized {
     ) -> anyhow::Result<Arc<dyn Connector>>;
 }
 
-/// Builds one connector of kind `K` with its limiter.
+/// Builds one connector of kind `K` with its limiter: the one of `shared` for its scope (made by the first
+/// connector of the scope, with the strictest rate of the scope's connectors, see [`Limiters`]), or its own.
 pub(super) fn build<K: KindConfig>(
     kind: &K,
     connector: &ConnectorConfig,
+    limiters: &mut Limiters,
     clock: &Clock,
 ) -> anyhow::Result<Arc<dyn Connector>> {
-    let limiter = Arc::new(Limiter::new(connector.rate.or(K::DEFAULT_RATE)));
+    let rate = connector.rate.or(K::DEFAULT_RATE);
+    let limiter = match kind.limit_scope() {
+        Some(scope) => limiters.shared(&format!("{}:{scope}", connector.kind.as_str()), rate),
+        None => Arc::new(Limiter::new(rate)),
+    };
     kind.build(connector, limiter, clock)
+}
+
+/// The limiters shared by connectors with the same scope ([`KindConfig::limit_scope`]), with the strictest
+/// rate given for each scope (known before the first connector is built).
+#[derive(Default)]
+pub(super) struct Limiters {
+    rates: std::collections::HashMap<String, Option<Rate>>,
+    built: std::collections::HashMap<String, Arc<Limiter>>,
+}
+
+impl Limiters {
+    /// Notes a connector's scope and rate, before any connector is built.
+    pub(super) fn note(&mut self, scope: String, rate: Option<Rate>) {
+        let strictest = match (self.rates.get(&scope).copied().flatten(), rate) {
+            (Some(a), Some(b)) => Some(stricter(a, b)),
+            (a, b) => a.or(b),
+        };
+        self.rates.insert(scope, strictest);
+    }
+
+    fn shared(&mut self, scope: &str, rate: Option<Rate>) -> Arc<Limiter> {
+        let rate = self.rates.get(scope).copied().unwrap_or(rate);
+        self.built
+            .entry(scope.to_string())
+            .or_insert_with(|| Arc::new(Limiter::new(rate)))
+            .clone()
+    }
+}
+
+/// The rate that allows fewer calls per second.
+fn stricter(a: Rate, b: Rate) -> Rate {
+    let per_second = |r: Rate| f64::from(r.calls) / r.per.as_secs_f64().max(f64::MIN_POSITIVE);
+    if per_second(b) < per_second(a) { b } else { a }
+}
+
+/// A limit scope: the service's address and a digest of the credential's identity (never the credential).
+pub(crate) fn limit_scope(address: &str, identity: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "{}#{}",
+        address.trim_end_matches('/').to_ascii_lowercase(),
+        &hex::encode(Sha256::digest(identity.as_bytes()))[..16]
+    )
 }
 
 /// Declares each kind's module, [`super::ConnectorKind`] and the dispatch over it (the `kind` values, reading
@@ -99,10 +157,26 @@ macro_rules! connector_kinds {
             fn build(
                 &self,
                 connector: &$crate::config::ConnectorConfig,
+                limiters: &mut $crate::connectors::kind::Limiters,
                 clock: &$crate::clock::Clock,
             ) -> ::anyhow::Result<::std::sync::Arc<dyn $crate::connectors::Connector>> {
                 match self {
-                    $(Self::$variant(c) => $crate::connectors::kind::build(c, connector, clock),)+
+                    $(Self::$variant(c) => $crate::connectors::kind::build(c, connector, limiters, clock),)+
+                }
+            }
+
+            /// The scope of the limiter this connector shares, with its kind (see `KindConfig::limit_scope`).
+            fn limit_scope(&self) -> Option<String> {
+                match self {
+                    $(Self::$variant(c) => $crate::connectors::KindConfig::limit_scope(c)
+                        .map(|s| format!("{}:{s}", $name)),)+
+                }
+            }
+
+            /// The rate a connector of this kind gets when it sets none.
+            fn default_rate(&self) -> Option<$crate::config::Rate> {
+                match self {
+                    $(Self::$variant(_) => <$module::config::$config as $crate::connectors::KindConfig>::DEFAULT_RATE,)+
                 }
             }
         }

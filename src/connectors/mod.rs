@@ -204,7 +204,8 @@ kind::connector_kinds! {
     Scim(scim::config::ScimConfig) = "scim",
 }
 
-/// The connectors built from the config, by name, each with its own limiter.
+/// The connectors built from the config, by name, each with its limiter: its own, or the one it shares
+/// with the connectors that use the same credentials at the same service (`KindConfig::limit_scope`).
 pub struct Registry {
     connectors: BTreeMap<String, Arc<dyn Connector>>,
 }
@@ -213,8 +214,14 @@ impl Registry {
     /// Builds every configured connector. `clock` is the daemon's clock, for token expiry.
     pub fn build(config: &Config, clock: &Clock) -> anyhow::Result<Self> {
         let mut connectors = BTreeMap::new();
+        let mut limiters = kind::Limiters::default();
         for c in &config.connectors {
-            connectors.insert(c.name.clone(), c.kind.build(c, clock)?);
+            if let Some(scope) = c.kind.limit_scope() {
+                limiters.note(scope, c.rate.or(c.kind.default_rate()));
+            }
+        }
+        for c in &config.connectors {
+            connectors.insert(c.name.clone(), c.kind.build(c, &mut limiters, clock)?);
         }
         Ok(Self { connectors })
     }

@@ -268,6 +268,14 @@ impl KindConfig for Echo360Config {
         super::check_account(self, account)
     }
 
+    fn limit_scope(&self) -> Option<String> {
+        // Echo360 counts calls per API client.
+        Some(crate::connectors::kind::limit_scope(
+            &self.base_url,
+            self.client_id.expose(),
+        ))
+    }
+
     fn build(
         &self,
         _connector: &ConnectorConfig,

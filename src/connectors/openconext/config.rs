@@ -107,6 +107,14 @@ impl KindConfig for OpenconextConfig {
         super::check_collab_person_id(account)
     }
 
+    fn limit_scope(&self) -> Option<String> {
+        // One service, one Basic account: the service sees one client.
+        Some(crate::connectors::kind::limit_scope(
+            &self.base_url,
+            self.username.expose(),
+        ))
+    }
+
     fn build(
         &self,
         connector: &ConnectorConfig,

@@ -247,6 +247,14 @@ impl KindConfig for PanoptoConfig {
         })
     }
 
+    fn limit_scope(&self) -> Option<String> {
+        // Panopto counts per site and API user.
+        Some(crate::connectors::kind::limit_scope(
+            &self.endpoint,
+            &self.api_user_key,
+        ))
+    }
+
     fn build(
         &self,
         _connector: &ConnectorConfig,

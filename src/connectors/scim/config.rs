@@ -227,6 +227,15 @@ impl KindConfig for ScimConfig {
         })
     }
 
+    fn limit_scope(&self) -> Option<String> {
+        // A SCIM service counts per token (or per Anaplan user).
+        let identity = match &self.auth {
+            ScimAuth::Bearer { token } => token.expose(),
+            ScimAuth::Anaplan { username, .. } => username.expose(),
+        };
+        Some(crate::connectors::kind::limit_scope(&self.base_url, identity))
+    }
+
     fn build(
         &self,
         _connector: &ConnectorConfig,
