@@ -77,6 +77,15 @@ impl From<PollOutcome> for PollSummary {
     }
 }
 
+/// The HTTP client of feed polls (a feed URL).
+pub fn feed_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("offboard/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
 impl App {
     /// Opens the database (applying migrations) and builds the connectors.
     pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
@@ -87,11 +96,7 @@ impl App {
         )
         .await?;
         let registry = Arc::new(Registry::build(&config, &clock)?);
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("offboard/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let http = feed_client()?;
         Ok(Self {
             store,
             config: Arc::new(config),

@@ -463,3 +463,50 @@ fn rejects_lists_the_rejected_feed_rows_with_row_line_field_and_reason() {
     let none = offboard(&config, &["rejects", "--batch", "99", "--format", "json"]);
     assert_eq!(String::from_utf8_lossy(&none.stdout).trim(), "[]");
 }
+
+/// `check-config --probe` reads the feed as the first poll will: a CSV without the default `upn`
+/// column is fine for both, one without the `status` column fails both with the same words; and
+/// `plan` works before any database exists, creating none.
+#[test]
+fn check_config_probe_predicts_the_first_poll_and_plan_works_on_a_fresh_install() {
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    let db = dir.path().join("state/offboard.db");
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        "employee_id,email,effective_date,status\ne1,ann@example.org,2026-01-05,Terminated\n",
+    )
+    .unwrap();
+    let plan = offboard(&config, &["plan"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(text(&plan).contains("no database at"), "{}", text(&plan));
+    assert!(!db.exists(), "plan created no database");
+
+    let check = offboard(&config, &["check-config", "--probe"]);
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(text(&check).contains("1 records read"), "{}", text(&check));
+    let run = offboard(&config, &["run", "--once"]);
+    assert!(run.status.success(), "{}", text(&run));
+
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        "employee_id,email,effective_date\ne2,bob@example.org,2026-01-05\n",
+    )
+    .unwrap();
+    let check = offboard(&config, &["check-config", "--probe"]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    let run = offboard(&config, &["run", "--once"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let said = |o: &Output| {
+        text(o)
+            .lines()
+            .find(|l| l.contains("\"status\""))
+            .map(|l| l[l.find("column").unwrap()..].to_string())
+    };
+    assert!(said(&check).is_some(), "{}", text(&check));
+    assert_eq!(
+        said(&check),
+        said(&run),
+        "check-config says what the run says"
+    );
+}

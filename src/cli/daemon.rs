@@ -110,6 +110,24 @@ pub(super) async fn check_config(
             }
         }
     }
+    if let Some(feed) = &config.feed {
+        // What the first poll will read: the document, its header or records, mapped as configured.
+        let http = crate::app::feed_client()?;
+        let now = chrono::Utc::now();
+        match crate::feed::read_feed(feed, &http, &Default::default(), now).await {
+            Ok(Some((read, _))) => writeln!(
+                out,
+                "feed {}: ok ({} records read; the first poll ingests them)",
+                read.source_ref,
+                read.records.len()
+            )?,
+            Ok(None) => writeln!(out, "feed: ok (not modified)")?,
+            Err(e) => {
+                failures += 1;
+                writeln!(out, "feed {}: {}", e.source_ref, e.message)?;
+            }
+        }
+    }
     if failures == 0 {
         writeln!(out, "ok")?;
         Ok(0)

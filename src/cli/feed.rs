@@ -45,9 +45,39 @@ pub(super) async fn plan(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let store = open_existing(config).await?;
-    let plan = crate::preview::plan(&store, config, resolve, Utc::now()).await?;
-    crate::preview::print(out, &plan, format)?;
+    if config.database.path.exists() {
+        let store = open_existing(config).await?;
+        let plan = crate::preview::plan(&store, config, resolve, Utc::now()).await?;
+        crate::preview::print(out, &plan, format)?;
+    } else {
+        // No database yet (a fresh install): plan against an empty one, as the first run will find
+        // it, in a scratch file that is removed afterwards; the real path is left untouched.
+        let scratch = std::env::temp_dir().join(format!(
+            "offboard-plan-{}-{:08x}.db",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let result = async {
+            let store =
+                crate::store::Store::open(&scratch, 2, config.database.busy_timeout).await?;
+            let plan = crate::preview::plan(&store, config, resolve, Utc::now()).await;
+            store.close().await;
+            plan
+        }
+        .await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+        }
+        let plan = result?;
+        if format == Format::Table {
+            writeln!(
+                out,
+                "note: no database at {} yet: planned as the first run will find it (empty)",
+                config.database.path.display()
+            )?;
+        }
+        crate::preview::print(out, &plan, format)?;
+    }
     Ok(0)
 }
 

@@ -152,7 +152,10 @@ fn read_record(reader: &mut ::csv::Reader<&[u8]>, record: &mut ByteRecord) -> bo
     reader.read_byte_record(record).unwrap_or(false)
 }
 
-/// Finds the column of every mapped field in the header; the index is `None` for an unmapped field.
+/// Finds the column of every mapped field in the header; the index is `None` for an unmapped field, and
+/// for an optional person field (email, username, UPN, display name) left at its default column name that
+/// the header lacks: an export without a `upn` column simply has no UPNs. A column the config names
+/// itself must be there (a typo in the config is an error, not a silent gap).
 fn map_columns(
     header: &ByteRecord,
     fields: &FieldNames,
@@ -162,11 +165,16 @@ fn map_columns(
         .map(|cell| std::str::from_utf8(cell).map(str::trim))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| FileError::HeaderInvalid)?;
+    let defaults = FieldNames::default();
     let mut columns = [None; Field::ALL.len()];
     for (slot, field) in columns.iter_mut().zip(Field::ALL) {
         let Some(configured) = field.configured_name(fields) else {
             continue;
         };
+        let optional_by_default = matches!(
+            field,
+            Field::Email | Field::Username | Field::Upn | Field::DisplayName
+        ) && field.configured_name(&defaults) == Some(configured);
         let wanted = configured.trim();
         let mut found = names
             .iter()
@@ -175,6 +183,7 @@ fn map_columns(
             .map(|(index, _)| index);
         *slot = match (found.next(), found.next()) {
             (Some(index), None) => Some(index),
+            (None, _) if optional_by_default => None,
             (None, _) => return Err(FileError::MissingColumn(configured.to_string())),
             (Some(_), Some(_)) => return Err(FileError::DuplicateColumn(configured.to_string())),
         };
@@ -623,9 +632,22 @@ mod tests {
 
     #[test]
     fn missing_configured_column_is_a_file_error() {
-        let err = read(b"employee_id,email,username,upn,effective_date,status\n").unwrap_err();
-        assert_eq!(err, FileError::MissingColumn("display_name".into()));
-        assert!(err.to_string().contains("\"display_name\""), "{err}");
+        // An optional field left at its default column may be absent: no UPNs, no display names.
+        let rows = read(b"employee_id,email,username,effective_date,status\ne1,a@example.org,a,2026-01-05,active\n")
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        // One the config names itself must be there.
+        let named = FieldNames {
+            display_name: Some("Full Name".into()),
+            ..FieldNames::default()
+        };
+        let err = read_with(
+            b"employee_id,email,username,upn,effective_date,status\n",
+            &named,
+        )
+        .unwrap_err();
+        assert_eq!(err, FileError::MissingColumn("Full Name".into()));
+        assert!(err.to_string().contains("\"Full Name\""), "{err}");
         // A ';'-delimited file read with ',' is one big column.
         let err = read_with(
             b"employee_id;effective_date;status\n1;;active\n",
