@@ -19,6 +19,8 @@ pub struct Status {
     pub at: String,
     /// Batches held by the mass-removal guard, waiting for `offboard approve` or `reject`.
     pub held_batches: Vec<crate::store::batches::HeldBatch>,
+    /// Rejected terminations remembered: the feed repeating them is not held again (`offboard rejected`).
+    pub rejected_terminations: usize,
     /// Counts per connector and state.
     pub counts: BTreeMap<String, BTreeMap<String, i64>>,
     /// The oldest pending removal that is due, if any.
@@ -58,6 +60,7 @@ pub async fn gather(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status>
     }
     Ok(Status {
         held_batches: store.held_batches().await?,
+        rejected_terminations: store.rejected_terminations().await?.len(),
         at: ts(now),
         counts,
         oldest_due,
@@ -105,6 +108,13 @@ pub fn print(out: &mut impl Write, status: &Status, format: Format) -> anyhow::R
                 .collect::<Vec<_>>(),
         )?;
         writeln!(out)?;
+    }
+    if status.rejected_terminations > 0 {
+        writeln!(
+            out,
+            "Rejected terminations remembered: {} (the feed repeating them is not held again; `offboard rejected` lists them, `offboard unreject EMPLOYEE` lifts one)\n",
+            status.rejected_terminations
+        )?;
     }
     let mut headers = vec!["connector"];
     headers.extend(RemovalState::ALL.iter().map(|s| s.as_str()));

@@ -338,3 +338,59 @@ async fn an_import_goes_through_the_planner_like_a_feed_row() {
         offboard::audit::Verification::Ok { .. }
     ));
 }
+
+/// After `reject`, the unchanged feed is not held again: the rejected people with the same effective
+/// date are remembered, `status` counts them; a changed date, or `unreject`, starts them again.
+#[tokio::test]
+async fn a_rejected_batch_stays_rejected_until_the_feed_changes_or_an_operator_lifts_it() {
+    let t = guarded("max_terminations_per_batch = 1\nmax_terminations_percent = 100.0").await;
+    t.write_feed(&feed(2, 0));
+    let s = t.poll().await;
+    assert!(s.held);
+    t.app
+        .store
+        .decide_batch(s.batch_id, Decision::Reject, "bob", t.clock.now())
+        .await
+        .unwrap();
+
+    let again = t.poll().await;
+    assert!(!again.held, "the same people are not held again");
+    assert_eq!((again.new_terminations, again.still_rejected), (0, 2));
+    assert_eq!(t.removals().await.len(), 2, "no new removal");
+    let status = offboard::status::gather(&t.app.store, t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (status.held_batches.len(), status.rejected_terminations),
+        (0, 2)
+    );
+    let rejected = t.app.store.rejected_terminations().await.unwrap();
+    assert_eq!(rejected[0].rejected_by.as_deref(), Some("bob"));
+
+    // HR corrects t1's date: that is a new termination.
+    t.write_feed(&feed(2, 0).replace(
+        "t1,t1@example.org,t1,,T,2026-01-05",
+        "t1,t1@example.org,t1,,T,2026-01-09",
+    ));
+    let changed = t.poll().await;
+    assert_eq!((changed.new_terminations, changed.still_rejected), (1, 1));
+    assert!(!changed.held);
+
+    // An operator lifts t0's rejection: the next poll takes t0 again.
+    t.app
+        .store
+        .unreject("t0", "alice", t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(t.events("termination_unrejected").await[0].actor, "alice");
+    let lifted = t.poll().await;
+    assert_eq!((lifted.new_terminations, lifted.still_rejected), (1, 0));
+    assert_eq!(t.drain().await.done, 2);
+    assert!(
+        t.app
+            .store
+            .unreject("t0", "alice", t.clock.now())
+            .await
+            .is_err()
+    );
+}

@@ -158,6 +158,13 @@ fn print_once_summary(
                 b.excluded,
                 b.removals_cancelled
             )?;
+            if b.still_rejected > 0 {
+                writeln!(
+                    out,
+                    "feed: {} row(s) repeat terminations an operator rejected; not taken again (see `offboard rejected`)",
+                    b.still_rejected
+                )?;
+            }
             if b.rehired_after_removal > 0 {
                 writeln!(
                     out,

@@ -122,6 +122,19 @@ pub enum Command {
         /// The held batch.
         batch: i64,
     },
+    /// Lists the terminations rejected with `reject` that are remembered: a feed or push repeating the
+    /// same person and effective date is not taken (nor held) again.
+    Rejected {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Lifts the rejection of a person's rejected termination: the next feed or push that reports it
+    /// starts it again (through the mass-removal guard as usual).
+    Unreject {
+        /// The employee id.
+        employee: String,
+    },
     /// Reads the feed now and shows, per person and connector, what would happen; writes nothing.
     Plan {
         /// Also run each connector's read-only lookup for removals that would run.
@@ -272,6 +285,11 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::Reject { batch } => {
             let actor = operator(&actor, "reject")?;
             queue::reject(&config, batch, &actor, &mut out).await
+        }
+        Command::Rejected { format } => queue::rejected(&config, format, &mut out).await,
+        Command::Unreject { employee } => {
+            let actor = operator(&actor, "unreject")?;
+            queue::unreject(&config, &employee, &actor, &mut out).await
         }
         Command::Cancel { id, reason } => {
             let actor = operator(&actor, "cancel")?;

@@ -173,6 +173,58 @@ pub(super) async fn reject(
     Ok(0)
 }
 
+/// `offboard rejected`: the rejected terminations remembered.
+pub(super) async fn rejected(
+    config: &Config,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let store = open_existing(config).await?;
+    let rows = store.rejected_terminations().await?;
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.employee_id.clone(),
+                r.effective_at.clone(),
+                r.batch_id.to_string(),
+                r.rejected_by.clone().unwrap_or_default(),
+                r.rejected_at.clone(),
+            ]
+        })
+        .collect();
+    emit(
+        out,
+        format,
+        &[
+            "employee",
+            "effective_at",
+            "batch",
+            "rejected_by",
+            "rejected_at",
+        ],
+        &table,
+        &rows,
+    )?;
+    Ok(0)
+}
+
+/// `offboard unreject`: lifts a person's remembered rejection.
+pub(super) async fn unreject(
+    config: &Config,
+    employee: &str,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let store = open_existing(config).await?;
+    let n = store.unreject(employee, actor, Utc::now()).await?;
+    writeln!(
+        out,
+        "lifted {n} rejection(s) of {employee}: the next feed or push that reports them starts the termination again"
+    )?;
+    Ok(0)
+}
+
 /// `offboard cancel`: one removal, with the reason recorded in the audit log.
 pub(super) async fn cancel(
     config: &Config,

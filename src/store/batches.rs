@@ -1,5 +1,6 @@
 //! Operator decisions on batches held by the mass-removal guard: approve releases their removals,
-//! reject cancels them. Both are audited with the operator's name.
+//! reject cancels them and remembers their terminations as rejected, until `unreject`. All audited with the
+//! operator's name.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -9,6 +10,23 @@ use sqlx::FromRow;
 use super::transition::To;
 use super::{Store, sqlite};
 use crate::audit::{Chain, Entry};
+
+/// A rejected termination still remembered.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Rejected {
+    /// The termination.
+    pub termination_id: i64,
+    /// Whose.
+    pub employee_id: String,
+    /// Its effective time: a feed row with this time is not taken again.
+    pub effective_at: String,
+    /// The batch it came in.
+    pub batch_id: i64,
+    /// Who rejected it.
+    pub rejected_by: Option<String>,
+    /// When.
+    pub rejected_at: String,
+}
 
 /// A batch waiting for a decision.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -77,7 +95,8 @@ impl Store {
             // The batch is judged wrong: its terminations are set aside so that a later, correct feed row
             // for the same person starts a new termination instead of matching this one.
             for (id, employee) in
-                sqlite::batches::rescind_terminations_of(&mut tx.inner, batch_id, now).await?
+                sqlite::batches::rescind_terminations_of(&mut tx.inner, batch_id, actor, now)
+                    .await?
             {
                 chain.push(
                     now,
@@ -106,6 +125,38 @@ impl Store {
         chain.write(&mut tx).await?;
         tx.commit().await?;
         Ok(removals.len() as u64)
+    }
+
+    /// The rejected terminations still remembered (a feed repeating them is not held again).
+    pub async fn rejected_terminations(&self) -> anyhow::Result<Vec<Rejected>> {
+        Ok(sqlite::batches::rejected(&self.pool).await?)
+    }
+
+    /// Lifts the rejection of `employee`'s rejected terminations, so that the next feed or push that
+    /// reports them starts a termination again; returns how many. Audited as `termination_unrejected`.
+    pub async fn unreject(
+        &self,
+        employee: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let ids = sqlite::batches::unreject(&mut tx.inner, employee, now).await?;
+        if ids.is_empty() {
+            anyhow::bail!("{employee} has no rejected termination (see `offboard rejected`)");
+        }
+        let mut chain = Chain::start(&mut tx).await?;
+        for id in &ids {
+            chain.push(
+                now,
+                Entry::by(actor, "termination_unrejected")
+                    .employee(employee)
+                    .detail(json!({"termination_id": id})),
+            );
+        }
+        chain.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
     }
 
     /// Moves a connector's `planned` (dry-run) removals to `pending`, for when its dry-run was turned

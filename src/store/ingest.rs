@@ -212,6 +212,20 @@ impl Ingest {
         sqlite::ingest::insert_rejects(&mut self.tx.inner, batch_id, rejects).await
     }
 
+    /// The effective times of these employees' rejected terminations still remembered (`offboard reject`).
+    pub async fn rejected_terminations(
+        &mut self,
+        employee_ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, Vec<String>>> {
+        let mut by_employee: HashMap<String, Vec<String>> = HashMap::new();
+        for (employee, effective_at) in
+            sqlite::ingest::rejected_terminations(&mut self.tx.inner, employee_ids).await?
+        {
+            by_employee.entry(employee).or_default().push(effective_at);
+        }
+        Ok(by_employee)
+    }
+
     /// The active terminations of these employees: employee → (termination id, effective time as stored).
     pub async fn active_terminations(
         &mut self,

@@ -90,6 +90,9 @@ pub struct BatchSummary {
     pub new_terminations: u64,
     /// Terminations rescinded (rehire or reversal).
     pub rescinded: u64,
+    /// Terminations not taken because an operator rejected the same person and effective time before
+    /// (`offboard reject`; `offboard unreject` lifts it).
+    pub still_rejected: u64,
     /// Terminations whose effective date moved.
     pub moved: u64,
     /// Removals planned.
@@ -307,12 +310,31 @@ async fn ingest_in(
     for chunk in slots.chunks(CHUNK) {
         let ids: Vec<&str> = chunk.iter().map(|&i| employee_of(&records[i])).collect();
         let mut active = ingest.active_terminations(&ids).await?;
+        // An operator's reject holds for the automated sources; `enqueue` and `import` are operators'
+        // own acts.
+        let rejected = if matches!(batch.source, BatchSource::Feed | BatchSource::Push) {
+            ingest.rejected_terminations(&ids).await?
+        } else {
+            HashMap::new()
+        };
         for &i in chunk {
             let Ok(row) = &records[i].result else {
                 anyhow::bail!("row {} was collapsed as valid but is not", records[i].row);
             };
             kinds.push(
                 match (row.status, active.remove(row.person.employee_id.as_str())) {
+                    (HrStatus::Terminated { effective_at }, None)
+                        if rejected
+                            .get(row.person.employee_id.as_str())
+                            .is_some_and(|times| {
+                                times
+                                    .iter()
+                                    .any(|t| parse_ts(t).is_ok_and(|t| t == effective_at))
+                            }) =>
+                    {
+                        summary.still_rejected += 1;
+                        Kind::Nothing
+                    }
                     (HrStatus::Terminated { .. }, None) => Kind::New,
                     (HrStatus::Terminated { effective_at }, Some((id, current))) => {
                         if parse_ts(&current)? == effective_at {
@@ -418,6 +440,7 @@ async fn ingest_in(
         "rejected": summary.rejected,
         "new_terminations": summary.new_terminations,
         "rescinded": summary.rescinded,
+        "still_rejected": summary.still_rejected,
         "moved": summary.moved,
         "removals_planned": summary.removals_planned,
         "excluded": summary.excluded,

@@ -43,18 +43,22 @@ pub(in crate::store) async fn held_removals(
     .await
 }
 
-/// Sets aside the active terminations of a batch; returns their ids and employees.
+/// Sets aside the active terminations of a batch, remembered as rejected by `actor`; returns their ids
+/// and employees.
 pub(in crate::store) async fn rescind_terminations_of(
     tx: &mut Tx,
     batch_id: i64,
+    actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<(i64, String)>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE terminations SET status = 'rescinded', rescinded_at = ?1, updated_at = ?1 \
+        "UPDATE terminations SET status = 'rescinded', rescinded_at = ?1, updated_at = ?1, \
+           rejected_at = ?1, rejected_by = ?3 \
          WHERE batch_id = ?2 AND status = 'active' RETURNING id, employee_id",
     )
     .bind(ts(now))
     .bind(batch_id)
+    .bind(actor)
     .fetch_all(&mut **tx)
     .await
 }
@@ -87,6 +91,34 @@ pub(in crate::store) async fn planned_removals(
          WHERE r.connector = ? AND r.state = 'planned' ORDER BY r.id",
     )
     .bind(connector)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// The rejections still in force: termination id, employee, effective time, batch, who and when.
+pub(in crate::store) async fn rejected(
+    pool: &SqlitePool,
+) -> Result<Vec<crate::store::batches::Rejected>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id AS termination_id, employee_id, effective_at, batch_id, rejected_by, rejected_at \
+         FROM terminations WHERE rejected_at IS NOT NULL AND unrejected_at IS NULL ORDER BY rejected_at, id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Lifts the rejections in force of `employee`; returns the termination ids.
+pub(in crate::store) async fn unreject(
+    tx: &mut Tx,
+    employee: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE terminations SET unrejected_at = ?1, updated_at = ?1 \
+         WHERE employee_id = ?2 AND rejected_at IS NOT NULL AND unrejected_at IS NULL RETURNING id",
+    )
+    .bind(ts(now))
+    .bind(employee)
     .fetch_all(&mut **tx)
     .await
 }

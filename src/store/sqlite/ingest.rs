@@ -82,6 +82,21 @@ pub(in crate::store) async fn insert_rejects(
 }
 
 /// The active terminations of these employees: employee, id and effective time.
+/// The effective times of the rejections in force (`offboard reject`, not lifted) of these employees.
+pub(in crate::store) async fn rejected_terminations(
+    tx: &mut Tx,
+    employee_ids: &[&str],
+) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT employee_id, effective_at FROM terminations \
+         WHERE rejected_at IS NOT NULL AND unrejected_at IS NULL \
+           AND employee_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(employee_ids)?)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 pub(in crate::store) async fn active_terminations(
     tx: &mut Tx,
     employee_ids: &[&str],
