@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::config::{ConnectorConfig, SafetyConfig};
+use crate::config::{Config, ConnectorConfig, SafetyConfig};
 use crate::domain::{Pattern, Person, RemovalState};
 use crate::store::ts;
 use serde::Serialize;
@@ -56,6 +56,12 @@ pub fn account_for(connector: &ConnectorConfig, person: &Person) -> Result<Strin
         )
     })?;
     Ok(account)
+}
+
+/// Makes a removal's account key again from a person's current HR data, by connector name (`None` for
+/// a connector no longer configured): what `offboard retry` and a re-sent person use.
+pub fn renderer(config: &Config) -> impl Fn(&str, &Person) -> Option<Result<String, String>> + '_ {
+    move |name, person| config.connector(name).map(|c| account_for(c, person))
 }
 
 /// A given account key (`offboard import`), or why the connector kind refuses it.

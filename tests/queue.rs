@@ -138,10 +138,15 @@ async fn attempts_cut_short_by_expired_leases_count_toward_max_attempts_and_end_
     let retried = t
         .app
         .store
-        .retry(&queue::RetrySelection::One(r.id), "ops", t.clock.now())
+        .retry(
+            &queue::RetrySelection::One(r.id),
+            &offboard::planner::renderer(&t.app.config),
+            "ops",
+            t.clock.now(),
+        )
         .await
         .unwrap();
-    assert_eq!(retried, vec![r.id]);
+    assert_eq!(retried.0, vec![r.id]);
     assert_eq!(t.drain().await.done, 1);
     assert_eq!(t.removal("e1").await.state, "done");
 }
@@ -367,4 +372,81 @@ async fn a_turn_shares_the_free_slots_between_connectors_and_skips_one_with_noth
         .collect();
     assert_eq!(ids, ["e1", "e2"], "oldest due first, then by id");
     assert_eq!(t.events("removal_claimed").await.len(), 2);
+}
+
+/// A leaver sent without the username the account template needs gets a failed removal; sending the
+/// person again with it queues the removal again, and `offboard retry` makes the account from the
+/// record and template as they are now (and leaves it failed, saying why, while it still cannot).
+#[tokio::test]
+async fn a_removal_that_failed_for_a_missing_field_runs_once_the_record_or_template_has_it() {
+    let connector = "[[connector]]\nname = \"app\"\nkind = \"exec\"\naccount = \"{username}\"\nprogram = \"remove.sh\"\nargs = [\"{account}\"]\n";
+    let t = TestApp::with(connector, &[("remove.sh", OK_SCRIPT)]).await;
+    t.write_feed("e1,ann@example.org,,,Ann,2026-01-05,Terminated\ne2,bob@example.org,,,Bob,2026-01-05,Terminated\n");
+    let first = t.poll().await;
+    assert_eq!(first.failed_at_planning, 2);
+    assert!(t.removals().await.iter().all(|r| r.state == "failed"));
+    assert!(
+        t.removal("e1")
+            .await
+            .last_error
+            .unwrap()
+            .contains("{username}")
+    );
+
+    // HR sends e1 again, now with a username: the removal is queued again and runs.
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,,,Bob,2026-01-05,Terminated\n");
+    let again = t.poll().await;
+    assert_eq!((again.replanned, again.new_terminations), (1, 0));
+    assert_eq!(t.drain().await.done, 1);
+    let e1 = t.removal("e1").await;
+    assert_eq!(
+        (e1.state.as_str(), e1.account.as_deref()),
+        ("done", Some("ann"))
+    );
+    assert_eq!(t.events("removal_replanned").await.len(), 1);
+
+    // e2 still has no username: a retry leaves it failed and says why.
+    let render = offboard::planner::renderer(&t.app.config);
+    let (retried, not) = t
+        .app
+        .store
+        .retry(
+            &queue::RetrySelection::Failed { connector: None },
+            &render,
+            "ops",
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert!(retried.is_empty());
+    assert_eq!(not.len(), 1);
+    assert!(not[0].reason.contains("{username}"), "{}", not[0].reason);
+    assert_eq!(t.removal("e2").await.state, "failed");
+
+    // The operator changes the template to the email: the retry makes the account from it.
+    let text = std::fs::read_to_string(t.path("offboard.toml"))
+        .unwrap()
+        .replace("account = \"{username}\"", "account = \"{email}\"");
+    let dir = t.dir;
+    std::fs::write(dir.path().join("offboard.toml"), &text).unwrap();
+    let t = TestApp::in_dir(dir, &text).await;
+    let render = offboard::planner::renderer(&t.app.config);
+    let (retried, not) = t
+        .app
+        .store
+        .retry(
+            &queue::RetrySelection::Failed { connector: None },
+            &render,
+            "ops",
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((retried.len(), not.len()), (1, 0));
+    assert_eq!(t.drain().await.done, 1);
+    let e2 = t.removal("e2").await;
+    assert_eq!(
+        (e2.state.as_str(), e2.account.as_deref()),
+        ("done", Some("bob@example.org"))
+    );
 }

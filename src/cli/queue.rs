@@ -120,9 +120,13 @@ pub(super) async fn retry(
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
     let store = open_existing(config).await?;
-    let ids = store.retry(selection, actor, Utc::now()).await?;
+    let render = crate::planner::renderer(config);
+    let (ids, not_retried) = store.retry(selection, &render, actor, Utc::now()).await?;
     writeln!(out, "retried {} removal(s){}", ids.len(), list_ids(&ids))?;
-    Ok(0)
+    for n in &not_retried {
+        writeln!(out, "not retried: removal {}: {}", n.id, n.reason)?;
+    }
+    Ok(if not_retried.is_empty() { 0 } else { 1 })
 }
 
 /// `offboard approve`: a held batch, or (without one) a connector's planned removals.

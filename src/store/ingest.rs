@@ -212,6 +212,53 @@ impl Ingest {
         sqlite::ingest::insert_rejects(&mut self.tx.inner, batch_id, rejects).await
     }
 
+    /// The removals that failed at planning for want of an account (the HR record lacked a field the
+    /// connector's template needs, or the kind refused the key) and whose termination is still active.
+    pub async fn failed_without_account(
+        &mut self,
+    ) -> anyhow::Result<Vec<super::queue::AccountSource>> {
+        sqlite::queue::failed_without_account(&mut self.tx.inner).await
+    }
+
+    /// These removals with the person as stored now (after this batch's writes).
+    pub async fn account_sources(
+        &mut self,
+        ids: &[i64],
+    ) -> anyhow::Result<Vec<super::queue::AccountSource>> {
+        sqlite::queue::account_sources(&mut self.tx.inner, ids).await
+    }
+
+    /// Gives a removal that failed at planning the account now made from the re-sent HR record and
+    /// puts it back in the queue, due at `due_at`; audited as `removal_replanned` on `chain`.
+    pub async fn replan(
+        &mut self,
+        chain: &mut audit::Chain,
+        source: &super::queue::AccountSource,
+        account: &str,
+        due_at: DateTime<Utc>,
+        batch_id: i64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        sqlite::queue::set_account(&mut self.tx.inner, source.id, account, now).await?;
+        if !sqlite::queue::replan(&mut self.tx.inner, source.id, due_at, now).await? {
+            return Ok(false);
+        }
+        chain.push(
+            now,
+            Entry::daemon("removal_replanned")
+                .employee(&source.person.employee_id)
+                .connector(&source.connector)
+                .removal(source.id)
+                .batch(batch_id)
+                .outcome("pending")
+                .detail(json!({
+                    "from": "failed", "to": "pending", "due_at": super::ts(due_at),
+                    "reason": "the re-sent HR record has what the account template needs",
+                })),
+        );
+        Ok(true)
+    }
+
     /// The effective times of these employees' rejected terminations still remembered (`offboard reject`).
     pub async fn rejected_terminations(
         &mut self,

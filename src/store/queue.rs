@@ -24,6 +24,38 @@ pub struct Binding {
     pub remove_sent_at: DateTime<Utc>,
 }
 
+/// A removal with what its account key is made from (see [`Store::retry`], `Ingest::replan_failed`).
+#[derive(Debug, Clone)]
+pub struct AccountSource {
+    /// Removal id.
+    pub id: i64,
+    /// Connector name.
+    pub connector: String,
+    /// Its state.
+    pub state: String,
+    /// The account key it holds, if one could be made.
+    pub account: Option<String>,
+    /// The account came from an `import` file, not from a template: never made again.
+    pub imported: bool,
+    /// The termination's effective time.
+    pub effective_at: DateTime<Utc>,
+    /// The person as stored now.
+    pub person: Person,
+}
+
+/// How a removal's account key is made again from the person's current HR data: the connector's
+/// template (`planner::account_for`); `None` for a connector no longer configured.
+pub type Render<'a> = &'a dyn Fn(&str, &Person) -> Option<Result<String, String>>;
+
+/// A removal a retry left `failed`, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRetried {
+    /// Removal id.
+    pub id: i64,
+    /// Why: the account still cannot be made.
+    pub reason: String,
+}
+
 /// A removal claimed by a worker, with what the connector needs.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -615,14 +647,18 @@ impl Store {
         Ok(rows.into_iter().map(|(c, s, n)| ((c, s), n)).collect())
     }
 
-    /// Puts failed (or planned) removals back to `pending`, due now, with a fresh attempt budget.
+    /// Puts failed (or planned) removals back to `pending`, due now, with a fresh attempt budget, their
+    /// account key made again from the person's HR data as stored now (`render`), so that a removal that
+    /// failed for a field the HR record lacked can run once the record has it. A removal whose account
+    /// still cannot be made stays `failed` and is returned with the reason (for one removal, an error).
     /// Returns the ids retried.
     pub async fn retry(
         &self,
         selection: &RetrySelection,
+        render: Render<'_>,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<i64>> {
+    ) -> anyhow::Result<(Vec<i64>, Vec<NotRetried>)> {
         let mut tx = self.begin_write().await?;
         let rows = sqlite::queue::selected(&mut tx.inner, selection).await?;
         if let RetrySelection::One(id) = selection {
@@ -636,17 +672,52 @@ impl Store {
                 _ => {}
             }
         }
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let sources = sqlite::queue::account_sources(&mut tx.inner, &ids).await?;
         let mut chain = audit::Chain::start(&mut tx).await?;
-        for (id, connector, state, employee) in &rows {
-            let entry = Entry::by(actor, "operator_retry")
-                .employee(employee)
-                .connector(connector);
-            tx.transition(&mut chain, *id, state, To::Requeued, entry, now)
-                .await?;
+        let mut retried = Vec::new();
+        let mut not_retried = Vec::new();
+        for source in &sources {
+            let mut detail = None;
+            if !source.imported {
+                match render(&source.connector, &source.person) {
+                    Some(Ok(account)) if source.account.as_deref() != Some(account.as_str()) => {
+                        sqlite::queue::set_account(&mut tx.inner, source.id, &account, now).await?;
+                        detail = Some(json!({"account_made_again": true}));
+                    }
+                    Some(Err(reason)) => {
+                        if let RetrySelection::One(id) = selection {
+                            anyhow::bail!("removal {id} cannot run yet: {reason}");
+                        }
+                        not_retried.push(NotRetried {
+                            id: source.id,
+                            reason,
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            let mut entry = Entry::by(actor, "operator_retry")
+                .employee(&source.person.employee_id)
+                .connector(&source.connector);
+            if let Some(detail) = detail {
+                entry = entry.detail(detail);
+            }
+            tx.transition(
+                &mut chain,
+                source.id,
+                &source.state,
+                To::Requeued,
+                entry,
+                now,
+            )
+            .await?;
+            retried.push(source.id);
         }
         chain.write(&mut tx).await?;
         tx.commit().await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        Ok((retried, not_retried))
     }
 
     /// Cancels a pending, held or failed removal with the operator's reason.

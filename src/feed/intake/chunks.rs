@@ -164,6 +164,8 @@ impl<'a> Applying<'a> {
                     summary.removals_planned += 1;
                     if decided.excluded {
                         summary.excluded += 1;
+                    } else if removal.account.is_err() {
+                        summary.failed_at_planning += 1;
                     }
                 }
                 if self.want_lines {

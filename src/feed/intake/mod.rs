@@ -6,7 +6,7 @@
 
 mod chunks;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -90,6 +90,13 @@ pub struct BatchSummary {
     pub new_terminations: u64,
     /// Terminations rescinded (rehire or reversal).
     pub rescinded: u64,
+    /// Removals created `failed` because no account could be made (the HR record lacks a field the
+    /// connector's template needs): re-sending the person with it, or `offboard retry` once the record
+    /// has it, lets them run.
+    pub failed_at_planning: u64,
+    /// Removals that had failed for want of an account (a field the template needs) and that the
+    /// re-sent HR record lets run: back in the queue.
+    pub replanned: u64,
     /// Terminations not taken because an operator rejected the same person and effective time before
     /// (`offboard reject`; `offboard unreject` lifts it).
     pub still_rejected: u64,
@@ -305,6 +312,22 @@ async fn ingest_in(
     }
     ingest.insert_rejects(batch_id, rejects).await?;
 
+    // Removals that failed at planning for want of an account: a re-sent termination of the same person
+    // gives them a second chance with the record as it is now (read again once the batch's people are
+    // written).
+    let waiting: Vec<(i64, String)> = match planning {
+        Planning::Connectors(_) => ingest
+            .failed_without_account()
+            .await?
+            .into_iter()
+            .filter(|s| !s.imported)
+            .map(|s| (s.id, s.person.employee_id))
+            .collect(),
+        Planning::Accounts { .. } => Vec::new(),
+    };
+    let waiting_for: HashSet<&str> = waiting.iter().map(|(_, e)| e.as_str()).collect();
+    let mut resent: HashSet<String> = HashSet::new();
+
     // What each employee's row means, against the active terminations, before anything is written.
     let mut kinds: Vec<Kind> = Vec::with_capacity(slots.len());
     for chunk in slots.chunks(CHUNK) {
@@ -321,6 +344,11 @@ async fn ingest_in(
             let Ok(row) = &records[i].result else {
                 anyhow::bail!("row {} was collapsed as valid but is not", records[i].row);
             };
+            if matches!(row.status, HrStatus::Terminated { .. })
+                && waiting_for.contains(row.person.employee_id.as_str())
+            {
+                resent.insert(row.person.employee_id.clone());
+            }
             kinds.push(
                 match (row.status, active.remove(row.person.employee_id.as_str())) {
                     (HrStatus::Terminated { effective_at }, None)
@@ -421,6 +449,30 @@ async fn ingest_in(
     }
     drop(records);
 
+    if let Planning::Connectors(connectors) = planning
+        && !resent.is_empty()
+    {
+        let ids: Vec<i64> = waiting
+            .iter()
+            .filter(|(_, e)| resent.contains(e))
+            .map(|(id, _)| *id)
+            .collect();
+        for source in ingest.account_sources(&ids).await? {
+            let Some(connector) = connectors.iter().find(|c| c.name == source.connector) else {
+                continue;
+            };
+            if let Ok(account) = crate::planner::account_for(connector, &source.person) {
+                let due = crate::planner::due_at(source.effective_at, connector);
+                if ingest
+                    .replan(&mut chain, &source, &account, due, batch_id, now)
+                    .await?
+                {
+                    summary.replanned += 1;
+                }
+            }
+        }
+    }
+
     let counts = BatchCounts {
         new_terminations: summary.new_terminations,
         rescinded: summary.rescinded,
@@ -428,6 +480,22 @@ async fn ingest_in(
         held: summary.held,
     };
     ingest.set_counts(batch_id, &counts).await?;
+    if summary.failed_at_planning > 0 && !want_lines {
+        tracing::error!(
+            batch_id,
+            removals = summary.failed_at_planning,
+            "Removals failed at once: the HR record lacks a field a connector's account template needs. \
+             Send the person again with it (feed, push or enqueue), or run `offboard retry` once the record has it; \
+             `offboard removals --state failed` shows each reason."
+        );
+    }
+    if summary.replanned > 0 {
+        tracing::info!(
+            batch_id,
+            removals = summary.replanned,
+            "Removals that had failed for want of an account field are queued again: the re-sent HR record has it."
+        );
+    }
     let mut received = Entry::by(&batch.actor, "batch_received")
         .batch(batch_id)
         .outcome(if summary.held { "held" } else { "accepted" });
@@ -441,6 +509,8 @@ async fn ingest_in(
         "new_terminations": summary.new_terminations,
         "rescinded": summary.rescinded,
         "still_rejected": summary.still_rejected,
+        "failed_at_planning": summary.failed_at_planning,
+        "replanned": summary.replanned,
         "moved": summary.moved,
         "removals_planned": summary.removals_planned,
         "excluded": summary.excluded,

@@ -444,3 +444,113 @@ mod tests {
         assert!(!oldest.contains("TEMP B-TREE"), "{oldest}");
     }
 }
+
+#[derive(FromRow)]
+struct AccountRow {
+    id: i64,
+    connector: String,
+    state: String,
+    account: Option<String>,
+    source: String,
+    effective_at: String,
+    employee_id: String,
+    email: Option<String>,
+    username: Option<String>,
+    upn: Option<String>,
+    display_name: Option<String>,
+    attributes: String,
+}
+
+const ACCOUNT_ROW_SQL: &str = "SELECT r.id, r.connector, r.state, r.account, t.source, t.effective_at, \
+       p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
+     FROM removals r JOIN terminations t ON t.id = r.termination_id \
+     JOIN people p ON p.employee_id = t.employee_id";
+
+fn account_row(row: AccountRow) -> anyhow::Result<crate::store::queue::AccountSource> {
+    Ok(crate::store::queue::AccountSource {
+        id: row.id,
+        connector: row.connector,
+        state: row.state,
+        account: row.account,
+        imported: row.source == "import",
+        effective_at: parse_ts(&row.effective_at)?,
+        person: Person {
+            employee_id: row.employee_id,
+            email: row.email,
+            username: row.username,
+            upn: row.upn,
+            display_name: row.display_name,
+            attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
+        },
+    })
+}
+
+/// Each removal of `ids` with what its account is made from: the person as stored now.
+pub(in crate::store) async fn account_sources(
+    tx: &mut Tx,
+    ids: &[i64],
+) -> anyhow::Result<Vec<crate::store::queue::AccountSource>> {
+    let rows: Vec<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ACCOUNT_ROW_SQL} WHERE r.id IN (SELECT value FROM json_each(?)) ORDER BY r.id"
+    )))
+    .bind(serde_json::to_string(ids)?)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter().map(account_row).collect()
+}
+
+/// The removals that failed at planning for want of an account (a field the template needs was
+/// missing, or the kind refused the key) and whose termination is still active.
+pub(in crate::store) async fn failed_without_account(
+    tx: &mut Tx,
+) -> anyhow::Result<Vec<crate::store::queue::AccountSource>> {
+    let rows: Vec<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ACCOUNT_ROW_SQL} WHERE r.state = 'failed' AND r.account IS NULL AND t.status = 'active' ORDER BY r.id"
+    )))
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter().map(account_row).collect()
+}
+
+/// Sets a removal's account; a changed account also drops the binding to the old one's vendor account.
+pub(in crate::store) async fn set_account(
+    tx: &mut Tx,
+    id: i64,
+    account: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE removals SET account = ?1, updated_at = ?2, \
+           remote_id = CASE WHEN account IS ?1 THEN remote_id END, \
+           bound_key = CASE WHEN account IS ?1 THEN bound_key END, \
+           remove_sent_at = CASE WHEN account IS ?1 THEN remove_sent_at END \
+         WHERE id = ?3",
+    )
+    .bind(account)
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves a failed removal to `pending`, due at `due_at`, with a fresh attempt budget.
+pub(in crate::store) async fn replan(
+    tx: &mut Tx,
+    id: i64,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE removals SET state = 'pending', due_at = ?1, retry_base = attempts, credential_refusals = 0, \
+           outcome = NULL, last_error = NULL, finished_at = NULL, updated_at = ?2 \
+         WHERE id = ?3 AND state = 'failed'",
+    )
+    .bind(ts(due_at))
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
