@@ -107,6 +107,24 @@ impl App {
         })
     }
 
+    /// The checkpointer of `[checkpoints]`, if configured.
+    pub fn checkpointer(&self) -> anyhow::Result<Option<crate::checkpoint::Checkpointer>> {
+        let Some(c) = &self.config.checkpoints else {
+            return Ok(None);
+        };
+        let key = crate::checkpoint::SigningKey::from_secret(&c.signing_key)?;
+        Ok(Some(crate::checkpoint::Checkpointer::new(
+            self.store.clone(),
+            key,
+            crate::checkpoint::Sinks {
+                file: c.file.clone(),
+                log: c.log,
+            },
+            c.every_rows,
+            c.every,
+        )))
+    }
+
     /// The worker pool of this app.
     pub fn workers(&self) -> Workers {
         Workers::new(
@@ -129,6 +147,9 @@ impl App {
             None => None,
         };
         let drain = self.workers().drain_settled().await?;
+        if let Some(mut checkpointer) = self.checkpointer()? {
+            checkpointer.checkpoint(self.clock.now()).await?;
+        }
         let (pending, held) = self.store.pending_and_held().await?;
         Ok(OnceSummary {
             poll,
@@ -178,6 +199,9 @@ impl App {
         });
 
         let worker_task = tokio::spawn(workers.run_until_stopped(shutdown.clone()));
+        let checkpoints = self
+            .checkpointer()?
+            .map(|c| tokio::spawn(c.run(shutdown.clone())));
 
         let mut scheduler = None;
         let mut poller = None;
@@ -276,6 +300,12 @@ impl App {
         let store = self.store.clone();
         let join = tokio::spawn(async move {
             let result = worker_task.await.context("the worker task panicked")?;
+            if let Some(checkpoints) = checkpoints
+                && let Ok(checkpointer) = checkpoints.await
+            {
+                // Signed after the workers recorded their last attempts: the head at shutdown.
+                checkpointer.finish().await;
+            }
             if let Some(mut sched) = scheduler {
                 let _ = sched.shutdown().await;
             }

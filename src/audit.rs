@@ -103,7 +103,7 @@ impl Entry {
 }
 
 /// The hash of a row: SHA-256 over a JSON array of every column but `hash`, in column order.
-fn row_hash(row: &AuditRow) -> String {
+pub fn row_hash(row: &AuditRow) -> String {
     // The canonical form is the JSON array of the columns in this order, serialized straight from the
     // row (no intermediate JSON value, no copies).
     let canonical = (
@@ -232,8 +232,59 @@ pub enum Verification {
     },
 }
 
-/// Walks the whole chain in order and reports the first row that was altered, inserted or removed.
+/// Walks the whole chain in order and reports the first row that was altered, inserted or removed,
+/// then cross-checks the removals: each one in a final state must have the audit row that records it.
 pub async fn verify(store: &Store) -> anyhow::Result<Verification> {
+    verify_against(store, None).await
+}
+
+/// Checkpoints to verify the chain against, with the key that signed them (docs/evidence.md).
+#[derive(Debug, Clone)]
+pub struct Against<'a> {
+    /// The checkpoints, in any order.
+    pub checkpoints: &'a [crate::checkpoint::Checkpoint],
+    /// The public key.
+    pub key: &'a crate::checkpoint::PublicKey,
+    /// Rows after the last checkpoint older than this (before `now`) are an error: the daemon signs
+    /// at least every `checkpoints.every` and at shutdown, so such rows were never signed.
+    pub max_uncovered: std::time::Duration,
+    /// The moment of the check.
+    pub now: DateTime<Utc>,
+}
+
+/// Rows written this long before a checkpoint's time may still come after its head (their
+/// transaction committed after the head was read).
+const CHECKPOINT_SLACK_SECONDS: i64 = 10;
+
+/// [`verify`], and with `against` also every checkpoint's signature, that the row at each checkpoint's
+/// sequence number has the hash it signed (else the rows since the previous checkpoint were changed,
+/// even with every later hash recomputed), that no checkpoint reaches past the end (a cut tail), and
+/// that the rows after the last checkpoint are recent (else a forged or back-dated tail).
+pub async fn verify_against(
+    store: &Store,
+    against: Option<Against<'_>>,
+) -> anyhow::Result<Verification> {
+    let mut checkpoints: Vec<&crate::checkpoint::Checkpoint> = Vec::new();
+    if let Some(a) = &against {
+        for c in a.checkpoints {
+            if let Err(e) = c.verify(a.key) {
+                return Ok(Verification::Broken {
+                    seq: c.seq,
+                    reason: format!(
+                        "the checkpoint of row {} made at {} is not genuine: {e}",
+                        c.seq, c.at
+                    ),
+                });
+            }
+            checkpoints.push(c);
+        }
+        checkpoints.sort_by_key(|c| c.seq);
+    }
+    let mut next_checkpoint = checkpoints.iter().peekable();
+    let mut covered_to = 0_i64;
+    let mut uncovered_oldest: Option<(i64, String)> = None;
+    let mut recorded: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
+
     let mut rows = store.audit_rows();
     let mut expected_seq = 1;
     let mut prev_hash = GENESIS_HASH.to_string();
@@ -260,14 +311,108 @@ pub async fn verify(store: &Store) -> anyhow::Result<Verification> {
                 reason: "the row's content does not match its hash (it was changed)".into(),
             });
         }
+        while let Some(c) = next_checkpoint.next_if(|c| c.seq == row.seq) {
+            if c.head != row.hash {
+                return Ok(Verification::Broken {
+                    seq: covered_to + 1,
+                    reason: format!(
+                        "rows {}..={} were changed: the checkpoint made at {} signed the hash {} for row {}, the database has {} (the chain's hashes were computed again after the change)",
+                        covered_to + 1,
+                        c.seq,
+                        c.at,
+                        c.head,
+                        c.seq,
+                        row.hash
+                    ),
+                });
+            }
+            covered_to = c.seq;
+        }
+        if against.is_some() && row.seq > covered_to && uncovered_oldest.is_none() {
+            uncovered_oldest = Some((row.seq, row.at.clone()));
+        }
+        if covered_to == row.seq {
+            uncovered_oldest = None;
+        }
+        note_recorded(&row, &mut recorded);
         prev_hash = row.hash;
         expected_seq += 1;
         count += 1;
+    }
+    if let Some(c) = next_checkpoint.next() {
+        return Ok(Verification::Broken {
+            seq: count + 1,
+            reason: format!(
+                "the chain ends at row {count}, but the checkpoint made at {} covers rows up to {}: rows {}..={} were cut off",
+                c.at,
+                c.seq,
+                count + 1,
+                c.seq
+            ),
+        });
+    }
+    if let (Some(a), Some((seq, at))) = (&against, &uncovered_oldest) {
+        let written = parse_ts(at)?;
+        let last = checkpoints.last();
+        let before_last = last.is_some_and(|c| {
+            parse_ts(&c.at)
+                .is_ok_and(|t| written < t - chrono::Duration::seconds(CHECKPOINT_SLACK_SECONDS))
+        });
+        let stale = a.now - written
+            > chrono::Duration::from_std(a.max_uncovered).unwrap_or(chrono::Duration::MAX);
+        if before_last || stale {
+            return Ok(Verification::Broken {
+                seq: *seq,
+                reason: format!(
+                    "rows {seq}..={count} are not covered by any checkpoint, and row {seq} is dated {at}, {}: rows added or back-dated without the daemon",
+                    if before_last {
+                        "before the last checkpoint".to_string()
+                    } else {
+                        format!(
+                            "longer ago than {}",
+                            crate::config::format_duration(a.max_uncovered)
+                        )
+                    }
+                ),
+            });
+        }
+    }
+    for (removal, state) in store.finished_removals().await? {
+        if !recorded.contains(&(removal, state.clone())) {
+            return Ok(Verification::Broken {
+                seq: count + 1,
+                reason: format!(
+                    "removal {removal} is {state}, but no audit row records that (rows were cut off the end of the log, or the removal was changed without the daemon)"
+                ),
+            });
+        }
     }
     Ok(Verification::Ok {
         rows: count,
         head: prev_hash,
     })
+}
+
+/// Notes which removal states a row records: its outcome for a row about one removal, and the first
+/// state of each removal a `termination_created` row lists.
+fn note_recorded(row: &AuditRow, recorded: &mut std::collections::HashSet<(i64, String)>) {
+    const FINAL: [&str; 3] = ["done", "failed", "cancelled"];
+    if let (Some(removal), Some(outcome)) = (row.removal_id, row.outcome.as_deref())
+        && FINAL.contains(&outcome)
+    {
+        recorded.insert((removal, outcome.to_string()));
+    }
+    if row.event == "termination_created"
+        && let Ok(detail) = serde_json::from_str::<serde_json::Value>(&row.detail)
+    {
+        for item in detail["removals"].as_array().into_iter().flatten() {
+            if let (Some(removal), Some(state)) = (item["removal_id"].as_i64(), item["to"].as_str())
+                && FINAL.contains(&state)
+            {
+                recorded.insert((removal, state.to_string()));
+            }
+        }
+    }
 }
 
 /// Which audit rows to read.

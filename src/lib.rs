@@ -4,6 +4,7 @@
 pub mod app;
 pub mod audit;
 pub mod backoff;
+pub mod checkpoint;
 pub mod cli;
 pub mod clock;
 pub mod config;

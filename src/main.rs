@@ -9,6 +9,16 @@ use offboard::config::Config;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A key pair needs no config (it is made before the config that names it).
+    if let Command::Keygen { out } = &cli.command {
+        return match cli::keygen(out, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(e) => {

@@ -6,6 +6,7 @@ mod bad_config;
 mod cli;
 mod crash;
 mod echo360;
+mod evidence;
 mod fault_matrix;
 mod feed;
 mod helpers;

@@ -63,6 +63,13 @@ pub enum Command {
     },
     /// Applies database migrations.
     Migrate,
+    /// Writes a new Ed25519 key pair for signed audit checkpoints: `checkpoint.key` (private, mode
+    /// 0600: name it in `[checkpoints] signing_key_file`) and `checkpoint.pub` (give it to the auditors).
+    Keygen {
+        /// The directory to write them to (it must not hold them yet).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// The queue by state and connector, the oldest due removal, failures, rehires after removal.
     Status {
         /// Output format.
@@ -203,8 +210,51 @@ pub enum Command {
 /// Audit subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
-    /// Checks that no audit row was changed, inserted or removed.
-    Verify,
+    /// Checks that no audit row was changed, inserted or removed, and that every finished removal has
+    /// the audit row that records it; with `--checkpoints`, against the signed checkpoints.
+    Verify {
+        /// A file of signed checkpoints (`[checkpoints] file`), one JSON line each.
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The public key that signed them (`offboard keygen`).
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<PathBuf>,
+        /// Rows after the last checkpoint older than this are an error (never signed).
+        #[arg(long, default_value = "15m")]
+        max_uncovered: String,
+    },
+}
+
+/// `offboard keygen`: a new checkpoint key pair in `dir`; refuses to overwrite one.
+pub fn keygen(dir: &std::path::Path, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (private, public) = crate::checkpoint::keygen()?;
+    let private_path = dir.join("checkpoint.key");
+    let public_path = dir.join("checkpoint.pub");
+    for path in [&private_path, &public_path] {
+        if path.exists() {
+            anyhow::bail!("{} exists: refusing to overwrite a key", path.display());
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&private_path)
+        .with_context(|| format!("cannot create {}", private_path.display()))?;
+    writeln!(file, "{private}")?;
+    std::fs::write(&public_path, format!("{public}\n"))
+        .with_context(|| format!("cannot write {}", public_path.display()))?;
+    let key = crate::checkpoint::PublicKey::read(&public_path)?;
+    writeln!(
+        out,
+        "wrote {} (private: keep it on this host only) and {} (public, key id {}: give it to your auditors)",
+        private_path.display(),
+        public_path.display(),
+        key.key_id
+    )?;
+    Ok(())
 }
 
 /// The operator's name: `--actor`, else `$SUDO_USER`, else `$USER`; `None` when none is set (cron,
@@ -245,6 +295,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::Run { once: false, .. } => daemon::run(config).await,
         Command::Run { once: true, format } => daemon::run_once(config, format, &mut out).await,
         Command::Migrate => daemon::migrate(&config, &mut out).await,
+        Command::Keygen { out: dir } => keygen(&dir, &mut out).map(|()| 0),
         Command::Status { format } => queue::status(&config, format, &mut out).await,
         Command::Removals {
             state,
@@ -325,9 +376,20 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             .await
         }
         Command::Audit {
-            action: Some(AuditAction::Verify),
+            action:
+                Some(AuditAction::Verify {
+                    checkpoints,
+                    public_key,
+                    max_uncovered,
+                }),
             ..
-        } => evidence::verify(&config, &mut out).await,
+        } => {
+            let against = match (checkpoints, public_key) {
+                (Some(c), Some(k)) => Some((c, k, max_uncovered)),
+                _ => None,
+            };
+            evidence::verify(&config, against, &mut out).await
+        }
         Command::Audit {
             action: None,
             employee,

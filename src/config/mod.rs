@@ -49,8 +49,8 @@ pub use values::{
 use crate::domain::Pattern;
 use diagnostics::{backticked, io_message, line_col};
 use raw::{
-    RawDatabase, RawFeed, RawHttp, RawLog, RawLogFormat, RawReport, RawRetry, RawSafety,
-    RawWorkers, TOP_LEVEL_KEYS,
+    RawCheckpoints, RawDatabase, RawFeed, RawHttp, RawLog, RawLogFormat, RawReport, RawRetry,
+    RawSafety, RawWorkers, TOP_LEVEL_KEYS,
 };
 use secrets::{EnvLookup, is_world_writable};
 
@@ -93,6 +93,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Evidence settings for `offboard report`.
     pub report: ReportConfig,
+    /// Signed checkpoints of the audit chain, when `[checkpoints]` is configured.
+    pub checkpoints: Option<CheckpointsConfig>,
     /// The `[[connector]]` entries, in file order.
     pub connectors: Vec<ConnectorConfig>,
     /// Non-fatal notes for `check-config` (never contain secret values).
@@ -239,6 +241,21 @@ impl SafetyConfig {
         let share = (rows as f64 * self.max_terminations_percent / 100.0).floor();
         absolute.min(share.max(0.0) as u64)
     }
+}
+
+/// `[checkpoints]`: the audit chain's head, signed and written outside the database (docs/evidence.md).
+#[derive(Debug, Clone)]
+pub struct CheckpointsConfig {
+    /// The Ed25519 signing key (`offboard keygen`), from `signing_key_file` or `signing_key_env`.
+    pub signing_key: Secret,
+    /// The append-only file each checkpoint is appended to, one JSON line each.
+    pub file: Option<PathBuf>,
+    /// Sign after this many new audit rows.
+    pub every_rows: u64,
+    /// Sign at least this often when rows were added.
+    pub every: Duration,
+    /// Also log each checkpoint at INFO (the journal under systemd).
+    pub log: bool,
 }
 
 /// `[report]`: evidence settings.
@@ -388,6 +405,11 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         ),
     };
 
+    let checkpoints = sections.remove("checkpoints").and_then(|value| {
+        let raw: RawCheckpoints = cx.deserialize("checkpoints", value)?;
+        cx.checkpoints(raw)
+    });
+
     let connectors = match sections.remove("connector") {
         Some(value) => cx.connectors(value, &retry, &safety, &workers),
         None => Vec::new(),
@@ -415,6 +437,7 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         log,
         http,
         report,
+        checkpoints,
         connectors,
         warnings: cx.warnings,
     })
@@ -567,6 +590,48 @@ impl Validator<'_> {
             max_terminations_percent: percent,
             never_remove: self.patterns("safety.never_remove", raw.never_remove),
         }
+    }
+
+    fn checkpoints(&mut self, raw: RawCheckpoints) -> Option<CheckpointsConfig> {
+        let signing_key = self.secret(
+            "checkpoints",
+            "signing_key",
+            raw.signing_key_file,
+            raw.signing_key_env,
+        );
+        if let Some(key) = &signing_key
+            && let Err(e) = crate::checkpoint::SigningKey::from_secret(key)
+        {
+            self.problem("checkpoints.signing_key_file", format!("{e:#}"));
+        }
+        let every_rows = self.integer_in(
+            "checkpoints.every_rows",
+            raw.every_rows,
+            1000,
+            1,
+            1_000_000_000,
+        );
+        let every = self.duration_at_least(
+            "checkpoints.every",
+            raw.every.as_deref(),
+            Duration::from_secs(300),
+            Duration::from_secs(1),
+        );
+        let file = raw.file.as_deref().map(|f| self.path(f));
+        let log = raw.log.unwrap_or(true);
+        if file.is_none() && !log {
+            self.problem(
+                "checkpoints.file",
+                "is missing and checkpoints.log is false: the checkpoints would go nowhere",
+            );
+        }
+        Some(CheckpointsConfig {
+            signing_key: signing_key?,
+            file,
+            every_rows: u64::try_from(every_rows).unwrap_or(1000),
+            every,
+            log,
+        })
     }
 
     fn http(&mut self, raw: RawHttp) -> HttpConfig {

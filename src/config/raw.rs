@@ -16,6 +16,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "http",
     "report",
+    "checkpoints",
     "connector",
 ];
 
@@ -123,6 +124,17 @@ pub(super) struct RawHttp {
     pub(super) listen: Option<String>,
     pub(super) push_token_file: Option<String>,
     pub(super) push_token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawCheckpoints {
+    pub(super) signing_key_file: Option<String>,
+    pub(super) signing_key_env: Option<String>,
+    pub(super) file: Option<String>,
+    pub(super) every_rows: Option<i64>,
+    pub(super) every: Option<String>,
+    pub(super) log: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

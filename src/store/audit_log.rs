@@ -64,6 +64,11 @@ impl Tx {
 }
 
 impl Store {
+    /// The head of the chain as committed: its last sequence number and hash (for checkpoints).
+    pub async fn audit_head(&self) -> Result<Option<(i64, String)>, Error> {
+        sqlite::audit_log::head_now(&self.pool).await
+    }
+
     /// Every audit row in chain order, read as a stream.
     pub fn audit_rows(&self) -> BoxStream<'_, Result<AuditRow, Error>> {
         sqlite::audit_log::in_order(&self.pool)

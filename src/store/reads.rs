@@ -144,6 +144,12 @@ impl Store {
         sqlite::reads::rejected_rows(&self.pool, batch).await
     }
 
+    /// Every removal in a final state (done, failed, cancelled), with that state, for the audit
+    /// cross-check.
+    pub async fn finished_removals(&self) -> anyhow::Result<Vec<(i64, String)>> {
+        sqlite::reads::finished_removals(&self.pool).await
+    }
+
     /// The latest failed removals, newest first.
     pub async fn recent_failures(&self, limit: u32) -> anyhow::Result<Vec<FailedRemoval>> {
         sqlite::reads::recent_failures(&self.pool, limit).await

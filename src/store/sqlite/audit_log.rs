@@ -15,6 +15,15 @@ pub(in crate::store) async fn head(tx: &mut Tx) -> Result<Option<(i64, String)>,
         .await
 }
 
+/// The head of the chain, read outside any transaction.
+pub(in crate::store) async fn head_now(
+    pool: &SqlitePool,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+}
+
 /// Adds the inserts of `rows` to `script`.
 pub(in crate::store) fn insert_rows(
     script: &mut Script,

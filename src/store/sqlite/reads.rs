@@ -43,6 +43,17 @@ pub(in crate::store) async fn rejected_rows(
     .await?)
 }
 
+/// Every removal in a final state (done, failed, cancelled): id and state.
+pub(in crate::store) async fn finished_removals(
+    pool: &SqlitePool,
+) -> anyhow::Result<Vec<(i64, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, state FROM removals WHERE state IN ('done', 'failed', 'cancelled') ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The latest failed removals, newest first.
 pub(in crate::store) async fn recent_failures(
     pool: &SqlitePool,

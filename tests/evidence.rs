@@ -1,0 +1,298 @@
+//! Evidence against someone with write access to the database: signed checkpoints of the audit chain
+//! and `audit verify --checkpoints`, each attack of docs/evidence.md tried on a real database file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use offboard::audit::{self, AuditRow, Verification};
+use offboard::checkpoint::{self, Checkpoint, PublicKey};
+use sqlx::Connection;
+
+use crate::helpers::{OK_SCRIPT, TestApp, config_text, write_script};
+
+/// A daemon with `[checkpoints]` (a fresh key pair in its directory) and two leavers removed, then one
+/// checkpoint signed.
+async fn signed_run() -> (TestApp, Vec<Checkpoint>, PublicKey) {
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", OK_SCRIPT);
+    std::fs::write(dir.path().join("feed.csv"), crate::helpers::HEADER).unwrap();
+    let keygen = offboard::cli::keygen(dir.path(), &mut Vec::new());
+    keygen.unwrap();
+    let text = format!(
+        "{}\n[checkpoints]\nsigning_key_file = \"checkpoint.key\"\nfile = \"checkpoints.jsonl\"\nlog = false\n",
+        config_text("[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n")
+    );
+    let t = TestApp::in_dir(dir, &text).await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n");
+    t.poll().await;
+    assert_eq!(t.drain().await.done, 2);
+    let mut checkpointer = t.app.checkpointer().unwrap().unwrap();
+    checkpointer
+        .checkpoint(t.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let checkpoints = checkpoint::read_file(&t.path("checkpoints.jsonl")).unwrap();
+    let key = PublicKey::read(&t.path("checkpoint.pub")).unwrap();
+    (t, checkpoints, key)
+}
+
+async fn check(t: &TestApp, checkpoints: &[Checkpoint], key: &PublicKey) -> Verification {
+    audit::verify_against(
+        &t.app.store,
+        Some(audit::Against {
+            checkpoints,
+            key,
+            max_uncovered: Duration::from_secs(900),
+            now: t.clock.now(),
+        }),
+    )
+    .await
+    .unwrap()
+}
+
+async fn raw(t: &TestApp) -> sqlx::SqliteConnection {
+    let mut conn = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        t.path("state/offboard.db").display()
+    ))
+    .await
+    .unwrap();
+    // The attacker has write access: the append-only triggers are no obstacle.
+    for trigger in [
+        "audit_log_no_update",
+        "audit_log_no_delete",
+        "audit_log_no_replace",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    conn
+}
+
+async fn rows(conn: &mut sqlx::SqliteConnection) -> Vec<AuditRow> {
+    sqlx::query_as("SELECT * FROM audit_log ORDER BY seq")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+}
+
+/// Writes `rows` back with every hash computed again from `from` on, as a careful forger would.
+async fn rechain(conn: &mut sqlx::SqliteConnection, mut rows: Vec<AuditRow>, from: usize) {
+    for i in from..rows.len() {
+        if i > 0 {
+            rows[i].prev_hash = rows[i - 1].hash.clone();
+        }
+        rows[i].hash = audit::row_hash(&rows[i]);
+        let r = &rows[i];
+        sqlx::query(
+            "UPDATE audit_log SET detail = ?, outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+        )
+        .bind(&r.detail)
+        .bind(&r.outcome)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .bind(r.seq)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+}
+
+fn broken(v: Verification) -> (i64, String) {
+    match v {
+        Verification::Broken { seq, reason } => (seq, reason),
+        Verification::Ok { .. } => panic!("the attack was not detected"),
+    }
+}
+
+#[tokio::test]
+async fn the_honest_chain_verifies_against_its_checkpoints() {
+    let (t, checkpoints, key) = signed_run().await;
+    assert_eq!(checkpoints.len(), 1);
+    assert!(matches!(
+        check(&t, &checkpoints, &key).await,
+        Verification::Ok { .. }
+    ));
+    // The key file holds nothing but the seed; the checkpoint verifies with the public key alone.
+    assert!(checkpoints[0].verify(&key).is_ok());
+    let mut forged = checkpoints[0].clone();
+    forged.seq += 1;
+    assert!(
+        forged.verify(&key).is_err(),
+        "a changed checkpoint is refused"
+    );
+}
+
+#[tokio::test]
+async fn a_full_rewrite_with_recomputed_hashes_passes_the_chain_but_not_the_checkpoints() {
+    let (t, checkpoints, key) = signed_run().await;
+    let mut conn = raw(&t).await;
+    let mut all = rows(&mut conn).await;
+    let victim = all.iter().position(|r| r.event == "vendor_call").unwrap();
+    all[victim].detail = all[victim].detail.replace("\"ok\"", "\"error\"");
+    all[victim].outcome = Some("error".into());
+    rechain(&mut conn, all, victim).await;
+
+    assert!(
+        matches!(
+            audit::verify(&t.app.store).await.unwrap(),
+            Verification::Ok { .. }
+        ),
+        "without checkpoints a careful rewrite passes (docs/evidence.md says so)"
+    );
+    let (seq, reason) = broken(check(&t, &checkpoints, &key).await);
+    assert_eq!(seq, 1);
+    assert!(reason.contains("were changed"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_edited_row_is_reported_at_that_row() {
+    let (t, checkpoints, key) = signed_run().await;
+    let mut conn = raw(&t).await;
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (seq, reason) = broken(check(&t, &checkpoints, &key).await);
+    assert_eq!(seq, 4);
+    assert!(reason.contains("changed"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_cut_tail_is_reported_with_and_without_checkpoints() {
+    let (t, checkpoints, key) = signed_run().await;
+    let mut conn = raw(&t).await;
+    let last = rows(&mut conn).await.len() as i64;
+    // Cut off everything from the last removal_done on.
+    let cut: i64 =
+        sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE event = 'removal_done'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq >= ?")
+        .bind(cut)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let (_, reason) = broken(audit::verify(&t.app.store).await.unwrap());
+    assert!(reason.contains("no audit row records that"), "{reason}");
+    let (seq, reason) = broken(check(&t, &checkpoints, &key).await);
+    assert_eq!(seq, cut);
+    assert!(
+        reason.contains(&format!("rows {cut}..={last} were cut off")),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_back_dated_tail_is_reported() {
+    let (t, checkpoints, key) = signed_run().await;
+    let mut conn = raw(&t).await;
+    let all = rows(&mut conn).await;
+    let last = all.last().unwrap().clone();
+    let mut forged = last.clone();
+    forged.seq = last.seq + 1;
+    forged.at = offboard::store::ts(t.clock.now() - chrono::Duration::hours(2));
+    forged.event = "operator_cancel".into();
+    forged.prev_hash = last.hash.clone();
+    forged.hash = audit::row_hash(&forged);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, attempt, \
+         outcome, http_status, duration_ms, detail, prev_hash, hash) \
+         SELECT ?, ?, actor, ?, employee_id, connector, removal_id, batch_id, attempt, outcome, http_status, \
+                duration_ms, detail, ?, ? FROM audit_log WHERE seq = ?",
+    )
+    .bind(forged.seq)
+    .bind(&forged.at)
+    .bind(&forged.event)
+    .bind(&forged.prev_hash)
+    .bind(&forged.hash)
+    .bind(last.seq)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    assert!(matches!(
+        audit::verify(&t.app.store).await.unwrap(),
+        Verification::Ok { .. }
+    ));
+    let (seq, reason) = broken(check(&t, &checkpoints, &key).await);
+    assert_eq!(seq, forged.seq);
+    assert!(reason.contains("not covered by any checkpoint"), "{reason}");
+}
+
+#[tokio::test]
+async fn insert_or_replace_is_refused_by_the_database() {
+    let (t, _, _) = signed_run().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        t.path("state/offboard.db").display()
+    ))
+    .await
+    .unwrap();
+    let replaced = sqlx::query(
+        "INSERT OR REPLACE INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash) \
+         SELECT seq, at, 'mallory', event, employee_id, connector, removal_id, batch_id, attempt, outcome, \
+                http_status, duration_ms, detail, prev_hash, hash FROM audit_log WHERE seq = 3",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(
+        replaced.unwrap_err().to_string().contains("append-only"),
+        "INSERT OR REPLACE must be refused"
+    );
+    assert!(matches!(
+        audit::verify(&t.app.store).await.unwrap(),
+        Verification::Ok { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_cli_makes_a_key_pair_and_verifies_against_the_checkpoints() {
+    let (t, _, _) = signed_run().await;
+    let verify = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(t.path("offboard.toml"))
+            .args(["audit", "verify"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let checkpoints = t.path("checkpoints.jsonl");
+    let key = t.path("checkpoint.pub");
+    let args = [
+        "--checkpoints",
+        checkpoints.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+    ];
+    let ok = verify(&args);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("1 checkpoint(s) signed by key"));
+    // Another key pair's public key does not verify these checkpoints.
+    let other = tempfile::tempdir().unwrap();
+    offboard::cli::keygen(other.path(), &mut Vec::new()).unwrap();
+    assert!(
+        offboard::cli::keygen(other.path(), &mut Vec::new()).is_err(),
+        "no overwrite"
+    );
+    let wrong = other.path().join("checkpoint.pub");
+    let bad = verify(&[args[0], args[1], "--public-key", wrong.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("not genuine"),
+        "{bad:?}"
+    );
+    let mode = std::fs::metadata(other.path().join("checkpoint.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    assert!(Path::new(&checkpoints).exists());
+}
