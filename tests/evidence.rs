@@ -296,3 +296,32 @@ async fn the_cli_makes_a_key_pair_and_verifies_against_the_checkpoints() {
     );
     assert!(Path::new(&checkpoints).exists());
 }
+
+/// The one-line check of docs/evidence.md, run as written with Python's `cryptography` (another
+/// Ed25519 implementation than the daemon's), accepts a checkpoint the daemon signed.
+#[tokio::test]
+async fn the_documented_one_line_check_accepts_a_daemon_checkpoint() {
+    let (t, _, _) = signed_run().await;
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/evidence.md"))
+            .unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("python3 -c '"))
+        .expect("the one-liner in docs/evidence.md");
+    let venv = std::env::var_os("OFFBOARD_TEST_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let script = line
+        .replacen("python3", &venv.join("bin/python").display().to_string(), 1)
+        .replace("checkpoints.jsonl", "cp.jsonl");
+    std::fs::copy(t.path("checkpoints.jsonl"), t.path("cp.jsonl")).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(t.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "genuine");
+}
