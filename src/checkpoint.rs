@@ -105,6 +105,11 @@ impl SigningKey {
         &self.key_id
     }
 
+    /// Signs arbitrary bytes (an evidence record's message).
+    pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+        self.pair.sign(message).as_ref().to_vec()
+    }
+
     /// Signs the head `(seq, head)` as of `at`.
     pub fn sign(&self, seq: i64, head: &str, at: DateTime<Utc>) -> Checkpoint {
         let mut checkpoint = Checkpoint {
@@ -147,6 +152,18 @@ impl PublicKey {
             key_id: key_id(&bytes),
             bytes,
         })
+    }
+}
+
+impl PublicKey {
+    /// Checks an Ed25519 signature (Base64) of `message`.
+    pub fn verify_bytes(&self, message: &[u8], sig_b64: &str) -> Result<(), String> {
+        let sig = B64
+            .decode(sig_b64.as_bytes())
+            .map_err(|_| "the signature is not Base64".to_string())?;
+        UnparsedPublicKey::new(&ED25519, &self.bytes)
+            .verify(message, &sig)
+            .map_err(|_| "the signature does not match".to_string())
     }
 }
 

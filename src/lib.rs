@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod domain;
+pub mod evidence;
 pub mod feed;
 pub mod http;
 pub mod metrics;

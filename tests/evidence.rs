@@ -325,3 +325,79 @@ async fn the_documented_one_line_check_accepts_a_daemon_checkpoint() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "genuine");
 }
+
+/// `offboard evidence`: one leaver's record, signed, checked offline with the documented line; and
+/// the HTML page is self-contained.
+#[tokio::test]
+async fn the_evidence_record_of_a_leaver_is_complete_signed_and_verifies_offline() {
+    let (t, _, key) = signed_run().await;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(t.path("offboard.toml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["evidence", "e1"]);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(t.path("e1.json"), &out.stdout).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &record["evidence"];
+    assert_eq!(e["employee_id"], "e1");
+    assert_eq!(e["termination"]["effective_at"], "2026-01-05T00:00:00.000Z");
+    let app = &e["removals"][0];
+    assert_eq!(
+        (app["connector"].as_str(), app["state"].as_str()),
+        (Some("app"), Some("done"))
+    );
+    assert!(!app["vendor_calls"].as_array().unwrap().is_empty());
+    let rows = e["audit_rows"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["employee_id"] == "e1"));
+    let newest = rows
+        .iter()
+        .map(|r| r["seq"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(e["checkpoint"]["seq"].as_i64().unwrap() >= newest);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ann@example.org"));
+    // The signature, checked here with the public key.
+    let sha = offboard::evidence::digest(e);
+    assert_eq!(record["evidence_sha256"], sha.as_str());
+    let sig = &record["signature"];
+    key.verify_bytes(
+        &offboard::evidence::signed_message(&sha, sig["key_id"].as_str().unwrap()),
+        sig["sig"].as_str().unwrap(),
+    )
+    .unwrap();
+    // And offline with the line of docs/evidence.md.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/evidence.md"))
+            .unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("python3 -c 'import json,hashlib"))
+        .expect("the record check in docs/evidence.md");
+    let venv = std::env::var_os("OFFBOARD_TEST_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let script = line
+        .replacen("python3", &venv.join("bin/python").display().to_string(), 1)
+        .replace("E1001.json", "e1.json");
+    let checked = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(t.dir.path())
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+    assert_eq!(String::from_utf8_lossy(&checked.stdout).trim(), "genuine");
+
+    let html = cli(&["evidence", "e1", "--format", "html"]);
+    let page = String::from_utf8_lossy(&html.stdout);
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(page.contains("Offboarding evidence: employee e1"));
+    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+    let missing = cli(&["evidence", "nobody"]);
+    assert_eq!(missing.status.code(), Some(1));
+}

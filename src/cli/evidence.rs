@@ -10,6 +10,24 @@ use crate::audit::{self, Verification};
 use crate::config::Config;
 use crate::output::{Format, emit};
 
+/// `offboard evidence EMPLOYEE`: the signed evidence record of one leaver.
+pub(super) async fn record(
+    config: &Config,
+    employee: &str,
+    format: super::EvidenceFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let store = open_existing(config).await?;
+    let Some(signed) = crate::evidence::build(&store, config, employee, Utc::now()).await? else {
+        anyhow::bail!("offboard has no termination for employee {employee:?}");
+    };
+    match format {
+        super::EvidenceFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&signed)?)?,
+        super::EvidenceFormat::Html => crate::evidence::write_html(out, &signed)?,
+    }
+    Ok(0)
+}
+
 /// `offboard report`.
 pub(super) async fn report(
     config: &Config,

@@ -187,6 +187,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// The evidence record of one leaver for an auditor: termination, each app's removal with its
+    /// vendor calls, time to revoke against the SLA, the audit rows with their hashes and the signed
+    /// checkpoint covering them; signed with the checkpoint key (docs/evidence.md).
+    Evidence {
+        /// The employee id.
+        employee: String,
+        /// json (for machines and the signature check) or html (a self-contained page).
+        #[arg(long, value_enum, default_value_t = EvidenceFormat::Json)]
+        format: EvidenceFormat,
+    },
     /// Reads the audit log, or verifies its hash chain.
     Audit {
         /// verify: checks the hash chain.
@@ -205,6 +215,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+}
+
+/// The forms of an evidence record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvidenceFormat {
+    /// The signed record as JSON.
+    Json,
+    /// A self-contained HTML page.
+    Html,
 }
 
 /// Audit subcommands.
@@ -358,6 +377,9 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         } => {
             let actor = operator(&actor, "import")?;
             feed::import(&config, &file, &connector, &column, &actor, &mut out).await
+        }
+        Command::Evidence { employee, format } => {
+            evidence::record(&config, &employee, format, &mut out).await
         }
         Command::Report {
             since,
