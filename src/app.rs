@@ -119,6 +119,11 @@ impl App {
             crate::checkpoint::Sinks {
                 file: c.file.clone(),
                 log: c.log,
+                url: c.url.clone().map(|url| crate::checkpoint::HttpSink {
+                    url,
+                    token: c.url_token.clone(),
+                    client: self.http.clone(),
+                }),
             },
             c.every_rows,
             c.every,

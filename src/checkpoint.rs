@@ -203,6 +203,19 @@ pub struct Sinks {
     pub file: Option<PathBuf>,
     /// Also log each checkpoint at INFO (under systemd the journal keeps it).
     pub log: bool,
+    /// An HTTP endpoint each checkpoint is POSTed to (as its JSON line), through the durable outbox.
+    pub url: Option<HttpSink>,
+}
+
+/// The HTTP sink: a URL and an optional bearer token.
+#[derive(Debug, Clone)]
+pub struct HttpSink {
+    /// Where to POST.
+    pub url: String,
+    /// `Authorization: Bearer`, if set.
+    pub token: Option<Secret>,
+    /// The client.
+    pub client: reqwest::Client,
 }
 
 impl Sinks {
@@ -267,9 +280,62 @@ impl Checkpointer {
             return Ok(None);
         }
         let checkpoint = self.key.sign(seq, &head, now);
+        if self.sinks.url.is_some() {
+            // Into the outbox first: a sink that is down loses nothing and is caught up later.
+            self.store.outbox_add(seq, &checkpoint.line(), now).await?;
+        }
         self.sinks.write(&checkpoint)?;
         self.last = Some(seq);
+        self.deliver().await;
         Ok(Some(checkpoint))
+    }
+
+    /// Sends the outbox's checkpoints to the HTTP sink in order, stopping at the first failure (tried
+    /// again at the next turn). Returns how many were delivered.
+    pub async fn deliver(&self) -> usize {
+        let Some(sink) = &self.sinks.url else {
+            return 0;
+        };
+        let unsent = match self.store.outbox_unsent().await {
+            Ok(unsent) => unsent,
+            Err(e) => {
+                tracing::warn!(error = %e, "Reading the checkpoint outbox failed.");
+                return 0;
+            }
+        };
+        let mut delivered = 0;
+        for (seq, line) in unsent {
+            let mut request = sink
+                .client
+                .post(&sink.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .timeout(Duration::from_secs(10))
+                .body(line);
+            if let Some(token) = &sink.token {
+                request = request.bearer_auth(token.expose());
+            }
+            let error = match request.send().await {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
+                Err(e) => Some(crate::connectors::http::transport_reason(&e)),
+            };
+            if let Err(e) = self
+                .store
+                .outbox_record(seq, error.as_deref(), Utc::now())
+                .await
+            {
+                tracing::warn!(error = %e, "Recording a checkpoint delivery failed.");
+                break;
+            }
+            match error {
+                None => delivered += 1,
+                Some(error) => {
+                    tracing::warn!(seq, error = %error, "The checkpoint sink did not take a checkpoint; trying again shortly.");
+                    break;
+                }
+            }
+        }
+        delivered
     }
 
     /// Runs until `stop` turns true and returns itself, for [`Checkpointer::finish`] once the workers
@@ -300,6 +366,8 @@ impl Checkpointer {
                         tracing::error!(error = %format!("{e:#}"), "Signing or writing an audit checkpoint failed; trying again shortly.")
                     }
                 }
+            } else {
+                self.deliver().await;
             }
         }
         self

@@ -401,3 +401,57 @@ async fn the_evidence_record_of_a_leaver_is_complete_signed_and_verifies_offline
     let missing = cli(&["evidence", "nobody"]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+/// The HTTP sink: a checkpoint the endpoint refuses stays in the outbox and is delivered, in order and
+/// unchanged, once the endpoint takes it; the removal path never waits for it.
+#[tokio::test]
+async fn checkpoints_reach_an_http_sink_through_a_durable_outbox() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/checkpoints"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/checkpoints"))
+        .and(header("content-type", "application/json"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", OK_SCRIPT);
+    std::fs::write(dir.path().join("feed.csv"), crate::helpers::HEADER).unwrap();
+    offboard::cli::keygen(dir.path(), &mut Vec::new()).unwrap();
+    let text = format!(
+        "{}\n[checkpoints]\nsigning_key_file = \"checkpoint.key\"\nlog = false\nurl = \"{}/checkpoints\"\n",
+        config_text("[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n"),
+        server.uri()
+    );
+    let t = TestApp::in_dir(dir, &text).await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
+    t.poll().await;
+    assert_eq!(t.drain().await.done, 1);
+
+    let mut checkpointer = t.app.checkpointer().unwrap().unwrap();
+    let first = checkpointer
+        .checkpoint(t.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.app.store.outbox_unsent().await.unwrap().len(),
+        1,
+        "the 503 left it in the outbox"
+    );
+    assert_eq!(checkpointer.deliver().await, 1);
+    assert!(t.app.store.outbox_unsent().await.unwrap().is_empty());
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 2);
+    let body: Checkpoint = serde_json::from_slice(&received[1].body).unwrap();
+    assert_eq!(body, first);
+    let key = PublicKey::read(&t.path("checkpoint.pub")).unwrap();
+    assert!(body.verify(&key).is_ok());
+}

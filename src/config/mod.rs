@@ -256,6 +256,10 @@ pub struct CheckpointsConfig {
     pub every: Duration,
     /// Also log each checkpoint at INFO (the journal under systemd).
     pub log: bool,
+    /// POST each checkpoint here (through a durable outbox).
+    pub url: Option<String>,
+    /// The bearer token for `url`.
+    pub url_token: Option<Secret>,
 }
 
 /// `[report]`: evidence settings.
@@ -619,10 +623,24 @@ impl Validator<'_> {
         );
         let file = raw.file.as_deref().map(|f| self.path(f));
         let log = raw.log.unwrap_or(true);
-        if file.is_none() && !log {
+        let url = match raw.url.as_deref() {
+            Some(url) => self.service_url("checkpoints.url", Some(url)),
+            None => None,
+        };
+        let url_token = if raw.url_token_file.is_some() || raw.url_token_env.is_some() {
+            self.secret(
+                "checkpoints",
+                "url_token",
+                raw.url_token_file,
+                raw.url_token_env,
+            )
+        } else {
+            None
+        };
+        if file.is_none() && !log && url.is_none() {
             self.problem(
                 "checkpoints.file",
-                "is missing and checkpoints.log is false: the checkpoints would go nowhere",
+                "is missing, and so is checkpoints.url, and checkpoints.log is false: the checkpoints would go nowhere",
             );
         }
         Some(CheckpointsConfig {
@@ -631,6 +649,8 @@ impl Validator<'_> {
             every_rows: u64::try_from(every_rows).unwrap_or(1000),
             every,
             log,
+            url,
+            url_token,
         })
     }
 

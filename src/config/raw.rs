@@ -135,6 +135,9 @@ pub(super) struct RawCheckpoints {
     pub(super) every_rows: Option<i64>,
     pub(super) every: Option<String>,
     pub(super) log: Option<bool>,
+    pub(super) url: Option<String>,
+    pub(super) url_token_file: Option<String>,
+    pub(super) url_token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

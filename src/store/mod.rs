@@ -14,6 +14,7 @@
 
 pub mod audit_log;
 pub mod batches;
+pub mod checkpoints;
 pub mod ingest;
 pub mod queue;
 pub mod reads;
