@@ -74,12 +74,27 @@ pub(crate) async fn drain(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<Drained> {
+    drain_with(base, vendor, n, concurrency, false).await
+}
+
+/// [`drain`], with `checkpoints` a checkpointer signing the chain head every 1,000 rows or second
+/// alongside the drain (`[checkpoints]`, as the daemon runs it); checks that it signed the final head.
+pub(crate) async fn drain_with(
+    base: &Path,
+    vendor: &Vendor,
+    n: usize,
+    concurrency: usize,
+    checkpoints: bool,
+) -> anyhow::Result<Drained> {
     let dir = tempfile::tempdir_in(base)?;
-    let text = base_config(
-        concurrency,
-        "127.0.0.1:0",
-        &scim_connector("wiki", &vendor.base_url, concurrency),
-    );
+    let mut extra = scim_connector("wiki", &vendor.base_url, concurrency);
+    if checkpoints {
+        offboard::cli::keygen(dir.path(), &mut Vec::new())?;
+        extra.push_str(
+            "\n[checkpoints]\nsigning_key_file = \"checkpoint.key\"\nfile = \"checkpoints.jsonl\"\nevery_rows = 1000\nevery = \"1s\"\nlog = false\n",
+        );
+    }
+    let text = base_config(concurrency, "127.0.0.1:0", &extra);
     let path = write_config(dir.path(), &text)?;
     let config = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let clock = Clock::system();
@@ -109,11 +124,23 @@ pub(crate) async fn drain(
     );
 
     let (gets, patches) = (vendor.gets(), vendor.patches());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let checkpointer = app.checkpointer()?.map(|c| tokio::spawn(c.run(stopped)));
     let (cpu, switches) = usage();
     let start = Instant::now();
     let drained = app.workers().drain().await?;
     let elapsed = start.elapsed();
     let (cpu_after, switches_after) = usage();
+    if let Some(task) = checkpointer {
+        let _ = stop.send(true);
+        task.await?.finish().await;
+        let signed = offboard::checkpoint::read_file(&dir.path().join("checkpoints.jsonl"))?;
+        let head = app.store.audit_head().await?.map(|(seq, _)| seq);
+        anyhow::ensure!(
+            signed.last().map(|c| c.seq) == head,
+            "the last checkpoint does not sign the final head"
+        );
+    }
 
     anyhow::ensure!(
         drained.done == n as u64 && drained.attempts == n as u64,

@@ -570,6 +570,40 @@ async fn b1(options: &Options, sizes: Sizes, report: &mut Report) -> anyhow::Res
         format!("≥ 2,000/s and ≥ raw/3 ({}/s)", rate(raw_best / 3.0)),
         Some(best_rate >= floor),
     );
+    // The same drain with the checkpointer running beside it, alternating with plain runs so that
+    // both see the same machine; the cost is the loss of throughput between the two best runs.
+    let mut plain = Vec::new();
+    let mut signed = Vec::new();
+    for _ in 0..options.runs {
+        plain.push(
+            drain::drain(&options.dir, &vendor, sizes.b1, options.concurrency)
+                .await?
+                .wall,
+        );
+        signed.push(
+            drain::drain_with(&options.dir, &vendor, sizes.b1, options.concurrency, true)
+                .await?
+                .wall,
+        );
+    }
+    let (plain_best, signed_best) = (min_d(&plain), min_d(&signed));
+    let cost = 1.0 - per_s(signed_best) / per_s(plain_best);
+    report.row(
+        "B1",
+        "the same drain with signed checkpoints (every 1,000 rows or 1 s)",
+        thousands(sizes.b1 as u64),
+        format!(
+            "{} removals/s ({:+.1} % against {}/s without, same runs)",
+            rate(per_s(signed_best)),
+            -cost * 100.0,
+            rate(per_s(plain_best))
+        ),
+        spread(&signed, max_d(&signed), signed_best, |d| {
+            format!("{}/s", rate(per_s(d)))
+        }),
+        "cost < 5 %",
+        Some(cost < 0.05),
+    );
     Ok(best)
 }
 
