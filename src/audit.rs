@@ -1,5 +1,6 @@
 //! The append-only, hash-chained audit log: append in the caller's transaction, verify, read.
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
@@ -280,14 +281,45 @@ pub async fn verify_against(
         }
         checkpoints.sort_by_key(|c| c.seq);
     }
-    let mut next_checkpoint = checkpoints.iter().peekable();
-    let mut covered_to = 0_i64;
+    // Archived rows: the chain starts after the anchor, whose checkpoint must be genuine.
+    let anchor = store.audit_anchor().await?;
+    let (start_seq, start_hash) = match &anchor {
+        Some(a) => (a.seq, a.hash.clone()),
+        None => (0, GENESIS_HASH.to_string()),
+    };
+    if let (Some(a), Some(against)) = (&anchor, &against) {
+        let signed: Result<crate::checkpoint::Checkpoint, _> = serde_json::from_str(&a.checkpoint);
+        let genuine = signed
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.verify(against.key).map(|()| c));
+        match genuine {
+            Ok(c) if c.seq == a.seq && c.head == a.hash => {}
+            Ok(_) => {
+                return Ok(Verification::Broken {
+                    seq: a.seq + 1,
+                    reason: format!(
+                        "the archive anchor at row {} does not match its own checkpoint",
+                        a.seq
+                    ),
+                });
+            }
+            Err(e) => {
+                return Ok(Verification::Broken {
+                    seq: a.seq + 1,
+                    reason: format!("the archive anchor at row {} is not genuine: {e}", a.seq),
+                });
+            }
+        }
+    }
+    let mut next_checkpoint = checkpoints.iter().filter(|c| c.seq > start_seq).peekable();
+    let mut covered_to = start_seq;
     let mut uncovered_oldest: Option<(i64, String)> = None;
     let mut recorded: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
 
     let mut rows = store.audit_rows();
-    let mut expected_seq = 1;
-    let mut prev_hash = GENESIS_HASH.to_string();
+    let mut expected_seq = start_seq + 1;
+    let mut prev_hash = start_hash;
     let mut count = 0;
     while let Some(row) = rows.try_next().await? {
         if row.seq != expected_seq {
@@ -339,14 +371,15 @@ pub async fn verify_against(
         expected_seq += 1;
         count += 1;
     }
+    let last_seq = expected_seq - 1;
     if let Some(c) = next_checkpoint.next() {
         return Ok(Verification::Broken {
-            seq: count + 1,
+            seq: last_seq + 1,
             reason: format!(
-                "the chain ends at row {count}, but the checkpoint made at {} covers rows up to {}: rows {}..={} were cut off",
+                "the chain ends at row {last_seq}, but the checkpoint made at {} covers rows up to {}: rows {}..={} were cut off",
                 c.at,
                 c.seq,
-                count + 1,
+                last_seq + 1,
                 c.seq
             ),
         });
@@ -364,7 +397,7 @@ pub async fn verify_against(
             return Ok(Verification::Broken {
                 seq: *seq,
                 reason: format!(
-                    "rows {seq}..={count} are not covered by any checkpoint, and row {seq} is dated {at}, {}: rows added or back-dated without the daemon",
+                    "rows {seq}..={last_seq} are not covered by any checkpoint, and row {seq} is dated {at}, {}: rows added or back-dated without the daemon",
                     if before_last {
                         "before the last checkpoint".to_string()
                     } else {
@@ -377,10 +410,18 @@ pub async fn verify_against(
             });
         }
     }
-    for (removal, state) in store.finished_removals().await? {
+    let archived_until = anchor.as_ref().map(|a| a.last_at.clone());
+    for (removal, state, finished_at) in store.finished_removals().await? {
+        // A removal finished before the archived rows ended is recorded in the segment.
+        if archived_until
+            .as_deref()
+            .is_some_and(|until| finished_at.as_deref().is_some_and(|f| f <= until))
+        {
+            continue;
+        }
         if !recorded.contains(&(removal, state.clone())) {
             return Ok(Verification::Broken {
-                seq: count + 1,
+                seq: last_seq + 1,
                 reason: format!(
                     "removal {removal} is {state}, but no audit row records that (rows were cut off the end of the log, or the removal was changed without the daemon)"
                 ),
@@ -413,6 +454,165 @@ fn note_recorded(row: &AuditRow, recorded: &mut std::collections::HashSet<(i64, 
             }
         }
     }
+}
+
+/// The prefix of archived segment files.
+const SEGMENT_PREFIX: &str = "audit-";
+
+/// A row as a segment line: every column, `detail` as the very string its hash covers.
+fn segment_line(row: &AuditRow) -> serde_json::Value {
+    serde_json::json!({
+        "seq": row.seq, "at": row.at, "actor": row.actor, "event": row.event,
+        "employee_id": row.employee_id, "connector": row.connector, "removal_id": row.removal_id,
+        "batch_id": row.batch_id, "attempt": row.attempt, "outcome": row.outcome,
+        "http_status": row.http_status, "duration_ms": row.duration_ms, "detail": row.detail,
+        "prev_hash": row.prev_hash, "hash": row.hash,
+    })
+}
+
+/// Archives the audit rows up to `through` (`offboard audit archive`): checks them, writes them to a new
+/// segment file in `dir` (one JSON row per line, then the signed checkpoint of the last row), and moves
+/// the chain's start past them. The newest row always stays. Returns the anchor and the rows removed.
+pub async fn archive(
+    store: &Store,
+    key: &crate::checkpoint::SigningKey,
+    through: i64,
+    dir: &std::path::Path,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(crate::store::audit_log::Anchor, u64)> {
+    use std::io::Write as _;
+    let (head, _) = store
+        .audit_head()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the audit log is empty"))?;
+    let previous = store.audit_anchor().await?;
+    let (after, mut prev_hash) = match &previous {
+        Some(a) => (a.seq, a.hash.clone()),
+        None => (0, GENESIS_HASH.to_string()),
+    };
+    if through <= after || through >= head {
+        anyhow::bail!(
+            "--through must be after row {after} (archived already) and before row {head} (the newest row stays)"
+        );
+    }
+    let rows = store.audit_range(after, through).await?;
+    if rows.len() as i64 != through - after {
+        anyhow::bail!(
+            "rows {}..={through} are not all there: run `offboard audit verify`",
+            after + 1
+        );
+    }
+    for row in &rows {
+        if row.prev_hash != prev_hash || row_hash(row) != row.hash {
+            anyhow::bail!(
+                "row {} does not verify: run `offboard audit verify`; nothing was archived",
+                row.seq
+            );
+        }
+        prev_hash = row.hash.clone();
+    }
+    let last = rows
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("no rows to archive"))?;
+    let checkpoint = key.sign(last.seq, &last.hash, now);
+    let path = dir.join(format!(
+        "{SEGMENT_PREFIX}{:010}-{:010}.jsonl",
+        after + 1,
+        through
+    ));
+    let mut text = String::new();
+    for row in &rows {
+        text.push_str(&segment_line(row).to_string());
+        text.push('\n');
+    }
+    text.push_str(&serde_json::json!({ "checkpoint": checkpoint }).to_string());
+    text.push('\n');
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create the segment {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write the segment {}", path.display()))?;
+    let anchor = crate::store::audit_log::Anchor {
+        seq: last.seq,
+        hash: last.hash.clone(),
+        last_at: last.at.clone(),
+        checkpoint: checkpoint.line(),
+        segment: path.display().to_string(),
+        segment_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+    };
+    let removed = store.archive_audit(&anchor, actor, now).await?;
+    Ok((anchor, removed))
+}
+
+/// Verifies an archived segment on its own, with the public key: the rows chain from `after` (the
+/// previous segment's last hash; the genesis hash for the first), each row matches its hash, and the
+/// last line's checkpoint is genuine and signs the last row.
+pub fn verify_segment(
+    path: &std::path::Path,
+    key: &crate::checkpoint::PublicKey,
+    after: Option<&str>,
+) -> anyhow::Result<Verification> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the segment {}", path.display()))?;
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last_line = lines
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("{} is empty", path.display()))?;
+    let checkpoint: crate::checkpoint::Checkpoint = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(last_line)?["checkpoint"].clone(),
+    )
+    .with_context(|| {
+        format!(
+            "{}: the last line is not the segment's checkpoint",
+            path.display()
+        )
+    })?;
+    let mut prev: Option<String> = after.map(str::to_string);
+    let mut last: Option<AuditRow> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let row: AuditRow = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not an audit row", path.display(), i + 1))?;
+        let expected = match (&prev, row.seq) {
+            (Some(p), _) => p.clone(),
+            (None, 1) => GENESIS_HASH.to_string(),
+            (None, _) => row.prev_hash.clone(),
+        };
+        if row.prev_hash != expected || last.as_ref().is_some_and(|l| l.seq + 1 != row.seq) {
+            return Ok(Verification::Broken {
+                seq: row.seq,
+                reason: "the row does not follow the previous one".into(),
+            });
+        }
+        if row_hash(&row) != row.hash {
+            return Ok(Verification::Broken {
+                seq: row.seq,
+                reason: "the row's content does not match its hash (it was changed)".into(),
+            });
+        }
+        prev = Some(row.hash.clone());
+        last = Some(row);
+    }
+    let last = last.ok_or_else(|| anyhow::anyhow!("{} holds no rows", path.display()))?;
+    if let Err(e) = checkpoint.verify(key) {
+        return Ok(Verification::Broken {
+            seq: last.seq,
+            reason: format!("the segment's checkpoint is not genuine: {e}"),
+        });
+    }
+    if checkpoint.seq != last.seq || checkpoint.head != last.hash {
+        return Ok(Verification::Broken {
+            seq: last.seq,
+            reason: "the segment's checkpoint signs another row than its last".into(),
+        });
+    }
+    Ok(Verification::Ok {
+        rows: lines.len() as i64,
+        head: last.hash,
+    })
 }
 
 /// Which audit rows to read.

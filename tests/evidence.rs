@@ -455,3 +455,88 @@ async fn checkpoints_reach_an_http_sink_through_a_durable_outbox() {
     let key = PublicKey::read(&t.path("checkpoint.pub")).unwrap();
     assert!(body.verify(&key).is_ok());
 }
+
+/// Retention: the oldest rows go to a signed segment that verifies on its own; what stays verifies
+/// against the checkpoints from the anchor on; rows cannot be deleted past an anchor; a changed
+/// segment is caught.
+#[tokio::test]
+async fn old_rows_are_archived_to_a_signed_segment_and_the_rest_still_verifies() {
+    let (t, _, key) = signed_run().await;
+    let head = t.app.store.audit_head().await.unwrap().unwrap().0;
+    let out = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(t.path("offboard.toml"))
+            .args(args)
+            .args(["--actor", "records-office"])
+            .output()
+            .unwrap()
+    };
+    let through = (head - 3).to_string();
+    let archived = cli(&[
+        "audit",
+        "archive",
+        "--through",
+        &through,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(archived.status.success(), "{archived:?}");
+    let segment = std::fs::read_dir(out.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let pubkey = t.path("checkpoint.pub");
+
+    // The segment on its own.
+    let seg = cli(&[
+        "audit",
+        "verify-segment",
+        segment.to_str().unwrap(),
+        "--public-key",
+        pubkey.to_str().unwrap(),
+    ]);
+    assert!(seg.status.success(), "{seg:?}");
+    assert!(String::from_utf8_lossy(&seg.stdout).contains(&format!("ok: {} rows", head - 3)));
+    // What stays, with and without the checkpoints (the one signed before archiving is inside the segment).
+    assert!(matches!(
+        audit::verify(&t.app.store).await.unwrap(),
+        Verification::Ok { .. }
+    ));
+    let checkpoints = checkpoint::read_file(&t.path("checkpoints.jsonl")).unwrap();
+    assert!(matches!(
+        check(&t, &checkpoints, &key).await,
+        Verification::Ok { .. }
+    ));
+    assert_eq!(t.events("audit_archived").await[0].actor, "records-office");
+    // The database refuses to delete a row past the anchor.
+    let mut conn = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        t.path("state/offboard.db").display()
+    ))
+    .await
+    .unwrap();
+    let delete = sqlx::query("DELETE FROM audit_log WHERE seq = ?")
+        .bind(head)
+        .execute(&mut conn)
+        .await;
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    // A changed segment is caught.
+    let text =
+        std::fs::read_to_string(&segment)
+            .unwrap()
+            .replacen("\"offboard\"", "\"mallory\"", 1);
+    std::fs::write(&segment, text).unwrap();
+    let changed = cli(&[
+        "audit",
+        "verify-segment",
+        segment.to_str().unwrap(),
+        "--public-key",
+        pubkey.to_str().unwrap(),
+    ]);
+    assert_eq!(changed.status.code(), Some(1), "{changed:?}");
+    assert!(String::from_utf8_lossy(&changed.stdout).contains("was changed"));
+}

@@ -10,6 +10,52 @@ use crate::audit::{self, Verification};
 use crate::config::Config;
 use crate::output::{Format, emit};
 
+/// `offboard audit archive`: the oldest rows into a signed segment file.
+pub(super) async fn archive(
+    config: &Config,
+    through: i64,
+    dir: &std::path::Path,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let Some(c) = &config.checkpoints else {
+        anyhow::bail!("archiving needs [checkpoints] (the signing key): see docs/evidence.md");
+    };
+    let key = crate::checkpoint::SigningKey::from_secret(&c.signing_key)?;
+    let store = open_existing(config).await?;
+    let (anchor, removed) = audit::archive(&store, &key, through, dir, actor, Utc::now()).await?;
+    writeln!(
+        out,
+        "archived rows through {} ({removed} rows) to {} (sha256 {}); the chain now starts after it. Keep the file with the checkpoints and the public key.",
+        anchor.seq, anchor.segment, anchor.segment_sha256
+    )?;
+    Ok(0)
+}
+
+/// `offboard audit verify-segment FILE`: an archived segment, on its own.
+pub(super) fn verify_segment(
+    file: &std::path::Path,
+    public_key: &std::path::Path,
+    after: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let key = crate::checkpoint::PublicKey::read(public_key)?;
+    match audit::verify_segment(file, &key, after)? {
+        Verification::Ok { rows, head } => {
+            writeln!(
+                out,
+                "ok: {rows} rows, last hash {head}, signed by key {}",
+                key.key_id
+            )?;
+            Ok(0)
+        }
+        Verification::Broken { seq, reason } => {
+            writeln!(out, "broken at row {seq}: {reason}")?;
+            Ok(1)
+        }
+    }
+}
+
 /// `offboard evidence EMPLOYEE`: the signed evidence record of one leaver.
 pub(super) async fn record(
     config: &Config,

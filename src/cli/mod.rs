@@ -242,6 +242,28 @@ pub enum AuditAction {
         #[arg(long, default_value = "15m")]
         max_uncovered: String,
     },
+    /// Moves the oldest audit rows, up to `--through`, out of the database into a signed segment file
+    /// (one JSON row per line, then the checkpoint of the last row); the chain then starts after it.
+    /// Needs `[checkpoints]` (the signing key). The newest row always stays.
+    Archive {
+        /// The last row to archive.
+        #[arg(long)]
+        through: i64,
+        /// The directory the segment file is written to.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verifies an archived segment file on its own, with the public key.
+    VerifySegment {
+        /// The segment file.
+        file: PathBuf,
+        /// The public key (`offboard keygen`).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// The previous segment's last hash (the first segment starts from the genesis hash).
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 /// `offboard keygen`: a new checkpoint key pair in `dir`; refuses to overwrite one.
@@ -412,6 +434,22 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             };
             evidence::verify(&config, against, &mut out).await
         }
+        Command::Audit {
+            action: Some(AuditAction::Archive { through, out: dir }),
+            ..
+        } => {
+            let actor = operator(&actor, "audit archive")?;
+            evidence::archive(&config, through, &dir, &actor, &mut out).await
+        }
+        Command::Audit {
+            action:
+                Some(AuditAction::VerifySegment {
+                    file,
+                    public_key,
+                    after,
+                }),
+            ..
+        } => evidence::verify_segment(&file, &public_key, after.as_deref(), &mut out),
         Command::Audit {
             action: None,
             employee,

@@ -8,8 +8,8 @@ use sqlx::FromRow;
 
 use super::{Error, Store, Tx, sqlite};
 
-/// A stored audit row.
-#[derive(Debug, Clone, FromRow, Serialize)]
+/// A stored audit row. Read back from an archived segment too, where `detail` is the string itself.
+#[derive(Debug, Clone, FromRow, Serialize, serde::Deserialize)]
 pub struct AuditRow {
     /// Position in the chain, from 1 without gaps.
     pub seq: i64,
@@ -44,6 +44,24 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// Where the chain starts when its oldest rows were archived (`offboard audit archive`): the last
+/// archived row's seq and hash, its time, the checkpoint that signs it, and the segment file.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Anchor {
+    /// The last archived row.
+    pub seq: i64,
+    /// Its hash: the next row's `prev_hash`.
+    pub hash: String,
+    /// Its time.
+    pub last_at: String,
+    /// The signed checkpoint of that row (JSON line).
+    pub checkpoint: String,
+    /// The segment file the rows went to (as named when archived).
+    pub segment: String,
+    /// The SHA-256 of that file.
+    pub segment_sha256: String,
+}
+
 fn detail_as_json<S: serde::Serializer>(detail: &str, s: S) -> Result<S::Ok, S::Error> {
     match serde_json::from_str::<serde_json::Value>(detail) {
         Ok(value) => serde::Serialize::serialize(&value, s),
@@ -64,6 +82,40 @@ impl Tx {
 }
 
 impl Store {
+    /// The anchor the chain starts after, when rows were archived.
+    pub async fn audit_anchor(&self) -> Result<Option<Anchor>, Error> {
+        sqlite::audit_log::anchor(&self.pool).await
+    }
+
+    /// The rows after `after` up to `through`, in chain order (an archive's segment).
+    pub async fn audit_range(&self, after: i64, through: i64) -> Result<Vec<AuditRow>, Error> {
+        sqlite::audit_log::range(&self.pool, after, through).await
+    }
+
+    /// Moves the chain's start to `anchor` (its segment already written and signed): records the
+    /// anchor, deletes the rows up to it, and appends an `audit_archived` row, in one transaction.
+    /// Returns how many rows left the database.
+    pub async fn archive_audit(
+        &self,
+        anchor: &Anchor,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlite::audit_log::archive(&mut tx.inner, anchor, actor, now).await?;
+        crate::audit::append(
+            &mut tx,
+            now,
+            crate::audit::Entry::by(actor, "audit_archived").detail(serde_json::json!({
+                "through_seq": anchor.seq, "rows": deleted, "segment": anchor.segment,
+                "segment_sha256": anchor.segment_sha256,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     /// The head of the chain as committed: its last sequence number and hash (for checkpoints).
     pub async fn audit_head(&self) -> Result<Option<(i64, String)>, Error> {
         sqlite::audit_log::head_now(&self.pool).await

@@ -146,7 +146,7 @@ impl Store {
 
     /// Every removal in a final state (done, failed, cancelled), with that state, for the audit
     /// cross-check.
-    pub async fn finished_removals(&self) -> anyhow::Result<Vec<(i64, String)>> {
+    pub async fn finished_removals(&self) -> anyhow::Result<Vec<(i64, String, Option<String>)>> {
         sqlite::reads::finished_removals(&self.pool).await
     }
 

@@ -92,3 +92,56 @@ pub(in crate::store) async fn matching(
     .fetch_all(pool)
     .await
 }
+
+/// The anchor the chain starts after, if rows were archived.
+pub(in crate::store) async fn anchor(
+    pool: &SqlitePool,
+) -> Result<Option<crate::store::audit_log::Anchor>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT seq, hash, last_at, checkpoint, segment, segment_sha256 FROM audit_anchor \
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// The rows after `after` up to `through`, in order.
+pub(in crate::store) async fn range(
+    pool: &SqlitePool,
+    after: i64,
+    through: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as::<_, AuditRow>("SELECT * FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq")
+        .bind(after)
+        .bind(through)
+        .fetch_all(pool)
+        .await
+}
+
+/// Records a new anchor and deletes the rows up to it (the delete trigger lets rows up to an anchor go).
+pub(in crate::store) async fn archive(
+    tx: &mut Tx,
+    anchor: &crate::store::audit_log::Anchor,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_anchor (seq, hash, last_at, checkpoint, segment, segment_sha256, archived_by, archived_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(anchor.seq)
+    .bind(&anchor.hash)
+    .bind(&anchor.last_at)
+    .bind(&anchor.checkpoint)
+    .bind(&anchor.segment)
+    .bind(&anchor.segment_sha256)
+    .bind(actor)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+        .bind(anchor.seq)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}

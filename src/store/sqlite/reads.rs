@@ -46,9 +46,9 @@ pub(in crate::store) async fn rejected_rows(
 /// Every removal in a final state (done, failed, cancelled): id and state.
 pub(in crate::store) async fn finished_removals(
     pool: &SqlitePool,
-) -> anyhow::Result<Vec<(i64, String)>> {
+) -> anyhow::Result<Vec<(i64, String, Option<String>)>> {
     Ok(sqlx::query_as(
-        "SELECT id, state FROM removals WHERE state IN ('done', 'failed', 'cancelled') ORDER BY id",
+        "SELECT id, state, COALESCE(finished_at, updated_at) FROM removals WHERE state IN ('done', 'failed', 'cancelled') ORDER BY id",
     )
     .fetch_all(pool)
     .await?)
