@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod output;
 pub mod planner;
 pub mod preview;
+pub mod quarantine;
 pub mod report;
 pub mod status;
 pub mod store;

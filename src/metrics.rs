@@ -284,6 +284,23 @@ async fn database_gauges(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Re
         removals,
     );
 
+    // 1 for each connector quarantined (its vendor kept failing) or paused by an operator.
+    let stopped = Family::<RemovalLabels, Gauge>::default();
+    for s in store.connector_states().await? {
+        stopped
+            .get_or_create(&RemovalLabels {
+                connector: s.connector,
+                state: s.state,
+            })
+            .set(1);
+    }
+    register(
+        &mut registry,
+        "offboard_connector_stopped",
+        "Connectors not claiming removals: state quarantined (the vendor kept failing; probed at growing intervals) or paused (by an operator).",
+        stopped,
+    );
+
     let held = Gauge::<i64>::default();
     held.set(store.undecided_held_batches().await?);
     register(

@@ -19,6 +19,8 @@ pub struct Status {
     pub at: String,
     /// Batches held by the mass-removal guard, waiting for `offboard approve` or `reject`.
     pub held_batches: Vec<crate::store::batches::HeldBatch>,
+    /// Connectors quarantined (their vendor kept failing) or paused by an operator.
+    pub connectors_stopped: Vec<crate::store::connectors::ConnectorState>,
     /// Rejected terminations remembered: the feed repeating them is not held again (`offboard rejected`).
     pub rejected_terminations: usize,
     /// Counts per connector and state.
@@ -61,6 +63,7 @@ pub async fn gather(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status>
     Ok(Status {
         held_batches: store.held_batches().await?,
         rejected_terminations: store.rejected_terminations().await?.len(),
+        connectors_stopped: store.connector_states().await?,
         at: ts(now),
         counts,
         oldest_due,
@@ -103,6 +106,30 @@ pub fn print(out: &mut impl Write, status: &Status, format: Format) -> anyhow::R
                         b.rows.to_string(),
                         b.new_terminations.to_string(),
                         b.held_removals.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        writeln!(out)?;
+    }
+    if !status.connectors_stopped.is_empty() {
+        writeln!(
+            out,
+            "CONNECTORS NOT RUNNING: their removals wait, attempts untouched (`offboard connector resume NAME`)"
+        )?;
+        write_table(
+            out,
+            &["connector", "state", "since", "next_probe_at", "reason"],
+            &status
+                .connectors_stopped
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.connector.clone(),
+                        s.state.clone(),
+                        s.since.clone(),
+                        s.next_probe_at.clone().unwrap_or_default(),
+                        s.reason.clone(),
                     ]
                 })
                 .collect::<Vec<_>>(),

@@ -70,6 +70,7 @@ pub struct Workers {
     per_connector: Arc<HashMap<String, Arc<Semaphore>>>,
     health: Arc<crate::http::Health>,
     metrics: Arc<crate::metrics::Metrics>,
+    breakers: Arc<crate::quarantine::Breakers>,
 }
 
 impl Workers {
@@ -97,6 +98,7 @@ impl Workers {
             per_connector: Arc::new(per_connector),
             health: Arc::default(),
             metrics: Arc::default(),
+            breakers: Arc::default(),
         }
     }
 
@@ -161,6 +163,10 @@ impl Workers {
                 let Some(sem) = self.per_connector.get(&connector.name) else {
                     continue;
                 };
+                // A quarantined or paused connector's removals wait, their attempts untouched.
+                if !self.breakers.is_active(&connector.name) {
+                    continue;
+                }
                 let free = global.min(sem.available_permits());
                 if free > 0 {
                     wanted.push((
@@ -221,6 +227,27 @@ impl Workers {
                 );
             }
             self.record_metrics(&attempt.claim, &attempt.completion, *applied);
+            if *applied == Applied::Applied {
+                let after = self
+                    .config
+                    .connector(&attempt.claim.connector)
+                    .map_or(0, |c| c.quarantine_after);
+                if let Some(reason) = self.breakers.note(
+                    &attempt.claim.connector,
+                    &attempt.completion,
+                    &attempt.calls,
+                    after,
+                ) {
+                    self.breakers
+                        .quarantine(
+                            &self.store,
+                            &attempt.claim.connector,
+                            &reason,
+                            self.clock.now(),
+                        )
+                        .await;
+                }
+            }
         }
         let mut started = 0;
         for claim in turn.claimed {
@@ -269,6 +296,9 @@ impl Workers {
             while let Some(result) = tasks.try_join_next() {
                 collect(result, &mut finished);
             }
+            self.breakers
+                .refresh(&self.store, &self.registry, self.clock.now(), true)
+                .await;
             if let Err(e) = reclaim.run(&self.store, &self.clock, &self.config).await {
                 tracing::warn!(error = %format!("{e:#}"), "Reclaiming expired leases failed; trying again shortly.");
             }
@@ -384,12 +414,17 @@ impl Workers {
         if !falling_due {
             return Ok(None);
         }
+        // A quarantined or paused connector's removals are not waited for.
         let names: Vec<String> = self
             .config
             .connectors
             .iter()
+            .filter(|c| self.breakers.is_active(&c.name))
             .map(|c| c.name.clone())
             .collect();
+        if names.is_empty() {
+            return Ok(None);
+        }
         let Some(at) = self.store.next_wakeup(&names).await? else {
             return Ok(None);
         };
@@ -408,6 +443,9 @@ impl Workers {
             while let Some(result) = tasks.try_join_next() {
                 finished.push(result?);
             }
+            self.breakers
+                .refresh(&self.store, &self.registry, self.clock.now(), false)
+                .await;
             reclaim.run(&self.store, &self.clock, &self.config).await?;
             let due_by = if falling_due {
                 self.clock.now()

@@ -17,6 +17,7 @@ mod ops;
 mod panopto;
 mod push;
 mod push_load;
+mod quarantine;
 mod queue;
 mod retry;
 mod safety;

@@ -91,6 +91,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Connector states: list them, or pause and resume one (an operator's act, audited). A
+    /// quarantined connector (its vendor kept failing) resumes by itself when a probe succeeds.
+    Connector {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConnectorAction,
+    },
     /// Lists rejected feed rows: batch, row, line, field and reason (never the rejected values).
     Rejects {
         /// Only this batch (as `status` and the poll summary number it).
@@ -214,6 +221,30 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+}
+
+/// `offboard connector` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConnectorAction {
+    /// The connectors that are quarantined or paused, with why and since when.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Stops claiming the connector's removals (they wait, attempts untouched) until `resume`.
+    Pause {
+        /// The connector.
+        name: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Claims the connector's removals again (ends a pause or a quarantine).
+    Resume {
+        /// The connector.
+        name: String,
     },
 }
 
@@ -379,6 +410,19 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             queue::reject(&config, batch, &actor, &mut out).await
         }
         Command::Rejected { format } => queue::rejected(&config, format, &mut out).await,
+        Command::Connector { action } => match action {
+            ConnectorAction::List { format } => {
+                queue::connector_states(&config, format, &mut out).await
+            }
+            ConnectorAction::Pause { name, reason } => {
+                let actor = operator(&actor, "connector pause")?;
+                queue::pause(&config, &name, &reason, &actor, &mut out).await
+            }
+            ConnectorAction::Resume { name } => {
+                let actor = operator(&actor, "connector resume")?;
+                queue::resume(&config, &name, &actor, &mut out).await
+            }
+        },
         Command::Unreject { employee } => {
             let actor = operator(&actor, "unreject")?;
             queue::unreject(&config, &employee, &actor, &mut out).await

@@ -177,6 +177,84 @@ pub(super) async fn reject(
     Ok(0)
 }
 
+/// `offboard connector list`.
+pub(super) async fn connector_states(
+    config: &Config,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let store = open_existing(config).await?;
+    let rows = store.connector_states().await?;
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|s| {
+            vec![
+                s.connector.clone(),
+                s.state.clone(),
+                s.since.clone(),
+                s.probes.to_string(),
+                s.next_probe_at.clone().unwrap_or_default(),
+                s.reason.clone(),
+            ]
+        })
+        .collect();
+    emit(
+        out,
+        format,
+        &[
+            "connector",
+            "state",
+            "since",
+            "failed_probes",
+            "next_probe_at",
+            "reason",
+        ],
+        &table,
+        &rows,
+    )?;
+    Ok(0)
+}
+
+/// `offboard connector pause NAME`.
+pub(super) async fn pause(
+    config: &Config,
+    name: &str,
+    reason: &str,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    if config.connector(name).is_none() {
+        anyhow::bail!("no connector named {name:?} in {}", config.path.display());
+    }
+    let store = open_existing(config).await?;
+    store
+        .set_connector_state(name, "paused", reason, None, actor, Utc::now())
+        .await?;
+    writeln!(
+        out,
+        "paused connector {name}: its removals wait until `offboard connector resume {name}` (a running daemon sees it within a second)"
+    )?;
+    Ok(0)
+}
+
+/// `offboard connector resume NAME`.
+pub(super) async fn resume(
+    config: &Config,
+    name: &str,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let store = open_existing(config).await?;
+    match store
+        .resume_connector(name, "resumed by an operator", actor, Utc::now())
+        .await?
+    {
+        Some(from) => writeln!(out, "resumed connector {name} (it was {from})")?,
+        None => writeln!(out, "connector {name} was not paused or quarantined")?,
+    }
+    Ok(0)
+}
+
 /// `offboard rejected`: the rejected terminations remembered.
 pub(super) async fn rejected(
     config: &Config,

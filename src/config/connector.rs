@@ -16,6 +16,9 @@ use super::{MAX_CONCURRENCY, Rate, RetryPolicy, SafetyConfig, Validator, Workers
 use crate::connectors::{ConnectorKind, RawKind};
 use crate::domain::{PERSON_FIELDS, Pattern, Template};
 
+/// Default `connector.quarantine_after`.
+const DEFAULT_QUARANTINE_AFTER: i64 = 10;
+
 /// Default `connector.concurrency`.
 pub const DEFAULT_CONNECTOR_CONCURRENCY: usize = 2;
 
@@ -35,6 +38,9 @@ pub struct ConnectorConfig {
     pub dry_run: bool,
     /// Removals of this connector running at the same time (1..=256).
     pub concurrency: usize,
+    /// Consecutive vendor failures (connection, timeout, 5xx; not 429) after which the connector is
+    /// quarantined: its removals wait, attempts untouched, while a probe checks the vendor. 0: never.
+    pub quarantine_after: u32,
     /// Most vendor calls per period, shared by the connector's workers; `None`: the kind's default.
     pub rate: Option<Rate>,
     /// People never removed by this connector (in addition to `safety.never_remove`).
@@ -253,6 +259,13 @@ impl Validator<'_> {
             1,
             MAX_CONCURRENCY,
         );
+        let quarantine_after = self.integer_in(
+            &format!("{prefix}.quarantine_after"),
+            raw_common.quarantine_after,
+            DEFAULT_QUARANTINE_AFTER,
+            0,
+            1_000_000,
+        );
         let retry = match &raw_common.retry {
             None => *global_retry,
             Some(raw) => {
@@ -292,6 +305,7 @@ impl Validator<'_> {
             grace,
             dry_run: own_dry_run || safety.dry_run,
             concurrency: usize::try_from(concurrency).unwrap_or(DEFAULT_CONNECTOR_CONCURRENCY),
+            quarantine_after: u32::try_from(quarantine_after).unwrap_or(10),
             rate,
             never_remove,
             scope,

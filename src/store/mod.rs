@@ -15,6 +15,7 @@
 pub mod audit_log;
 pub mod batches;
 pub mod checkpoints;
+pub mod connectors;
 pub mod ingest;
 pub mod queue;
 pub mod reads;

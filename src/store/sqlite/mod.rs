@@ -6,6 +6,7 @@
 pub(super) mod audit_log;
 pub(super) mod batches;
 pub(super) mod checkpoints;
+pub(super) mod connectors;
 pub(super) mod ingest;
 pub(super) mod queue;
 pub(super) mod reads;
