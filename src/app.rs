@@ -155,6 +155,17 @@ impl App {
         if let Some(mut checkpointer) = self.checkpointer()? {
             checkpointer.checkpoint(self.clock.now()).await?;
         }
+        if !self.config.notify.is_empty()
+            && let Err(e) = crate::notify::deliver(
+                &self.store,
+                &self.config.notify,
+                &self.http,
+                self.clock.now(),
+            )
+            .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "Delivering notifications failed; the next run tries again.");
+        }
         let (pending, held) = self.store.pending_and_held().await?;
         Ok(OnceSummary {
             poll,
@@ -207,6 +218,14 @@ impl App {
         let checkpoints = self
             .checkpointer()?
             .map(|c| tokio::spawn(c.run(shutdown.clone())));
+        let notifier = (!self.config.notify.is_empty()).then(|| {
+            tokio::spawn(crate::notify::run(
+                self.store.clone(),
+                self.config.notify.clone(),
+                self.http.clone(),
+                shutdown.clone(),
+            ))
+        });
 
         let mut scheduler = None;
         let mut poller = None;
@@ -283,6 +302,15 @@ impl App {
                             metrics.poll(PollResult::Failed);
                             let since = *failing_since.get_or_insert_with(|| clock.now());
                             if clock.now() - since >= alert_after {
+                                let _ = store
+                                    .notify(
+                                        &format!("feed_failing:{}", crate::store::ts(since)),
+                                        "feed_failing",
+                                        &format!("The HR feed has been failing since {since}: leavers are not being seen. Last error: {error}"),
+                                        &serde_json::json!({"failing_since": crate::store::ts(since), "batch_id": batch_id}),
+                                        clock.now(),
+                                    )
+                                    .await;
                                 tracing::error!(
                                     batch_id, error = %error, failing_since = %since,
                                     "The HR feed has been failing for longer than feed.alert_after; leavers are not being seen. An operator must act."
@@ -305,6 +333,9 @@ impl App {
         let store = self.store.clone();
         let join = tokio::spawn(async move {
             let result = worker_task.await.context("the worker task panicked")?;
+            if let Some(notifier) = notifier {
+                let _ = tokio::time::timeout(Duration::from_secs(5), notifier).await;
+            }
             if let Some(checkpoints) = checkpoints
                 && let Ok(checkpointer) = checkpoints.await
             {

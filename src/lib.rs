@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod output;
 pub mod planner;
 pub mod preview;

@@ -287,6 +287,8 @@ impl Workers {
         let mut finished: Vec<Attempt> = Vec::new();
         let mut reclaim = ReclaimSchedule::default();
         let binder = Binder::start(self.store.clone(), self.clock.clone());
+        // Alive from the start: `/readyz` must not see a daemon that is taking back its leases as stalled.
+        self.health.beat();
         self.reclaim_abandoned().await;
         loop {
             self.health.beat();

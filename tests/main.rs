@@ -12,6 +12,7 @@ mod feed;
 mod helpers;
 mod intake_rules;
 mod lossy;
+mod notify;
 mod openconext;
 mod ops;
 mod panopto;

@@ -49,8 +49,8 @@ pub use values::{
 use crate::domain::Pattern;
 use diagnostics::{backticked, io_message, line_col};
 use raw::{
-    RawCheckpoints, RawDatabase, RawFeed, RawHttp, RawLog, RawLogFormat, RawReport, RawRetry,
-    RawSafety, RawWorkers, TOP_LEVEL_KEYS,
+    RawCheckpoints, RawDatabase, RawFeed, RawHttp, RawLog, RawLogFormat, RawNotify, RawReport,
+    RawRetry, RawSafety, RawWorkers, TOP_LEVEL_KEYS,
 };
 use secrets::{EnvLookup, is_world_writable};
 
@@ -95,6 +95,8 @@ pub struct Config {
     pub report: ReportConfig,
     /// Signed checkpoints of the audit chain, when `[checkpoints]` is configured.
     pub checkpoints: Option<CheckpointsConfig>,
+    /// Where notifications go (`[[notify]]`).
+    pub notify: Vec<NotifyChannel>,
     /// The `[[connector]]` entries, in file order.
     pub connectors: Vec<ConnectorConfig>,
     /// Non-fatal notes for `check-config` (never contain secret values).
@@ -262,6 +264,40 @@ pub struct CheckpointsConfig {
     pub url_token: Option<Secret>,
 }
 
+/// The events a `[[notify]]` channel can receive.
+pub const NOTIFY_EVENTS: &[&str] = &[
+    "batch_held",
+    "removal_failed",
+    "connector_quarantined",
+    "connector_paused",
+    "connector_resumed",
+    "feed_failing",
+];
+
+/// How a webhook's body is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// offboard's own JSON (`offboard.notification.v1`).
+    Json,
+    /// `{"text": ...}`, what Slack and Teams incoming webhooks take.
+    Text,
+}
+
+/// One `[[notify]]` channel: a webhook.
+#[derive(Debug, Clone)]
+pub struct NotifyChannel {
+    /// Its name (in logs and the outbox).
+    pub name: String,
+    /// Where to POST.
+    pub url: String,
+    /// The body's shape.
+    pub format: NotifyFormat,
+    /// The HMAC-SHA256 key of the `X-Offboard-Signature` header, when set.
+    pub secret: Option<Secret>,
+    /// The events it receives.
+    pub events: Vec<String>,
+}
+
 /// `[report]`: evidence settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportConfig {
@@ -414,6 +450,19 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         cx.checkpoints(raw)
     });
 
+    let notify = match sections.remove("notify") {
+        Some(value) => cx
+            .deserialize::<Vec<RawNotify>>("notify", value)
+            .map(|raws| {
+                raws.into_iter()
+                    .enumerate()
+                    .filter_map(|(i, raw)| cx.notify_channel(i, raw))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+
     let connectors = match sections.remove("connector") {
         Some(value) => cx.connectors(value, &retry, &safety, &workers),
         None => Vec::new(),
@@ -442,6 +491,7 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         http,
         report,
         checkpoints,
+        notify,
         connectors,
         warnings: cx.warnings,
     })
@@ -594,6 +644,66 @@ impl Validator<'_> {
             max_terminations_percent: percent,
             never_remove: self.patterns("safety.never_remove", raw.never_remove),
         }
+    }
+
+    fn notify_channel(&mut self, i: usize, raw: RawNotify) -> Option<NotifyChannel> {
+        let prefix = format!("notify[{i}]");
+        let name = raw.name.unwrap_or_else(|| format!("notify-{}", i + 1));
+        match raw.kind.as_deref() {
+            Some("webhook") => {}
+            Some(other) => {
+                self.problem(
+                    &format!("{prefix}.kind"),
+                    format!("unknown kind {other:?}: expected \"webhook\""),
+                );
+                return None;
+            }
+            None => {
+                self.problem(&format!("{prefix}.kind"), "missing; set kind = \"webhook\"");
+                return None;
+            }
+        }
+        let url = self.service_url(&format!("{prefix}.url"), raw.url.as_deref());
+        let format = match raw.format.as_deref() {
+            None | Some("json") => NotifyFormat::Json,
+            Some("slack" | "teams" | "text") => NotifyFormat::Text,
+            Some(other) => {
+                self.problem(
+                    &format!("{prefix}.format"),
+                    format!("unknown format {other:?}: expected \"json\", \"slack\" or \"teams\""),
+                );
+                NotifyFormat::Json
+            }
+        };
+        let secret = if raw.secret_file.is_some() || raw.secret_env.is_some() {
+            self.secret(&prefix, "secret", raw.secret_file, raw.secret_env)
+        } else {
+            None
+        };
+        let events = match raw.events {
+            None => NOTIFY_EVENTS.iter().map(|e| e.to_string()).collect(),
+            Some(events) => {
+                for e in &events {
+                    if !NOTIFY_EVENTS.contains(&e.as_str()) {
+                        self.problem(
+                            &format!("{prefix}.events"),
+                            format!(
+                                "unknown event {e:?}: expected some of {}",
+                                NOTIFY_EVENTS.join(", ")
+                            ),
+                        );
+                    }
+                }
+                events
+            }
+        };
+        Some(NotifyChannel {
+            name,
+            url: url?,
+            format,
+            secret,
+            events,
+        })
     }
 
     fn checkpoints(&mut self, raw: RawCheckpoints) -> Option<CheckpointsConfig> {

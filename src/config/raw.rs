@@ -17,6 +17,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "http",
     "report",
     "checkpoints",
+    "notify",
     "connector",
 ];
 
@@ -139,6 +140,18 @@ pub(super) struct RawCheckpoints {
     pub(super) url: Option<String>,
     pub(super) url_token_file: Option<String>,
     pub(super) url_token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawNotify {
+    pub(super) name: Option<String>,
+    pub(super) kind: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) format: Option<String>,
+    pub(super) secret_file: Option<String>,
+    pub(super) secret_env: Option<String>,
+    pub(super) events: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -59,6 +59,18 @@ impl Store {
         }
         sqlite::connectors::set(&mut tx.inner, connector, state, reason, next_probe_at, now)
             .await?;
+        tx.notify(
+            &format!("connector_{state}:{connector}:{}", super::ts(now)),
+            if state == "paused" {
+                "connector_paused"
+            } else {
+                "connector_quarantined"
+            },
+            &format!("Connector {connector} is {state}: {reason}; its removals wait"),
+            &json!({"connector": connector, "state": state, "reason": reason}),
+            now,
+        )
+        .await?;
         audit::append(
             &mut tx,
             now,
@@ -91,6 +103,14 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let before = sqlite::connectors::clear(&mut tx.inner, connector).await?;
         if before.is_some() {
+            tx.notify(
+                &format!("connector_resumed:{connector}:{}", super::ts(now)),
+                "connector_resumed",
+                &format!("Connector {connector} runs again: {reason}"),
+                &json!({"connector": connector, "reason": reason}),
+                now,
+            )
+            .await?;
             audit::append(
                 &mut tx,
                 now,

@@ -382,6 +382,23 @@ async fn record_all(
         .map(|a| (&a.claim, outcome_of(&a.completion)))
         .collect();
     let applied = sqlite::queue::record(&mut tx.inner, &outcomes, now).await?;
+    for a in attempts {
+        if let Completion::Failed { error } = &a.completion
+            && applied.contains(&(a.claim.id, a.claim.attempt))
+        {
+            tx.notify(
+                &format!("removal_failed:{}:{}", a.claim.id, a.claim.attempt),
+                "removal_failed",
+                &format!(
+                    "Removal {} ({} on {}) failed for good: {error}; an operator must act (`offboard retry {}` or `offboard cancel {}`)",
+                    a.claim.id, a.claim.person.employee_id, a.claim.connector, a.claim.id, a.claim.id
+                ),
+                &json!({"removal_id": a.claim.id, "employee_id": a.claim.person.employee_id, "connector": a.claim.connector, "error": error}),
+                now,
+            )
+            .await?;
+        }
+    }
     Ok(attempts
         .iter()
         .map(|a| {

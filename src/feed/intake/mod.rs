@@ -480,6 +480,21 @@ async fn ingest_in(
         held: summary.held,
     };
     ingest.set_counts(batch_id, &counts).await?;
+    if summary.held {
+        ingest
+            .tx()
+            .notify(
+                &format!("batch_held:{batch_id}"),
+                "batch_held",
+                &format!(
+                    "Batch {batch_id} is held by the mass-removal guard: {} new terminations (limit {}); nothing in it is removed until `offboard approve {batch_id}` or `offboard reject {batch_id}`",
+                    summary.new_terminations, summary.limit
+                ),
+                &json!({"batch_id": batch_id, "new_terminations": summary.new_terminations, "limit": summary.limit}),
+                now,
+            )
+            .await?;
+    }
     if summary.failed_at_planning > 0 && !want_lines {
         tracing::error!(
             batch_id,

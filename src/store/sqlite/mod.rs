@@ -8,6 +8,7 @@ pub(super) mod batches;
 pub(super) mod checkpoints;
 pub(super) mod connectors;
 pub(super) mod ingest;
+pub(super) mod notify;
 pub(super) mod queue;
 pub(super) mod reads;
 mod script;

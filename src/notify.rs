@@ -1,0 +1,141 @@
+//! Notifications: the events people must learn about (a held batch, a removal failed for good, a
+//! connector quarantined or back, a feed failing past `alert_after`) go from the outbox in the store,
+//! written in the transaction of what caused them, to each `[[notify]]` webhook that wants them; a
+//! failed POST is tried again with a growing wait, and nothing on the removal path waits for it. Each
+//! message carries its idempotency key, so a receiver that keeps keys never shows one twice, even after
+//! a crash between the POST and its record. The HMAC-SHA256 signature is ring's.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ring::hmac;
+use serde_json::json;
+
+use crate::config::{NotifyChannel, NotifyFormat};
+use crate::store::Store;
+use crate::store::notify::NotifyEvent;
+
+/// The header carrying `sha256=<hex HMAC of the body>` when the channel has a secret.
+pub const SIGNATURE_HEADER: &str = "X-Offboard-Signature";
+/// The header carrying the notification's idempotency key.
+pub const KEY_HEADER: &str = "X-Offboard-Key";
+
+/// The wait before the next try after `attempts` failed ones: 10 s doubling, at most an hour.
+pub fn retry_wait(attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    Duration::from_secs(10u64.saturating_mul(1 << exp).min(3600))
+}
+
+/// The body of a notification for a channel.
+pub fn body(channel: &NotifyChannel, event: &NotifyEvent) -> String {
+    match channel.format {
+        NotifyFormat::Json => json!({
+            "schema": "offboard.notification.v1",
+            "key": event.key,
+            "event": event.event,
+            "at": event.at,
+            "summary": event.summary,
+            "detail": serde_json::from_str::<serde_json::Value>(&event.detail).unwrap_or_default(),
+        })
+        .to_string(),
+        NotifyFormat::Text => json!({ "text": format!("offboard: {}", event.summary) }).to_string(),
+    }
+}
+
+/// `sha256=<hex>`: the HMAC-SHA256 of `body` under `secret`.
+pub fn signature(secret: &str, body: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    format!(
+        "sha256={}",
+        hex::encode(hmac::sign(&key, body.as_bytes()).as_ref())
+    )
+}
+
+/// Sends what is due to every channel once; returns how many were delivered.
+pub async fn deliver(
+    store: &Store,
+    channels: &[NotifyChannel],
+    http: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut delivered = 0;
+    for channel in channels {
+        let kinds: Vec<&str> = channel.events.iter().map(String::as_str).collect();
+        for event in store.notify_due(&channel.name, &kinds, now, 50).await? {
+            let body = body(channel, &event);
+            let mut request = http
+                .post(&channel.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(KEY_HEADER, &event.key)
+                .timeout(Duration::from_secs(10))
+                .body(body.clone());
+            if let Some(secret) = &channel.secret {
+                request = request.header(SIGNATURE_HEADER, signature(secret.expose(), &body));
+            }
+            let error = match request.send().await {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
+                Err(e) => Some(crate::connectors::http::transport_reason(&e)),
+            };
+            let next = error.as_ref().map(|_| {
+                now + chrono::Duration::from_std(retry_wait(event.attempts)).unwrap_or_default()
+            });
+            store
+                .notify_record(event.id, &channel.name, error.as_deref(), next, now)
+                .await?;
+            match error {
+                None => delivered += 1,
+                Some(e) => {
+                    tracing::warn!(channel = %channel.name, key = %event.key, error = %e, "A notification was not taken; trying again later.");
+                    // The channel is down: its other messages wait for the next turn.
+                    break;
+                }
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+/// Delivers every few seconds until `stop` turns true.
+pub async fn run(
+    store: Store,
+    channels: Vec<NotifyChannel>,
+    http: reqwest::Client,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = deliver(&store, &channels, &http, Utc::now()).await {
+            tracing::warn!(error = %format!("{e:#}"), "Delivering notifications failed; trying again shortly.");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_from_ten_seconds_up_to_an_hour() {
+        let waits: Vec<u64> = (0..11).map(|a| retry_wait(a).as_secs()).collect();
+        assert_eq!(
+            waits,
+            [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+    }
+
+    #[test]
+    fn the_signature_is_the_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", "what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Notifications: events from the outbox to a webhook receiver that checks the HMAC signature, retried
+//! after a refusal, each delivered once by its key.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use offboard::store::batches::Decision;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::{HEADER, TestApp, config_text, write_script};
+
+const SECRET: &str = "notify-hmac-secret-6b1f";
+
+/// A receiver that refuses the first request, then takes every request whose signature is right.
+#[derive(Clone, Default)]
+struct Receiver {
+    taken: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    seen: Arc<Mutex<usize>>,
+}
+
+impl Respond for Receiver {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut seen = self.seen.lock().unwrap();
+        *seen += 1;
+        if *seen == 1 {
+            return ResponseTemplate::new(500);
+        }
+        let body = String::from_utf8_lossy(&request.body).to_string();
+        let signed = request
+            .headers
+            .get(offboard::notify::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if signed != offboard::notify::signature(SECRET, &body) {
+            return ResponseTemplate::new(401);
+        }
+        let key = request
+            .headers
+            .get(offboard::notify::KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        self.taken
+            .lock()
+            .unwrap()
+            .push((key, serde_json::from_str(&body).unwrap()));
+        ResponseTemplate::new(204)
+    }
+}
+
+#[tokio::test]
+async fn held_batches_and_failed_removals_reach_a_signed_webhook_once_each() {
+    let server = MockServer::start().await;
+    let receiver = Receiver::default();
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(receiver.clone())
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+    crate::vendor_http::write_secret(dir.path(), "notify-secret", SECRET);
+    let text = format!(
+        "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hooks/offboard\"\nsecret_file = \"notify-secret\"\n",
+        config_text("[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n")
+            .replace(
+                "max_terminations_percent = 100.0",
+                "max_terminations_percent = 100.0\nmax_terminations_per_batch = 1",
+            ),
+        server.uri()
+    );
+    let t = TestApp::in_dir(dir, &text).await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n");
+    let s = t.poll().await;
+    assert!(s.held);
+    t.app
+        .store
+        .decide_batch(s.batch_id, Decision::Approve, "alice", t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(t.drain().await.failed, 2);
+
+    let channels = &t.app.config.notify;
+    let first = offboard::notify::deliver(&t.app.store, channels, &t.app.http, t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        first, 0,
+        "the receiver refused the first one; the rest wait"
+    );
+    t.advance(Duration::from_secs(11));
+    let second = offboard::notify::deliver(&t.app.store, channels, &t.app.http, t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(second, 3);
+    let third = offboard::notify::deliver(&t.app.store, channels, &t.app.http, t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(third, 0, "nothing is sent twice");
+
+    let taken = receiver.taken.lock().unwrap().clone();
+    let events: Vec<&str> = taken
+        .iter()
+        .map(|(_, b)| b["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["batch_held", "removal_failed", "removal_failed"]);
+    let mut keys: Vec<&str> = taken.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys[0], format!("batch_held:{}", s.batch_id));
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "one key each");
+    for (key, body) in &taken {
+        assert_eq!(body["schema"], "offboard.notification.v1");
+        assert_eq!(body["key"], key.as_str());
+        assert!(
+            !body.to_string().contains("ann@example.org"),
+            "no email in messages"
+        );
+    }
+    assert!(
+        taken[1].1["summary"]
+            .as_str()
+            .unwrap()
+            .contains("offboard retry")
+    );
+}
