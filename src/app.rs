@@ -156,12 +156,16 @@ impl App {
             checkpointer.checkpoint(self.clock.now()).await?;
         }
         if !self.config.notify.is_empty()
-            && let Err(e) = crate::notify::deliver(
-                &self.store,
-                &self.config.notify,
-                &self.http,
-                self.clock.now(),
-            )
+            && let Err(e) = async {
+                crate::notify::scan_sla(&self.store, &self.config, self.clock.now()).await?;
+                crate::notify::deliver(
+                    &self.store,
+                    &self.config.notify,
+                    &self.http,
+                    self.clock.now(),
+                )
+                .await
+            }
             .await
         {
             tracing::warn!(error = %format!("{e:#}"), "Delivering notifications failed; the next run tries again.");
@@ -221,7 +225,7 @@ impl App {
         let notifier = (!self.config.notify.is_empty()).then(|| {
             tokio::spawn(crate::notify::run(
                 self.store.clone(),
-                self.config.notify.clone(),
+                self.config.clone(),
                 self.http.clone(),
                 shutdown.clone(),
             ))

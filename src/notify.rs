@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ring::hmac;
 use serde_json::json;
 
-use crate::config::{NotifyChannel, NotifyFormat};
+use crate::config::{Config, NotifyChannel, NotifyFormat};
 use crate::store::Store;
 use crate::store::notify::NotifyEvent;
 
@@ -96,14 +96,57 @@ pub async fn deliver(
     Ok(delivered)
 }
 
+/// Adds an event for each removal still not done as its SLA runs out (`[report] sla` after the
+/// effective time plus the connector's grace): `sla_warning` in the last quarter of the SLA,
+/// `sla_breach` once it is over; each once per removal (by key).
+pub async fn scan_sla(store: &Store, config: &Config, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let sla = chrono::Duration::from_std(config.report.sla)?;
+    for (id, connector, state, employee, effective) in store.open_removals(now).await? {
+        let grace = config
+            .connector(&connector)
+            .and_then(|c| chrono::Duration::from_std(c.grace).ok())
+            .unwrap_or_else(chrono::Duration::zero);
+        let deadline = crate::store::parse_ts(&effective)? + grace + sla;
+        let (event, text) = if now >= deadline {
+            ("sla_breach", "is past its SLA")
+        } else if now >= deadline - sla / 4 {
+            ("sla_warning", "will breach its SLA")
+        } else {
+            continue;
+        };
+        store
+            .notify(
+                &format!("{event}:{id}"),
+                event,
+                &format!(
+                    "Removal {id} ({employee} on {connector}, {state}) {text} at {}: access may still be in place",
+                    crate::store::ts(deadline)
+                ),
+                &json!({"removal_id": id, "employee_id": employee, "connector": connector, "state": state, "deadline": crate::store::ts(deadline)}),
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Delivers every few seconds until `stop` turns true.
 pub async fn run(
     store: Store,
-    channels: Vec<NotifyChannel>,
+    config: std::sync::Arc<Config>,
     http: reqwest::Client,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let channels = config.notify.clone();
+    let mut scanned: Option<tokio::time::Instant> = None;
     loop {
+        // The SLA scan reads every open removal: once a minute is enough.
+        if scanned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            if let Err(e) = scan_sla(&store, &config, Utc::now()).await {
+                tracing::warn!(error = %format!("{e:#}"), "Looking for SLA breaches failed.");
+            }
+            scanned = Some(tokio::time::Instant::now());
+        }
         if let Err(e) = deliver(&store, &channels, &http, Utc::now()).await {
             tracing::warn!(error = %format!("{e:#}"), "Delivering notifications failed; trying again shortly.");
         }

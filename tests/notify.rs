@@ -124,3 +124,65 @@ async fn held_batches_and_failed_removals_reach_a_signed_webhook_once_each() {
             .contains("offboard retry")
     );
 }
+
+/// A removal still not done as its SLA (24 h after the effective time here) runs out gets a warning in
+/// the SLA's last quarter and a breach once it is over, each once.
+#[tokio::test]
+async fn removals_running_out_of_their_sla_are_warned_about_then_reported_as_breaches() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+    let text = format!(
+        "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nevents = [\"sla_warning\", \"sla_breach\"]\n",
+        config_text(
+            "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
+        ),
+        server.uri()
+    );
+    let t = TestApp::in_dir(dir, &text).await;
+    let recent = (t.clock.now() - chrono::Duration::hours(20)).to_rfc3339();
+    t.write_feed(&format!(
+        "e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,{recent},Terminated\ne3,cy@example.org,cy,,Cy,2099-01-05,Terminated\n"
+    ));
+    t.poll().await;
+    assert_eq!(t.drain().await.failed, 2);
+
+    for _ in 0..2 {
+        offboard::notify::scan_sla(&t.app.store, &t.app.config, t.clock.now())
+            .await
+            .unwrap();
+    }
+    let sent = offboard::notify::deliver(
+        &t.app.store,
+        &t.app.config.notify,
+        &t.app.http,
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sent, 2,
+        "one breach, one warning, nothing for the future leaver, nothing twice"
+    );
+    let bodies: Vec<serde_json::Value> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let by_employee = |e: &str| {
+        bodies
+            .iter()
+            .find(|b| b["detail"]["employee_id"] == e)
+            .map(|b| b["event"].as_str().unwrap().to_string())
+    };
+    assert_eq!(by_employee("e1").as_deref(), Some("sla_breach"));
+    assert_eq!(by_employee("e2").as_deref(), Some("sla_warning"));
+    assert_eq!(by_employee("e3"), None);
+}

@@ -272,6 +272,8 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "connector_paused",
     "connector_resumed",
     "feed_failing",
+    "sla_warning",
+    "sla_breach",
 ];
 
 /// How a webhook's body is shaped.

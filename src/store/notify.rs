@@ -63,6 +63,15 @@ impl Store {
         tx.commit().await
     }
 
+    /// Removals not done of active terminations effective by `now`: id, connector, state, employee,
+    /// effective time.
+    pub async fn open_removals(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String, String, String, String)>, Error> {
+        sqlite::notify::open_removals(&self.pool, now).await
+    }
+
     /// The events of `kinds` not yet delivered to `channel`, due now, oldest first.
     pub async fn notify_due(
         &self,

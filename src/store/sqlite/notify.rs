@@ -29,6 +29,22 @@ pub(in crate::store) async fn add(
     Ok(())
 }
 
+/// Removals not done, of active terminations effective by `now`: id, connector, state, employee and
+/// effective time (for the SLA scan).
+pub(in crate::store) async fn open_removals(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, String, String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.connector, r.state, t.employee_id, t.effective_at FROM removals r \
+         JOIN terminations t ON t.id = r.termination_id \
+         WHERE r.state IN ('held', 'pending', 'running', 'failed') AND t.status = 'active' AND t.effective_at <= ?",
+    )
+    .bind(ts(now))
+    .fetch_all(pool)
+    .await
+}
+
 /// The events of `kinds` not yet delivered to `channel` whose next try is due, oldest first.
 pub(in crate::store) async fn due(
     pool: &SqlitePool,
