@@ -3,7 +3,8 @@
 //! written in the transaction of what caused them, to each `[[notify]]` webhook that wants them; a
 //! failed POST is tried again with a growing wait, and nothing on the removal path waits for it. Each
 //! message carries its idempotency key, so a receiver that keeps keys never shows one twice, even after
-//! a crash between the POST and its record. The HMAC-SHA256 signature is ring's.
+//! a crash between the POST and its record. The HMAC-SHA256 signature is ring's; mail goes out with
+//! lettre (SMTP with STARTTLS or TLS).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 use ring::hmac;
 use serde_json::json;
 
-use crate::config::{Config, NotifyChannel, NotifyFormat};
+use crate::config::{Config, NotifyChannel, NotifyFormat, NotifyTarget, SmtpTls};
 use crate::store::Store;
 use crate::store::notify::NotifyEvent;
 
@@ -26,9 +27,9 @@ pub fn retry_wait(attempts: i64) -> Duration {
     Duration::from_secs(10u64.saturating_mul(1 << exp).min(3600))
 }
 
-/// The body of a notification for a channel.
-pub fn body(channel: &NotifyChannel, event: &NotifyEvent) -> String {
-    match channel.format {
+/// The body of a webhook notification in `format`.
+pub fn body(format: NotifyFormat, event: &NotifyEvent) -> String {
+    match format {
         NotifyFormat::Json => json!({
             "schema": "offboard.notification.v1",
             "key": event.key,
@@ -62,20 +63,13 @@ pub async fn deliver(
     for channel in channels {
         let kinds: Vec<&str> = channel.events.iter().map(String::as_str).collect();
         for event in store.notify_due(&channel.name, &kinds, now, 50).await? {
-            let body = body(channel, &event);
-            let mut request = http
-                .post(&channel.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(KEY_HEADER, &event.key)
-                .timeout(Duration::from_secs(10))
-                .body(body.clone());
-            if let Some(secret) = &channel.secret {
-                request = request.header(SIGNATURE_HEADER, signature(secret.expose(), &body));
-            }
-            let error = match request.send().await {
-                Ok(r) if r.status().is_success() => None,
-                Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
-                Err(e) => Some(crate::connectors::http::transport_reason(&e)),
+            let error = match &channel.target {
+                NotifyTarget::Webhook {
+                    url,
+                    format,
+                    secret,
+                } => post(http, url, *format, secret.as_ref(), &event).await,
+                NotifyTarget::Email { .. } => mail(&channel.target, &event).await,
             };
             let next = error.as_ref().map(|_| {
                 now + chrono::Duration::from_std(retry_wait(event.attempts)).unwrap_or_default()
@@ -94,6 +88,92 @@ pub async fn deliver(
         }
     }
     Ok(delivered)
+}
+
+/// POSTs one event; the error, if it was not taken.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    format: NotifyFormat,
+    secret: Option<&crate::config::Secret>,
+    event: &NotifyEvent,
+) -> Option<String> {
+    let body = body(format, event);
+    let mut request = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(KEY_HEADER, &event.key)
+        .timeout(Duration::from_secs(10))
+        .body(body.clone());
+    if let Some(secret) = secret {
+        request = request.header(SIGNATURE_HEADER, signature(secret.expose(), &body));
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
+        Err(e) => Some(crate::connectors::http::transport_reason(&e)),
+    }
+}
+
+/// Mails one event over SMTP (lettre); the error, if the server did not take it. The Message-ID is
+/// made from the event's key, so a mail sent twice after a crash is one message to a mail client.
+async fn mail(target: &NotifyTarget, event: &NotifyEvent) -> Option<String> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let NotifyTarget::Email {
+        host,
+        port,
+        tls,
+        username,
+        password,
+        from,
+        to,
+    } = target
+    else {
+        return Some("not an email channel".into());
+    };
+    let mut builder = Message::builder()
+        .from(from.parse().ok()?)
+        .subject(format!("offboard: {}", event.event.replace('_', " ")))
+        .message_id(Some(format!(
+            "<{}@offboard>",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(event.key.as_bytes()))
+        )))
+        .header(ContentType::TEXT_PLAIN);
+    for recipient in to {
+        builder = builder.to(recipient.parse().ok()?);
+    }
+    let text = format!(
+        "{}\n\nEvent: {}\nAt: {}\nKey: {}\nDetails: {}\n",
+        event.summary, event.event, event.at, event.key, event.detail
+    );
+    let message = match builder.body(text) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("cannot build the message: {e}")),
+    };
+    let transport = match tls {
+        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            host,
+        )),
+    };
+    let mut transport = match transport {
+        Ok(t) => t.port(*port).timeout(Some(Duration::from_secs(20))),
+        Err(e) => return Some(format!("SMTP {host}: {e}")),
+    };
+    if let (Some(user), Some(password)) = (username, password) {
+        transport = transport.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
+    }
+    match transport.build().send(message).await {
+        Ok(_) => None,
+        // lettre's errors name the server and the SMTP reply, never the password.
+        Err(e) => Some(format!("SMTP {host}:{port}: {e}")),
+    }
 }
 
 /// Adds an event for each removal still not done as its SLA runs out (`[report] sla` after the

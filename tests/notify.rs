@@ -186,3 +186,114 @@ async fn removals_running_out_of_their_sla_are_warned_about_then_reported_as_bre
     assert_eq!(by_employee("e2").as_deref(), Some("sla_warning"));
     assert_eq!(by_employee("e3"), None);
 }
+
+/// aiosmtpd on 127.0.0.1, storing what it receives in a maildir; killed when dropped.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    fn start() -> SmtpServer {
+        let venv = std::env::var_os("OFFBOARD_TEST_VENV")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(venv.join("bin/python"))
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("md"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd from the test venv (tests/requirements.txt)");
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let new = self.maildir.path().join("md/new");
+        std::fs::read_dir(new)
+            .map(|d| {
+                d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An email channel: a held batch reaches the operators' mailbox on a real SMTP server, once.
+#[tokio::test]
+async fn a_held_batch_is_mailed_to_the_operators_over_smtp() {
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 0\n");
+    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+    let text = format!(
+        "{}\n[[notify]]\nname = \"mail\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"none\"\n\
+         from = \"offboard@example.org\"\nto = [\"it-ops@example.org\", \"security@example.org\"]\nevents = [\"batch_held\"]\n",
+        config_text("[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n")
+            .replace(
+                "max_terminations_percent = 100.0",
+                "max_terminations_percent = 100.0\nmax_terminations_per_batch = 1",
+            ),
+        smtp.port
+    );
+    let t = TestApp::in_dir(dir, &text).await;
+    t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n");
+    let s = t.poll().await;
+    assert!(s.held);
+
+    for _ in 0..2 {
+        offboard::notify::deliver(
+            &t.app.store,
+            &t.app.config.notify,
+            &t.app.http,
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+    let messages = smtp.messages();
+    assert_eq!(
+        messages.len(),
+        1,
+        "one message, delivered once: {messages:?}"
+    );
+    let m = &messages[0];
+    assert!(m.contains("Subject: offboard: batch held"), "{m}");
+    assert!(
+        m.contains("it-ops@example.org") && m.contains("security@example.org"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("offboard approve {}", s.batch_id)),
+        "{m}"
+    );
+    assert!(m.contains("Message-ID: <"), "{m}");
+    assert!(
+        !m.contains("ann@example.org"),
+        "no leaver's email in the message"
+    );
+}

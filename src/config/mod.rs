@@ -285,19 +285,57 @@ pub enum NotifyFormat {
     Text,
 }
 
-/// One `[[notify]]` channel: a webhook.
+/// One `[[notify]]` channel.
 #[derive(Debug, Clone)]
 pub struct NotifyChannel {
     /// Its name (in logs and the outbox).
     pub name: String,
-    /// Where to POST.
-    pub url: String,
-    /// The body's shape.
-    pub format: NotifyFormat,
-    /// The HMAC-SHA256 key of the `X-Offboard-Signature` header, when set.
-    pub secret: Option<Secret>,
     /// The events it receives.
     pub events: Vec<String>,
+    /// Where the messages go.
+    pub target: NotifyTarget,
+}
+
+/// A channel's destination.
+#[derive(Debug, Clone)]
+pub enum NotifyTarget {
+    /// An HTTP POST per event.
+    Webhook {
+        /// Where to POST.
+        url: String,
+        /// The body's shape.
+        format: NotifyFormat,
+        /// The HMAC-SHA256 key of the `X-Offboard-Signature` header, when set.
+        secret: Option<Secret>,
+    },
+    /// An email per event over SMTP.
+    Email {
+        /// The SMTP server.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// How the connection is protected.
+        tls: SmtpTls,
+        /// The SMTP login, when the server wants one.
+        username: Option<String>,
+        /// Its password.
+        password: Option<Secret>,
+        /// The sender address.
+        from: String,
+        /// The recipients.
+        to: Vec<String>,
+    },
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain, then STARTTLS (required): port 587.
+    StartTls,
+    /// TLS from the start: port 465.
+    Tls,
+    /// No TLS (a relay on the same host only): port 25.
+    None,
 }
 
 /// `[report]`: evidence settings.
@@ -648,23 +686,44 @@ impl Validator<'_> {
         }
     }
 
-    fn notify_channel(&mut self, i: usize, raw: RawNotify) -> Option<NotifyChannel> {
+    fn notify_channel(&mut self, i: usize, mut raw: RawNotify) -> Option<NotifyChannel> {
         let prefix = format!("notify[{i}]");
-        let name = raw.name.unwrap_or_else(|| format!("notify-{}", i + 1));
-        match raw.kind.as_deref() {
-            Some("webhook") => {}
+        let name = raw
+            .name
+            .take()
+            .unwrap_or_else(|| format!("notify-{}", i + 1));
+        let email = match raw.kind.as_deref() {
+            Some("webhook") => false,
+            Some("email") => true,
             Some(other) => {
                 self.problem(
                     &format!("{prefix}.kind"),
-                    format!("unknown kind {other:?}: expected \"webhook\""),
+                    format!("unknown kind {other:?}: expected \"webhook\" or \"email\""),
                 );
                 return None;
             }
             None => {
-                self.problem(&format!("{prefix}.kind"), "missing; set kind = \"webhook\"");
+                self.problem(
+                    &format!("{prefix}.kind"),
+                    "missing; set kind = \"webhook\" or kind = \"email\"",
+                );
                 return None;
             }
-        }
+        };
+        let events = self.notify_events(&prefix, raw.events.take());
+        let target = if email {
+            self.email_target(&prefix, raw)?
+        } else {
+            self.webhook_target(&prefix, raw)?
+        };
+        Some(NotifyChannel {
+            name,
+            events,
+            target,
+        })
+    }
+
+    fn webhook_target(&mut self, prefix: &str, raw: RawNotify) -> Option<NotifyTarget> {
         let url = self.service_url(&format!("{prefix}.url"), raw.url.as_deref());
         let format = match raw.format.as_deref() {
             None | Some("json") => NotifyFormat::Json,
@@ -678,11 +737,19 @@ impl Validator<'_> {
             }
         };
         let secret = if raw.secret_file.is_some() || raw.secret_env.is_some() {
-            self.secret(&prefix, "secret", raw.secret_file, raw.secret_env)
+            self.secret(prefix, "secret", raw.secret_file, raw.secret_env)
         } else {
             None
         };
-        let events = match raw.events {
+        Some(NotifyTarget::Webhook {
+            url: url?,
+            format,
+            secret,
+        })
+    }
+
+    fn notify_events(&mut self, prefix: &str, raw: Option<Vec<String>>) -> Vec<String> {
+        match raw {
             None => NOTIFY_EVENTS.iter().map(|e| e.to_string()).collect(),
             Some(events) => {
                 for e in &events {
@@ -698,13 +765,91 @@ impl Validator<'_> {
                 }
                 events
             }
+        }
+    }
+
+    fn email_target(&mut self, prefix: &str, raw: RawNotify) -> Option<NotifyTarget> {
+        let tls = match raw.tls.as_deref() {
+            None | Some("starttls") => SmtpTls::StartTls,
+            Some("tls") => SmtpTls::Tls,
+            Some("none") => SmtpTls::None,
+            Some(other) => {
+                self.problem(
+                    &format!("{prefix}.tls"),
+                    format!("unknown value {other:?}: expected \"starttls\", \"tls\" or \"none\""),
+                );
+                SmtpTls::StartTls
+            }
         };
-        Some(NotifyChannel {
-            name,
-            url: url?,
-            format,
-            secret,
-            events,
+        let default_port = match tls {
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        };
+        let port = self.integer_in(
+            &format!("{prefix}.smtp_port"),
+            raw.smtp_port,
+            default_port,
+            1,
+            65535,
+        );
+        let host = match raw.smtp_host {
+            Some(h) if !h.trim().is_empty() => h.trim().to_string(),
+            _ => {
+                self.problem(
+                    &format!("{prefix}.smtp_host"),
+                    "missing; set the SMTP server's host name",
+                );
+                return None;
+            }
+        };
+        if tls == SmtpTls::None && !matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1") {
+            self.warn(format!(
+                "{prefix}.tls is \"none\" for {host}: messages and the SMTP password cross the network unencrypted"
+            ));
+        }
+        let mut addresses_ok = true;
+        let mut address = |cx: &mut Self, key: &str, value: &str| {
+            if value.parse::<lettre::Address>().is_err() {
+                cx.problem(
+                    &format!("{prefix}.{key}"),
+                    format!("{value:?} is not an email address"),
+                );
+                addresses_ok = false;
+            }
+        };
+        let Some(from) = raw.from else {
+            self.problem(&format!("{prefix}.from"), "missing; set the sender address");
+            return None;
+        };
+        address(self, "from", &from);
+        let to = raw.to.unwrap_or_default();
+        if to.is_empty() {
+            self.problem(
+                &format!("{prefix}.to"),
+                "missing; list at least one recipient",
+            );
+            return None;
+        }
+        for t in &to {
+            address(self, "to", t);
+        }
+        let password = if raw.password_file.is_some() || raw.password_env.is_some() {
+            Some(self.secret(prefix, "password", raw.password_file, raw.password_env)?)
+        } else {
+            None
+        };
+        if !addresses_ok {
+            return None;
+        }
+        Some(NotifyTarget::Email {
+            host,
+            port: u16::try_from(port).unwrap_or(587),
+            tls,
+            username: raw.username,
+            password,
+            from,
+            to,
         })
     }
 

@@ -152,6 +152,14 @@ pub(super) struct RawNotify {
     pub(super) secret_file: Option<String>,
     pub(super) secret_env: Option<String>,
     pub(super) events: Option<Vec<String>>,
+    pub(super) smtp_host: Option<String>,
+    pub(super) smtp_port: Option<i64>,
+    pub(super) tls: Option<String>,
+    pub(super) username: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
