@@ -62,7 +62,18 @@ pub async fn deliver(
     let mut delivered = 0;
     for channel in channels {
         let kinds: Vec<&str> = channel.events.iter().map(String::as_str).collect();
-        for event in store.notify_due(&channel.name, &kinds, now, 50).await? {
+        let mut due = store.notify_due(&channel.name, &kinds, now, 200).await?;
+        // Many removals failing at once (a vendor rejecting a whole batch) make one message.
+        let failed: Vec<NotifyEvent> = due
+            .iter()
+            .filter(|e| e.event == "removal_failed")
+            .cloned()
+            .collect();
+        if failed.len() > DIGEST_AFTER {
+            due.retain(|e| e.event != "removal_failed");
+            due.insert(0, digest(&failed));
+        }
+        for event in due {
             let error = match &channel.target {
                 NotifyTarget::Webhook {
                     url,
@@ -74,9 +85,17 @@ pub async fn deliver(
             let next = error.as_ref().map(|_| {
                 now + chrono::Duration::from_std(retry_wait(event.attempts)).unwrap_or_default()
             });
-            store
-                .notify_record(event.id, &channel.name, error.as_deref(), next, now)
-                .await?;
+            // A digest stands for the events it lists: each is recorded with its outcome.
+            let ids: Vec<i64> = if event.id == DIGEST_ID {
+                failed.iter().map(|e| e.id).collect()
+            } else {
+                vec![event.id]
+            };
+            for id in ids {
+                store
+                    .notify_record(id, &channel.name, error.as_deref(), next, now)
+                    .await?;
+            }
             match error {
                 None => delivered += 1,
                 Some(e) => {
@@ -88,6 +107,43 @@ pub async fn deliver(
         }
     }
     Ok(delivered)
+}
+
+/// More failed removals than this due at once for a channel go out as one digest.
+pub const DIGEST_AFTER: usize = 5;
+
+/// The id a digest carries (it is no row of the outbox).
+const DIGEST_ID: i64 = -1;
+
+/// One message for many failed removals: their count, and the first twenty.
+fn digest(failed: &[NotifyEvent]) -> NotifyEvent {
+    let mut lines: Vec<String> = failed.iter().take(20).map(|e| e.summary.clone()).collect();
+    if failed.len() > 20 {
+        lines.push(format!(
+            "… and {} more (`offboard removals --state failed`)",
+            failed.len() - 20
+        ));
+    }
+    let first = failed.first().map_or("", |e| e.key.as_str());
+    let last = failed.last().map_or("", |e| e.key.as_str());
+    NotifyEvent {
+        id: DIGEST_ID,
+        key: format!("removal_failed_digest:{first}..{last}"),
+        event: "removal_failed".into(),
+        at: failed.last().map(|e| e.at.clone()).unwrap_or_default(),
+        summary: format!(
+            "{} removals failed for good; an operator must act:\n{}",
+            failed.len(),
+            lines.join("\n")
+        ),
+        detail: json!({
+            "digest": true,
+            "count": failed.len(),
+            "keys": failed.iter().map(|e| e.key.clone()).collect::<Vec<_>>(),
+        })
+        .to_string(),
+        attempts: failed.iter().map(|e| e.attempts).max().unwrap_or(0),
+    }
 }
 
 /// POSTs one event; the error, if it was not taken.

@@ -297,3 +297,52 @@ async fn a_held_batch_is_mailed_to_the_operators_over_smtp() {
         "no leaver's email in the message"
     );
 }
+
+/// Eight removals failing in one drain make one digest message, not eight; none is sent again.
+#[tokio::test]
+async fn many_failed_removals_at_once_make_one_digest() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+    let text = format!(
+        "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nevents = [\"removal_failed\"]\n",
+        config_text(
+            "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
+        ),
+        server.uri()
+    );
+    let t = TestApp::in_dir(dir, &text).await;
+    let rows: String = (0..8)
+        .map(|i| format!("e{i},p{i}@example.org,p{i},,P,2026-01-05,Terminated\n"))
+        .collect();
+    t.write_feed(&rows);
+    t.poll().await;
+    assert_eq!(t.drain().await.failed, 8);
+
+    for _ in 0..2 {
+        offboard::notify::deliver(
+            &t.app.store,
+            &t.app.config.notify,
+            &t.app.http,
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1, "one digest");
+    let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body["detail"]["digest"], true);
+    assert_eq!(body["detail"]["count"], 8);
+    assert!(
+        body["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("8 removals failed for good")
+    );
+}
