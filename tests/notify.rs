@@ -346,3 +346,107 @@ async fn many_failed_removals_at_once_make_one_digest() {
             .starts_with("8 removals failed for good")
     );
 }
+
+/// The daemon is killed (SIGKILL) while it delivers notifications to a slow receiver; after a restart
+/// every event reaches the receiver, and counted by key each arrives exactly once (a repeat after the
+/// kill carries the same key, which the receiver keeps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_notifying_loses_none_and_repeats_none_by_key() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(204).set_delay(Duration::from_millis(700)))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+    let text = format!(
+        "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
+        config_text(
+            "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
+        ),
+        server.uri()
+    );
+    std::fs::write(dir.path().join("offboard.toml"), &text).unwrap();
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!("{HEADER}e1,a@example.org,a,,A,2026-01-05,Terminated\ne2,b@example.org,b,,B,2026-01-05,Terminated\ne3,c@example.org,c,,C,2026-01-05,Terminated\ne4,d@example.org,d,,D,2026-01-05,Terminated\n"),
+    )
+    .unwrap();
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(dir.path().join("offboard.toml"))
+            .arg("run")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = start();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while server.received_requests().await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < until,
+            "no notification was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap(); // SIGKILL, with a delivery in flight
+    first.wait().unwrap();
+
+    let db = format!(
+        "sqlite://{}",
+        dir.path().join("state/offboard.db").display()
+    );
+    let mut second = start();
+    let pending = || async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        let (events, sent): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM notify_events), \
+                    (SELECT COUNT(*) FROM notify_deliveries WHERE sent_at IS NOT NULL)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        (events, sent)
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (events, sent) = pending().await;
+        if events >= 4 && sent == events {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{sent} of {events} delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    crate::helpers::sigterm_and_wait(&mut second, Duration::from_secs(15))
+        .await
+        .expect("the daemon stopped");
+
+    let (events, _) = pending().await;
+    let mut keys = std::collections::BTreeMap::<String, usize>::new();
+    for request in server.received_requests().await.unwrap() {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let listed: Vec<String> = match body["detail"]["keys"].as_array() {
+            Some(keys) => keys
+                .iter()
+                .map(|k| k.as_str().unwrap().to_string())
+                .collect(),
+            None => vec![body["key"].as_str().unwrap().to_string()],
+        };
+        for key in listed {
+            *keys.entry(key).or_default() += 1;
+        }
+    }
+    assert_eq!(keys.len() as i64, events, "every event arrived: {keys:?}");
+    assert!(
+        keys.values().all(|n| *n <= 2),
+        "a repeat comes only from the delivery the kill cut short: {keys:?}"
+    );
+}
