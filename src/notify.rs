@@ -181,6 +181,7 @@ async fn mail(target: &NotifyTarget, event: &NotifyEvent) -> Option<String> {
         host,
         port,
         tls,
+        tls_ca,
         username,
         password,
         from,
@@ -208,15 +209,25 @@ async fn mail(target: &NotifyTarget, event: &NotifyEvent) -> Option<String> {
         Ok(m) => m,
         Err(e) => return Some(format!("cannot build the message: {e}")),
     };
-    let transport = match tls {
-        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            host,
-        )),
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    // The server's certificate must chain to the web's roots, or to the configured CA as well.
+    let params = || {
+        let mut builder = TlsParameters::builder(host.clone());
+        if let Some(pem) = tls_ca {
+            builder = builder.add_root_certificate(Certificate::from_pem(pem)?);
+        }
+        builder.build_rustls()
     };
-    let mut transport = match transport {
-        Ok(t) => t.port(*port).timeout(Some(Duration::from_secs(20))),
+    let protection = match tls {
+        SmtpTls::None => Ok(Tls::None),
+        SmtpTls::StartTls => params().map(Tls::Required),
+        SmtpTls::Tls => params().map(Tls::Wrapper),
+    };
+    let mut transport = match protection {
+        Ok(protection) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .tls(protection)
+            .port(*port)
+            .timeout(Some(Duration::from_secs(20))),
         Err(e) => return Some(format!("SMTP {host}: {e}")),
     };
     if let (Some(user), Some(password)) = (username, password) {

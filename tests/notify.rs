@@ -196,6 +196,11 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start() -> SmtpServer {
+        Self::start_with(&[])
+    }
+
+    /// With `args` for aiosmtpd (e.g. `--tlscert`, `--tlskey`: STARTTLS required).
+    fn start_with(args: &[&std::ffi::OsStr]) -> SmtpServer {
         let venv = std::env::var_os("OFFBOARD_TEST_VENV")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
@@ -207,6 +212,7 @@ impl SmtpServer {
         let maildir = tempfile::tempdir().unwrap();
         let child = std::process::Command::new(venv.join("bin/python"))
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(args)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("md"))
             .stdout(std::process::Stdio::null())
@@ -449,4 +455,73 @@ async fn a_kill_while_notifying_loses_none_and_repeats_none_by_key() {
         keys.values().all(|n| *n <= 2),
         "a repeat comes only from the delivery the kill cut short: {keys:?}"
     );
+}
+
+/// A test CA and a certificate for `localhost` it signed, made with openssl in `dir`.
+fn certificates(dir: &std::path::Path) {
+    let script = "set -e\n\
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj '/CN=offboard test CA' 2>/dev/null\n\
+        openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj '/CN=localhost' 2>/dev/null\n\
+        printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\nkeyUsage=digitalSignature,keyEncipherment\\nextendedKeyUsage=serverAuth\\n' > leaf.ext\n\
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 1 -extfile leaf.ext 2>/dev/null\n";
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl made the test certificates");
+}
+
+/// STARTTLS, required by the server: the message goes through when the server's certificate chains
+/// to the configured CA (`tls_ca_file`), and is refused (retried later, nothing sent) without it.
+#[tokio::test]
+async fn mail_goes_over_starttls_to_a_server_whose_certificate_chains_to_the_configured_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let cert = certs.path().join("leaf.pem");
+    let key = certs.path().join("leaf.key");
+    let smtp = SmtpServer::start_with(&[
+        "--tlscert".as_ref(),
+        cert.as_os_str(),
+        "--tlskey".as_ref(),
+        key.as_os_str(),
+    ]);
+    for (with_ca, delivered) in [(false, 0), (true, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+        std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+        let ca = if with_ca {
+            format!(
+                "tls_ca_file = \"{}\"\n",
+                certs.path().join("ca.pem").display()
+            )
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "{}\n[[notify]]\nname = \"mail\"\nkind = \"email\"\nsmtp_host = \"localhost\"\nsmtp_port = {}\ntls = \"starttls\"\n{ca}\
+             from = \"offboard@example.org\"\nto = [\"it-ops@example.org\"]\nevents = [\"removal_failed\"]\n",
+            config_text(
+                "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
+            ),
+            smtp.port
+        );
+        let t = TestApp::in_dir(dir, &text).await;
+        t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
+        t.poll().await;
+        assert_eq!(t.drain().await.failed, 1);
+        let sent = offboard::notify::deliver(
+            &t.app.store,
+            &t.app.config.notify,
+            &t.app.http,
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sent, delivered, "with the CA: {with_ca}");
+    }
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("Subject: offboard: removal failed"));
 }

@@ -316,6 +316,8 @@ pub enum NotifyTarget {
         port: u16,
         /// How the connection is protected.
         tls: SmtpTls,
+        /// An extra root certificate (PEM) the server's certificate may chain to (a company CA).
+        tls_ca: Option<Vec<u8>>,
         /// The SMTP login, when the server wants one.
         username: Option<String>,
         /// Its password.
@@ -839,6 +841,33 @@ impl Validator<'_> {
         } else {
             None
         };
+        let tls_ca = match raw.tls_ca_file {
+            None => None,
+            Some(file) => {
+                let path = self.path(&file);
+                match std::fs::read(&path) {
+                    Ok(pem)
+                        if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_ok() =>
+                    {
+                        Some(pem)
+                    }
+                    Ok(_) => {
+                        self.problem(
+                            &format!("{prefix}.tls_ca_file"),
+                            format!("{} is not a PEM certificate", path.display()),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.problem(
+                            &format!("{prefix}.tls_ca_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
         if !addresses_ok {
             return None;
         }
@@ -846,6 +875,7 @@ impl Validator<'_> {
             host,
             port: u16::try_from(port).unwrap_or(587),
             tls,
+            tls_ca,
             username: raw.username,
             password,
             from,

@@ -155,6 +155,7 @@ pub(super) struct RawNotify {
     pub(super) smtp_host: Option<String>,
     pub(super) smtp_port: Option<i64>,
     pub(super) tls: Option<String>,
+    pub(super) tls_ca_file: Option<String>,
     pub(super) username: Option<String>,
     pub(super) password_file: Option<String>,
     pub(super) password_env: Option<String>,
