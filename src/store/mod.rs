@@ -17,6 +17,7 @@ pub mod batches;
 pub mod checkpoints;
 pub mod connectors;
 pub mod ingest;
+pub mod leases;
 pub mod notify;
 pub mod queue;
 pub mod reads;
