@@ -67,9 +67,28 @@ impl Validator<'_> {
                 );
                 None
             }
-            (Some(file), None) => self.secret_from_file(&file_key, &file),
-            (None, Some(var)) => self.secret_from_env(&env_key, &var),
+            (Some(file), None) => {
+                let secret = self.secret_from_file(&file_key, &file)?;
+                self.refuse_placeholder(&file_key, secret)
+            }
+            (None, Some(var)) => {
+                let secret = self.secret_from_env(&env_key, &var)?;
+                self.refuse_placeholder(&env_key, secret)
+            }
         }
+    }
+
+    /// Refuses a secret that is an example's placeholder (`replace-with-...`, `changeme`, ...): a
+    /// deployment applied as shipped must not start with a credential anyone can read in the repository.
+    fn refuse_placeholder(&mut self, key: &str, secret: Secret) -> Option<Secret> {
+        if is_placeholder(secret.expose()) {
+            self.problem(
+                key,
+                "holds a placeholder from an example (\"replace-with-...\", \"changeme\", ...), not a real secret: generate one (e.g. `openssl rand -hex 32`)",
+            );
+            return None;
+        }
+        Some(secret)
     }
 
     fn secret_from_file(&mut self, key: &str, raw: &str) -> Option<Secret> {
@@ -149,6 +168,24 @@ impl Validator<'_> {
             },
         }
     }
+}
+
+/// Whether a secret value is an example's placeholder rather than a credential.
+pub(crate) fn is_placeholder(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    v.starts_with("replace-with")
+        || v.starts_with("replace_with")
+        || v.starts_with("your-")
+        || [
+            "changeme",
+            "change-me",
+            "secret",
+            "password",
+            "token",
+            "xxx",
+            "todo",
+        ]
+        .contains(&v.as_str())
 }
 
 /// `Ok` when `path` is an executable regular file.

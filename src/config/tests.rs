@@ -384,6 +384,35 @@ fn empty_secret_file_is_refused() {
 }
 
 #[test]
+fn a_placeholder_secret_from_an_example_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        &dir.path().join("token"),
+        "replace-with-a-long-random-push-token\n",
+        0o600,
+    );
+    let text = format!(
+        "{FEED_HEAD}url = \"https://hr.example.org/f.csv\"\nauth = {{ kind = \"bearer\", token_file = \"token\" }}\n"
+    );
+    let err = parse_with(&text, dir.path(), &[]).unwrap_err();
+    assert!(
+        problem_for(&err.problems, "feed.auth.token_file")
+            .message
+            .contains("placeholder")
+    );
+    let env = format!(
+        "{FEED_HEAD}url = \"https://hr.example.org/f.csv\"\nauth = {{ kind = \"bearer\", token_env = \"T\" }}\n"
+    );
+    let err = parse_with(&env, dir.path(), &[("T", "changeme")]).unwrap_err();
+    assert!(
+        problem_for(&err.problems, "feed.auth.token_env")
+            .message
+            .contains("placeholder")
+    );
+    assert!(parse_with(&env, dir.path(), &[("T", "9f2c41d07be3a8")]).is_ok());
+}
+
+#[test]
 fn secret_from_env_is_resolved_and_a_missing_variable_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
