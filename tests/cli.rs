@@ -510,3 +510,37 @@ fn check_config_probe_predicts_the_first_poll_and_plan_works_on_a_fresh_install(
         "check-config says what the run says"
     );
 }
+
+/// `offboard backup` writes a consistent copy and verifies its audit chain; it never overwrites.
+#[test]
+fn backup_writes_a_verified_copy_and_never_overwrites() {
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!(
+            "{}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n",
+            crate::helpers::HEADER
+        ),
+    )
+    .unwrap();
+    assert!(offboard(&config, &["run", "--once"]).status.success());
+    let copy = dir.path().join("copy.db");
+    let backup = offboard(&config, &["backup", "--out", copy.to_str().unwrap()]);
+    assert!(backup.status.success(), "{}", text(&backup));
+    assert!(
+        text(&backup).contains("its audit chain verifies"),
+        "{}",
+        text(&backup)
+    );
+    // The copy is a database of its own, with the removal done.
+    let copied = std::fs::read(&copy).unwrap();
+    assert!(copied.starts_with(b"SQLite format 3\0"));
+    let again = offboard(&config, &["backup", "--out", copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again).contains("refusing to overwrite"),
+        "{}",
+        text(&again)
+    );
+}

@@ -10,6 +10,37 @@ use crate::audit::{self, Verification};
 use crate::config::Config;
 use crate::output::{Format, emit};
 
+/// `offboard backup --out FILE`: a consistent copy, its audit chain verified.
+pub(super) async fn backup(
+    config: &Config,
+    file: &std::path::Path,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let store = open_existing(config).await?;
+    store.backup_to(file).await?;
+    let copy = crate::store::Store::connect(file, 1, config.database.busy_timeout).await?;
+    let verified = audit::verify(&copy).await;
+    copy.close().await;
+    match verified? {
+        Verification::Ok { rows, head } => {
+            writeln!(
+                out,
+                "ok: backup {} written; its audit chain verifies ({rows} rows, chain head {head})",
+                file.display()
+            )?;
+            Ok(0)
+        }
+        Verification::Broken { seq, reason } => {
+            writeln!(
+                out,
+                "backup {} written, but its audit chain is broken at row {seq}: {reason}",
+                file.display()
+            )?;
+            Ok(1)
+        }
+    }
+}
+
 /// `offboard audit archive`: the oldest rows into a signed segment file.
 pub(super) async fn archive(
     config: &Config,

@@ -63,6 +63,13 @@ pub enum Command {
     },
     /// Applies database migrations.
     Migrate,
+    /// Writes a consistent copy of the database to a new file while the daemon runs (SQLite's
+    /// `VACUUM INTO`), then verifies the copy's audit chain.
+    Backup {
+        /// The file to write (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Writes a new Ed25519 key pair for signed audit checkpoints: `checkpoint.key` (private, mode
     /// 0600: name it in `[checkpoints] signing_key_file`) and `checkpoint.pub` (give it to the auditors).
     Keygen {
@@ -368,6 +375,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::Run { once: true, format } => daemon::run_once(config, format, &mut out).await,
         Command::Migrate => daemon::migrate(&config, &mut out).await,
         Command::Keygen { out: dir } => keygen(&dir, &mut out).map(|()| 0),
+        Command::Backup { out: file } => evidence::backup(&config, &file, &mut out).await,
         Command::Status { format } => queue::status(&config, format, &mut out).await,
         Command::Removals {
             state,

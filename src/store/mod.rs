@@ -74,6 +74,15 @@ impl Store {
         sqlite::storage_problem(path)
     }
 
+    /// Writes a consistent copy of the database to `path` (a new file) while the daemon may keep
+    /// writing.
+    pub async fn backup_to(&self, path: &Path) -> anyhow::Result<()> {
+        if path.exists() {
+            anyhow::bail!("{} exists: refusing to overwrite it", path.display());
+        }
+        sqlite::backup(&self.pool, path).await
+    }
+
     /// Applies every pending migration.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         sqlite::migrate(&self.pool).await

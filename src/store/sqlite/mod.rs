@@ -159,6 +159,20 @@ fn current_uid() -> Option<u32> {
         .ok()
 }
 
+/// Writes a consistent copy of the database (the WAL's committed pages included) to `path`, while
+/// others keep writing: SQLite's `VACUUM INTO`.
+pub(super) async fn backup(pool: &SqlitePool, path: &Path) -> anyhow::Result<()> {
+    let target = path
+        .to_str()
+        .context("the backup path is not valid UTF-8")?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(target)
+        .execute(pool)
+        .await
+        .with_context(|| format!("cannot write the backup {}", path.display()))?;
+    Ok(())
+}
+
 /// Runs every pending migration.
 pub(super) async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
     MIGRATOR
