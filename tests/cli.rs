@@ -544,3 +544,32 @@ fn backup_writes_a_verified_copy_and_never_overwrites() {
         text(&again)
     );
 }
+
+/// A `--connector` that is not configured is an error naming the configured ones, not an empty list.
+#[test]
+fn an_unknown_connector_name_is_an_error_everywhere() {
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    assert!(offboard(&config, &["migrate"]).status.success());
+    for args in [
+        &["removals", "--connector", "wikki"][..],
+        &["report", "--connector", "wikki"][..],
+        &["audit", "--connector", "wikki"][..],
+        &["retry", "--failed", "--connector", "wikki"][..],
+        &["connector", "resume", "wikki"][..],
+    ] {
+        let out = offboard(&config, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("no connector named \"wikki\"")
+                && text(&out).contains("configured: app"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    assert!(
+        offboard(&config, &["removals", "--connector", "app"])
+            .status
+            .success()
+    );
+}

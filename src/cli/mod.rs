@@ -369,6 +369,33 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
     {
         anyhow::bail!("--format csv is not available for this command; use table or json");
     }
+    // A connector name that is not configured is a typo, not an empty result.
+    let named = match &cli.command {
+        Command::Removals { connector, .. }
+        | Command::Retry { connector, .. }
+        | Command::Approve { connector, .. }
+        | Command::Report { connector, .. }
+        | Command::Audit { connector, .. } => connector.as_deref(),
+        Command::Import { connector, .. } => Some(connector.as_str()),
+        Command::Connector {
+            action: ConnectorAction::Pause { name, .. } | ConnectorAction::Resume { name },
+        } => Some(name.as_str()),
+        _ => None,
+    };
+    if let Some(name) = named
+        && config.connector(name).is_none()
+    {
+        let known: Vec<&str> = config.connectors.iter().map(|c| c.name.as_str()).collect();
+        anyhow::bail!(
+            "no connector named {name:?} in {} (configured: {})",
+            config.path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
     match cli.command {
         Command::CheckConfig { probe } => daemon::check_config(&config, probe, &mut out).await,
         Command::Run { once: false, .. } => daemon::run(config).await,
