@@ -586,48 +586,50 @@ impl Workers {
             };
         }
         // The HR record may have changed since the claim: never act on a rescinded termination.
-        match self.store.termination_is_active(claim.termination_id).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let checked = self
+            .store
+            .termination_is_active(claim.termination_id)
+            .await
+            .map_err(|e| (e, "re-checking the termination failed"))
+            .map(|active| (!active).then_some("rescinded before the call"));
+        // Then the account is bound before the call that acts (unless an earlier attempt did).
+        let checked = match (checked, &claim.bound) {
+            (Ok(None), None) => {
+                let account = Bound {
+                    id: remote.id.clone(),
+                    key: remote.found_by.clone(),
+                };
+                binder
+                    .bind(claim, account)
+                    .await
+                    .map_err(|e| {
+                        (
+                            e,
+                            "recording the account before the call failed, nothing was sent",
+                        )
+                    })
+                    // The lease was lost meanwhile: another attempt owns the removal; the fence
+                    // refuses whatever this one records.
+                    .map(|bound| {
+                        (!bound).then_some("the lease expired before the call; nothing was sent")
+                    })
+            }
+            (checked, _) => checked,
+        };
+        match checked {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
                 return Completion::Cancelled {
-                    reason: "rescinded before the call".into(),
+                    reason: reason.into(),
                 };
             }
-            Err(e) => {
+            // The store could not answer: nothing was sent; retried like a vendor that did not.
+            Err((e, what)) => {
                 return self.failure(
                     claim,
                     config,
-                    ConnectorError::new(
-                        Fault::Transport,
-                        format!("re-checking the termination failed: {e:#}"),
-                    ),
+                    ConnectorError::new(Fault::Transport, format!("{what}: {e:#}")),
                 );
-            }
-        }
-        if claim.bound.is_none() {
-            let account = Bound {
-                id: remote.id.clone(),
-                key: remote.found_by.clone(),
-            };
-            match binder.bind(claim, account).await {
-                Ok(true) => {}
-                // The lease was lost meanwhile: another attempt owns the removal; the fence refuses
-                // whatever this one records.
-                Ok(false) => {
-                    return Completion::Cancelled {
-                        reason: "the lease expired before the call; nothing was sent".into(),
-                    };
-                }
-                Err(e) => {
-                    return self.failure(
-                        claim,
-                        config,
-                        ConnectorError::new(
-                            Fault::Transport,
-                            format!("recording the account before the call failed, nothing was sent: {e:#}"),
-                        ),
-                    );
-                }
             }
         }
         match resend.run(|| connector.remove(&target, &remote)).await {
