@@ -11,6 +11,36 @@ use crate::helpers::{HEADER, TestApp, config_text, write_script};
 
 const SECRET: &str = "notify-hmac-secret-6b1f";
 
+/// A program whose every removal fails for good (exit 2 is `exit_permanent`).
+const FAILS: &str = "#!/bin/sh\nexit 2\n";
+
+/// The exec connector `app` of every test here, failing for good on exit 2.
+const CONNECTOR: &str = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n";
+
+/// A daemon whose connector runs `script`, with one `[[notify]]` channel of `keys`, the guard's
+/// per-batch limit when given, and `secrets` written as secret files beside the config.
+async fn notify_app(
+    script: &str,
+    per_batch: Option<u32>,
+    keys: &str,
+    secrets: &[(&str, &str)],
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", script);
+    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+    for (name, value) in secrets {
+        crate::vendor_http::write_secret(dir.path(), name, value);
+    }
+    let mut config = config_text(CONNECTOR);
+    if let Some(limit) = per_batch {
+        config = config.replace(
+            "max_terminations_percent = 100.0",
+            &format!("max_terminations_percent = 100.0\nmax_terminations_per_batch = {limit}"),
+        );
+    }
+    TestApp::in_dir(dir, &format!("{config}\n[[notify]]\n{keys}")).await
+}
+
 /// A receiver that refuses the first request, then takes every request whose signature is right.
 #[derive(Clone, Default)]
 struct Receiver {
@@ -57,20 +87,16 @@ async fn held_batches_and_failed_removals_reach_a_signed_webhook_once_each() {
         .respond_with(receiver.clone())
         .mount(&server)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
-    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
-    crate::vendor_http::write_secret(dir.path(), "notify-secret", SECRET);
-    let text = format!(
-        "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hooks/offboard\"\nsecret_file = \"notify-secret\"\n",
-        config_text("[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n")
-            .replace(
-                "max_terminations_percent = 100.0",
-                "max_terminations_percent = 100.0\nmax_terminations_per_batch = 1",
-            ),
-        server.uri()
-    );
-    let t = TestApp::in_dir(dir, &text).await;
+    let t = notify_app(
+        FAILS,
+        Some(1),
+        &format!(
+            "name = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hooks/offboard\"\nsecret_file = \"notify-secret\"\n",
+            server.uri()
+        ),
+        &[("notify-secret", SECRET)],
+    )
+    .await;
     t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n");
     let s = t.poll().await;
     assert!(s.held);
@@ -134,17 +160,16 @@ async fn removals_running_out_of_their_sla_are_warned_about_then_reported_as_bre
         .respond_with(ResponseTemplate::new(204))
         .mount(&server)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
-    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
-    let text = format!(
-        "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nevents = [\"sla_warning\", \"sla_breach\"]\n",
-        config_text(
-            "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
+    let t = notify_app(
+        FAILS,
+        None,
+        &format!(
+            "name = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nevents = [\"sla_warning\", \"sla_breach\"]\n",
+            server.uri()
         ),
-        server.uri()
-    );
-    let t = TestApp::in_dir(dir, &text).await;
+        &[],
+    )
+    .await;
     let recent = (t.clock.now() - chrono::Duration::hours(20)).to_rfc3339();
     t.write_feed(&format!(
         "e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,{recent},Terminated\ne3,cy@example.org,cy,,Cy,2099-01-05,Terminated\n"
@@ -253,20 +278,17 @@ impl Drop for SmtpServer {
 #[tokio::test]
 async fn a_held_batch_is_mailed_to_the_operators_over_smtp() {
     let smtp = SmtpServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 0\n");
-    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
-    let text = format!(
-        "{}\n[[notify]]\nname = \"mail\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"none\"\n\
-         from = \"offboard@example.org\"\nto = [\"it-ops@example.org\", \"security@example.org\"]\nevents = [\"batch_held\"]\n",
-        config_text("[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n")
-            .replace(
-                "max_terminations_percent = 100.0",
-                "max_terminations_percent = 100.0\nmax_terminations_per_batch = 1",
-            ),
-        smtp.port
-    );
-    let t = TestApp::in_dir(dir, &text).await;
+    let t = notify_app(
+        "#!/bin/sh\nexit 0\n",
+        Some(1),
+        &format!(
+            "name = \"mail\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"none\"\n\
+             from = \"offboard@example.org\"\nto = [\"it-ops@example.org\", \"security@example.org\"]\nevents = [\"batch_held\"]\n",
+            smtp.port
+        ),
+        &[],
+    )
+    .await;
     t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n");
     let s = t.poll().await;
     assert!(s.held);
@@ -312,17 +334,16 @@ async fn many_failed_removals_at_once_make_one_digest() {
         .respond_with(ResponseTemplate::new(204))
         .mount(&server)
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
-    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
-    let text = format!(
-        "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nevents = [\"removal_failed\"]\n",
-        config_text(
-            "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
+    let t = notify_app(
+        FAILS,
+        None,
+        &format!(
+            "name = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\nevents = [\"removal_failed\"]\n",
+            server.uri()
         ),
-        server.uri()
-    );
-    let t = TestApp::in_dir(dir, &text).await;
+        &[],
+    )
+    .await;
     let rows: String = (0..8)
         .map(|i| format!("e{i},p{i}@example.org,p{i},,P,2026-01-05,Terminated\n"))
         .collect();
@@ -364,12 +385,10 @@ async fn a_kill_while_notifying_loses_none_and_repeats_none_by_key() {
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
-    write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
+    write_script(dir.path(), "remove.sh", FAILS);
     let text = format!(
         "{}\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}/hook\"\n",
-        config_text(
-            "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
-        ),
+        config_text(CONNECTOR),
         server.uri()
     );
     std::fs::write(dir.path().join("offboard.toml"), &text).unwrap();
@@ -488,9 +507,6 @@ async fn mail_goes_over_starttls_to_a_server_whose_certificate_chains_to_the_con
         key.as_os_str(),
     ]);
     for (with_ca, delivered) in [(false, 0), (true, 1)] {
-        let dir = tempfile::tempdir().unwrap();
-        write_script(dir.path(), "remove.sh", "#!/bin/sh\nexit 2\n");
-        std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
         let ca = if with_ca {
             format!(
                 "tls_ca_file = \"{}\"\n",
@@ -499,15 +515,17 @@ async fn mail_goes_over_starttls_to_a_server_whose_certificate_chains_to_the_con
         } else {
             String::new()
         };
-        let text = format!(
-            "{}\n[[notify]]\nname = \"mail\"\nkind = \"email\"\nsmtp_host = \"localhost\"\nsmtp_port = {}\ntls = \"starttls\"\n{ca}\
-             from = \"offboard@example.org\"\nto = [\"it-ops@example.org\"]\nevents = [\"removal_failed\"]\n",
-            config_text(
-                "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nexit_permanent = [2]\n"
+        let t = notify_app(
+            FAILS,
+            None,
+            &format!(
+                "name = \"mail\"\nkind = \"email\"\nsmtp_host = \"localhost\"\nsmtp_port = {}\ntls = \"starttls\"\n{ca}\
+                 from = \"offboard@example.org\"\nto = [\"it-ops@example.org\"]\nevents = [\"removal_failed\"]\n",
+                smtp.port
             ),
-            smtp.port
-        );
-        let t = TestApp::in_dir(dir, &text).await;
+            &[],
+        )
+        .await;
         t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n");
         t.poll().await;
         assert_eq!(t.drain().await.failed, 1);
