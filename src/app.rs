@@ -89,12 +89,7 @@ pub fn feed_client() -> anyhow::Result<reqwest::Client> {
 impl App {
     /// Opens the database (applying migrations) and builds the connectors.
     pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::open(
-            &config.database.path,
-            config.database.max_connections,
-            config.database.busy_timeout,
-        )
-        .await?;
+        let store = Store::open_configured(&config.database).await?;
         let registry = Arc::new(Registry::build(&config, &clock)?);
         let http = feed_client()?;
         Ok(Self {

@@ -902,7 +902,7 @@ async fn secrets_never_reach_the_logs_or_the_audit_log() {
     assert!(output.contains("HTTP 500"), "the run did happen: {output}");
     assert!(probe.contains("the user list is readable"), "{probe}");
     let loaded = Config::load(&config).unwrap();
-    let pool = offboard::store::Store::open(&loaded.database.path, 1, Duration::from_secs(5))
+    let pool = offboard::store::Store::open_configured(&loaded.database)
         .await
         .unwrap();
     let stored = stored_text(&pool).await;

@@ -138,9 +138,10 @@ impl TestApp {
 }
 
 pub(crate) fn config_text(connectors: &str) -> String {
+    let db = database_url();
     format!(
         r#"[database]
-url = "sqlite://state/offboard.db"
+url = "{db}"
 
 [feed]
 kind = "csv"
@@ -177,6 +178,54 @@ pub(crate) fn write_script(dir: &Path, name: &str, body: &str) {
     let path = dir.join(name);
     std::fs::write(&path, body).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The backend the suite runs on: `OFFBOARD_TEST_POSTGRES` names a PostgreSQL server (started by
+/// `scripts/test` with `scripts/postgres`), else SQLite.
+pub(crate) fn postgres_server() -> Option<String> {
+    std::env::var("OFFBOARD_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The `database.url` of a new test daemon: `sqlite://state/offboard.db` (in the test's directory), or a new,
+/// empty database on the suite's PostgreSQL server.
+pub(crate) fn database_url() -> String {
+    match postgres_server() {
+        Some(server) => new_postgres_database(&server),
+        None => "sqlite://state/offboard.db".to_string(),
+    }
+}
+
+/// Creates an empty database on `server` and returns its URL.
+pub(crate) fn new_postgres_database(server: &str) -> String {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "t_{}_{}_{:06x}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        rand::random::<u32>() & 0xff_ffff
+    );
+    let admin = server.to_string();
+    let create = name.clone();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {create}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            })
+    })
+    .join()
+    .unwrap();
+    let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+    format!("{base}/{name}")
 }
 
 /// A detail JSON field of an audit row.

@@ -604,7 +604,7 @@ async fn secrets_never_reach_the_logs_or_the_audit_log() {
     );
     assert!(probe.contains("health OK"), "{probe}");
     let loaded = Config::load(&config).unwrap();
-    let pool = offboard::store::Store::open(&loaded.database.path, 1, Duration::from_secs(5))
+    let pool = offboard::store::Store::open_configured(&loaded.database)
         .await
         .unwrap();
     let stored = stored_text(&pool).await;

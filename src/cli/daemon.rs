@@ -84,12 +84,10 @@ pub(super) async fn check_config(
         writeln!(out, "warning: {warning}")?;
     }
     // The first start opens the database for writing: say now what it would say.
-    if let Some(problem) = Store::storage_problem(&config.database.path) {
-        writeln!(
-            out,
-            "database: cannot open {}: {problem}",
-            config.database.path.display()
-        )?;
+    if let Some(path) = config.database.sqlite_path()
+        && let Some(problem) = Store::storage_problem(path)
+    {
+        writeln!(out, "database: cannot open {}: {problem}", path.display())?;
         return Ok(1);
     }
     if !probe {

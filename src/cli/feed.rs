@@ -45,11 +45,8 @@ pub(super) async fn plan(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    if config.database.path.exists() {
-        let store = open_existing(config).await?;
-        let plan = crate::preview::plan(&store, config, resolve, Utc::now()).await?;
-        crate::preview::print(out, &plan, format)?;
-    } else {
+    let fresh = config.database.sqlite_path().filter(|path| !path.exists());
+    if let Some(path) = fresh {
         // No database yet (a fresh install): plan against an empty one, as the first run will find
         // it, in a scratch file that is removed afterwards; the real path is left untouched.
         let scratch = std::env::temp_dir().join(format!(
@@ -73,9 +70,13 @@ pub(super) async fn plan(
             writeln!(
                 out,
                 "note: no database at {} yet: planned as the first run will find it (empty)",
-                config.database.path.display()
+                path.display()
             )?;
         }
+        crate::preview::print(out, &plan, format)?;
+    } else {
+        let store = open_existing(config).await?;
+        let plan = crate::preview::plan(&store, config, resolve, Utc::now()).await?;
         crate::preview::print(out, &plan, format)?;
     }
     Ok(0)

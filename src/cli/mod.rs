@@ -567,22 +567,29 @@ pub fn parse_time_arg(s: &str) -> Option<DateTime<Utc>> {
 /// Opens the database for a command that reads or changes existing state: a missing file is an
 /// error (a wrong path must not show an empty, healthy-looking queue).
 async fn open_existing(config: &Config) -> anyhow::Result<Store> {
-    if !config.database.path.exists() {
-        anyhow::bail!(
+    match config.database.sqlite_path() {
+        Some(path) if !path.exists() => anyhow::bail!(
             "no database at {} (database.url in {}); check the path, or run `offboard migrate` to create it",
-            config.database.path.display(),
+            path.display(),
             config.path.display()
-        );
+        ),
+        Some(_) => open(config).await,
+        None => {
+            let store = Store::connect_configured(&config.database).await?;
+            if store.migrations_applied().await.unwrap_or(0) == 0 {
+                anyhow::bail!(
+                    "the database {} (database.url in {}) holds no offboard tables; check the URL, or run `offboard migrate` to create them",
+                    config.database.describe(),
+                    config.path.display()
+                );
+            }
+            store.migrate().await?;
+            Ok(store)
+        }
     }
-    open(config).await
 }
 
 /// Opens (creating if need be) the database.
 async fn open(config: &Config) -> anyhow::Result<Store> {
-    Store::open(
-        &config.database.path,
-        config.database.max_connections,
-        config.database.busy_timeout,
-    )
-    .await
+    Store::open_configured(&config.database).await
 }

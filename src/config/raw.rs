@@ -42,6 +42,11 @@ pub(super) struct RawDatabase {
     pub(super) url: Option<String>,
     pub(super) max_connections: Option<i64>,
     pub(super) busy_timeout: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) sslmode: Option<String>,
+    pub(super) ssl_root_cert: Option<String>,
+    pub(super) connect_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

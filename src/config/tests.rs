@@ -25,8 +25,8 @@ fn example_config_parses_with_its_documented_values() {
     );
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        config.database.path,
-        PathBuf::from("/var/lib/offboard/offboard.db")
+        config.database.sqlite_path(),
+        Some(Path::new("/var/lib/offboard/offboard.db"))
     );
     let feed = config.feed.as_ref().unwrap();
     assert!(matches!(&feed.source, FeedSource::File(p) if p.ends_with("hr/terminations.csv")));
@@ -155,13 +155,11 @@ fn minimal_config_gets_every_default() {
     let config = parse("").unwrap();
     assert_eq!(config.path, PathBuf::from("/etc/offboard/offboard.toml"));
     assert_eq!(
-        config.database,
-        DatabaseConfig {
-            path: PathBuf::from("/etc/offboard/offboard.db"),
-            max_connections: 4,
-            busy_timeout: Duration::from_secs(5),
-        }
+        config.database.sqlite_path(),
+        Some(Path::new("/etc/offboard/offboard.db"))
     );
+    assert_eq!(config.database.max_connections, 4);
+    assert_eq!(config.database.busy_timeout, Duration::from_secs(5));
     assert!(config.feed.is_none());
     assert_eq!(
         config.workers,
@@ -233,8 +231,15 @@ fn minimal_feed_and_connector_get_their_defaults() {
 }
 
 #[test]
-fn database_urls_resolve_against_the_config_dir_and_only_sqlite_is_accepted() {
-    let db = |url: &str| parse(&format!("[database]\nurl = \"{url}\"\n")).map(|c| c.database.path);
+fn database_urls_resolve_against_the_config_dir_and_a_password_never_sits_in_one() {
+    let db = |url: &str| {
+        parse(&format!("[database]\nurl = \"{url}\"\n")).map(|c| {
+            c.database
+                .sqlite_path()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        })
+    };
     assert_eq!(
         db("sqlite:///var/lib/x.db").unwrap(),
         PathBuf::from("/var/lib/x.db")
@@ -250,13 +255,40 @@ fn database_urls_resolve_against_the_config_dir_and_only_sqlite_is_accepted() {
     let err = db("postgres://offboard:hunter2@db/offboard").unwrap_err();
     assert_eq!(err.problems[0].key, "database.url");
     assert!(
-        err.problems[0]
-            .message
-            .contains("PostgreSQL is not supported"),
+        err.problems[0].message.contains("holds a password"),
         "{err}"
     );
     assert!(!err.to_string().contains("hunter2"), "{err}");
     assert!(db("sqlite::memory:").is_err());
+    assert!(db("mysql://db/offboard").is_err());
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("db-password");
+    std::fs::write(&secret, "s3cret-from-a-file\n").unwrap();
+    let config = parse(&format!(
+        "[database]\nurl = \"postgresql://offboard@db.example:5432/offboard\"\npassword_file = \"{}\"\nsslmode = \"verify-full\"\nmax_connections = 8\n",
+        secret.display()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let crate::config::Backend::Postgres(pg) = &config.database.backend else {
+        panic!("a postgres URL makes a PostgreSQL backend")
+    };
+    assert_eq!(pg.password.as_ref().unwrap().expose(), "s3cret-from-a-file");
+    assert_eq!(pg.sslmode.as_deref(), Some("verify-full"));
+    assert_eq!(config.database.max_connections, 8);
+    assert!(!format!("{:?}", config.database).contains("s3cret"));
+    assert_eq!(
+        config.database.describe(),
+        "postgresql://offboard@db.example:5432/offboard"
+    );
+
+    let bad =
+        parse("[database]\nurl = \"postgres://offboard@db/offboard\"\nsslmode = \"sometimes\"\n")
+            .unwrap_err();
+    assert_eq!(bad.problems[0].key, "database.sslmode");
+    let sqlite_with_tls =
+        parse("[database]\nurl = \"sqlite://x.db\"\nsslmode = \"require\"\n").unwrap_err();
+    assert_eq!(sqlite_with_tls.problems[0].key, "database.sslmode");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use futures_util::stream::BoxStream;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Error, Store, Tx, sqlite};
+use super::{Error, Store, Tx};
 
 /// A stored audit row. Read back from an archived segment too, where `detail` is the string itself.
 #[derive(Debug, Clone, FromRow, Serialize, serde::Deserialize)]
@@ -72,24 +72,24 @@ fn detail_as_json<S: serde::Serializer>(detail: &str, s: S) -> Result<S::Ok, S::
 impl Tx {
     /// The head of the chain: its last sequence number and hash, `None` while the log is empty.
     pub async fn audit_head(&mut self) -> Result<Option<(i64, String)>, Error> {
-        sqlite::audit_log::head(&mut self.inner).await
+        on_tx!(self, audit_log::head())
     }
 
     /// Stores audit rows, many per statement.
     pub async fn insert_audit_rows(&mut self, rows: Vec<AuditRow>) -> Result<(), Error> {
-        sqlite::audit_log::insert(&mut self.inner, rows).await
+        on_tx!(self, audit_log::insert(rows))
     }
 }
 
 impl Store {
     /// The anchor the chain starts after, when rows were archived.
     pub async fn audit_anchor(&self) -> Result<Option<Anchor>, Error> {
-        sqlite::audit_log::anchor(&self.pool).await
+        on_pool!(self, audit_log::anchor())
     }
 
     /// The rows after `after` up to `through`, in chain order (an archive's segment).
     pub async fn audit_range(&self, after: i64, through: i64) -> Result<Vec<AuditRow>, Error> {
-        sqlite::audit_log::range(&self.pool, after, through).await
+        on_pool!(self, audit_log::range(after, through))
     }
 
     /// Moves the chain's start to `anchor` (its segment already written and signed): records the
@@ -102,7 +102,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<u64> {
         let mut tx = self.begin_write().await?;
-        let deleted = sqlite::audit_log::archive(&mut tx.inner, anchor, actor, now).await?;
+        let deleted = on_tx!(tx, audit_log::archive(anchor, actor, now))?;
         crate::audit::append(
             &mut tx,
             now,
@@ -118,12 +118,15 @@ impl Store {
 
     /// The head of the chain as committed: its last sequence number and hash (for checkpoints).
     pub async fn audit_head(&self) -> Result<Option<(i64, String)>, Error> {
-        sqlite::audit_log::head_now(&self.pool).await
+        on_pool!(self, audit_log::head_now())
     }
 
     /// Every audit row in chain order, read as a stream.
     pub fn audit_rows(&self) -> BoxStream<'_, Result<AuditRow, Error>> {
-        sqlite::audit_log::in_order(&self.pool)
+        match &self.db {
+            super::Db::Sqlite(pool) => super::sqlite::audit_log::in_order(pool),
+            super::Db::Postgres(pool) => super::postgres::audit_log::in_order(pool),
+        }
     }
 
     /// The audit rows of one employee, at or after a time, of one connector (each when given), in chain
@@ -134,6 +137,9 @@ impl Store {
         since: Option<DateTime<Utc>>,
         connector: Option<&str>,
     ) -> anyhow::Result<Vec<AuditRow>> {
-        Ok(sqlite::audit_log::matching(&self.pool, employee_id, since, connector).await?)
+        Ok(on_pool!(
+            self,
+            audit_log::matching(employee_id, since, connector)
+        )?)
     }
 }

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::FromRow;
 
+use super::Store;
 use super::transition::To;
-use super::{Store, sqlite};
 use crate::audit::{Chain, Entry};
 
 /// A rejected termination still remembered.
@@ -57,7 +57,7 @@ pub enum Decision {
 impl Store {
     /// Batches held by the guard and not yet decided, oldest first.
     pub async fn held_batches(&self) -> anyhow::Result<Vec<HeldBatch>> {
-        Ok(sqlite::batches::held(&self.pool).await?)
+        Ok(on_pool!(self, batches::held())?)
     }
 
     /// Applies a decision to a held batch; returns how many removals it changed.
@@ -69,7 +69,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<u64> {
         let mut tx = self.begin_write().await?;
-        match sqlite::batches::held_and_decision(&mut tx.inner, batch_id).await? {
+        match on_tx!(tx, batches::held_and_decision(batch_id))? {
             None => anyhow::bail!("no batch with id {batch_id}"),
             Some((0, _)) => {
                 anyhow::bail!("batch {batch_id} was not held by the guard; nothing to decide")
@@ -81,7 +81,7 @@ impl Store {
             Decision::Approve => ("approved", To::Released, "removal_approved"),
             Decision::Reject => ("rejected", To::Cancelled("rejected"), "removal_rejected"),
         };
-        let removals = sqlite::batches::held_removals(&mut tx.inner, batch_id).await?;
+        let removals = on_tx!(tx, batches::held_removals(batch_id))?;
         let mut chain = Chain::start(&mut tx).await?;
         for (id, connector, employee) in &removals {
             let entry = Entry::by(actor, event)
@@ -95,8 +95,7 @@ impl Store {
             // The batch is judged wrong: its terminations are set aside so that a later, correct feed row
             // for the same person starts a new termination instead of matching this one.
             for (id, employee) in
-                sqlite::batches::rescind_terminations_of(&mut tx.inner, batch_id, actor, now)
-                    .await?
+                on_tx!(tx, batches::rescind_terminations_of(batch_id, actor, now))?
             {
                 chain.push(
                     now,
@@ -107,7 +106,7 @@ impl Store {
                 );
             }
         }
-        sqlite::batches::set_decision(&mut tx.inner, batch_id, word, actor, now).await?;
+        on_tx!(tx, batches::set_decision(batch_id, word, actor, now))?;
         chain.push(
             now,
             Entry::by(
@@ -129,7 +128,7 @@ impl Store {
 
     /// The rejected terminations still remembered (a feed repeating them is not held again).
     pub async fn rejected_terminations(&self) -> anyhow::Result<Vec<Rejected>> {
-        Ok(sqlite::batches::rejected(&self.pool).await?)
+        Ok(on_pool!(self, batches::rejected())?)
     }
 
     /// Lifts the rejection of `employee`'s rejected terminations, so that the next feed or push that
@@ -141,7 +140,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<u64> {
         let mut tx = self.begin_write().await?;
-        let ids = sqlite::batches::unreject(&mut tx.inner, employee, now).await?;
+        let ids = on_tx!(tx, batches::unreject(employee, now))?;
         if ids.is_empty() {
             anyhow::bail!("{employee} has no rejected termination (see `offboard rejected`)");
         }
@@ -168,7 +167,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<u64> {
         let mut tx = self.begin_write().await?;
-        let rows = sqlite::batches::planned_removals(&mut tx.inner, connector).await?;
+        let rows = on_tx!(tx, batches::planned_removals(connector))?;
         let mut chain = Chain::start(&mut tx).await?;
         for (id, employee) in &rows {
             let entry = Entry::by(actor, "removal_approved")

@@ -2,17 +2,17 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Error, Store, sqlite};
+use super::{Error, Store};
 
 impl Store {
     /// Adds a signed checkpoint (its JSON line) to the outbox.
     pub async fn outbox_add(&self, seq: i64, line: &str, now: DateTime<Utc>) -> Result<(), Error> {
-        sqlite::checkpoints::add(&self.pool, seq, line, now).await
+        on_pool!(self, checkpoints::add(seq, line, now))
     }
 
     /// The checkpoints not yet delivered, oldest first: sequence number and JSON line.
     pub async fn outbox_unsent(&self) -> Result<Vec<(i64, String)>, Error> {
-        sqlite::checkpoints::unsent(&self.pool).await
+        on_pool!(self, checkpoints::unsent())
     }
 
     /// Records a delivery (`error` is `None`) or a failed try.
@@ -22,6 +22,6 @@ impl Store {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlite::checkpoints::record(&self.pool, seq, error, now).await
+        on_pool!(self, checkpoints::record(seq, error, now))
     }
 }

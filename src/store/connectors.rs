@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::{Store, sqlite};
+use super::Store;
 use crate::audit::{self, Entry};
 
 /// A connector that is not active.
@@ -29,7 +29,7 @@ pub struct ConnectorState {
 impl Store {
     /// The connectors that are not active (quarantined or paused).
     pub async fn connector_states(&self) -> anyhow::Result<Vec<ConnectorState>> {
-        Ok(sqlite::connectors::all(&self.pool).await?)
+        Ok(on_pool!(self, connectors::all())?)
     }
 
     /// Quarantines or pauses a connector (`state`), audited as `connector_quarantined` or
@@ -45,8 +45,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut tx = self.begin_write().await?;
-        let current = sqlite::connectors::all(&self.pool)
-            .await?
+        let current = on_pool!(self, connectors::all())?
             .into_iter()
             .find(|s| s.connector == connector);
         if current
@@ -57,8 +56,10 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlite::connectors::set(&mut tx.inner, connector, state, reason, next_probe_at, now)
-            .await?;
+        on_tx!(
+            tx,
+            connectors::set(connector, state, reason, next_probe_at, now)
+        )?;
         tx.notify(
             &format!("connector_{state}:{connector}:{}", super::ts(now)),
             if state == "paused" {
@@ -101,7 +102,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<String>> {
         let mut tx = self.begin_write().await?;
-        let before = sqlite::connectors::clear(&mut tx.inner, connector).await?;
+        let before = on_tx!(tx, connectors::clear(connector))?;
         if before.is_some() {
             tx.notify(
                 &format!("connector_resumed:{connector}:{}", super::ts(now)),
@@ -133,7 +134,10 @@ impl Store {
         next_probe_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlite::connectors::probe_failed(&mut tx.inner, connector, reason, next_probe_at).await?;
+        on_tx!(
+            tx,
+            connectors::probe_failed(connector, reason, next_probe_at)
+        )?;
         tx.commit().await?;
         Ok(())
     }

@@ -5,14 +5,13 @@
 //! run while the next one is prepared ([`Ingest::write_alongside`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::audit_log::AuditRow;
-use super::sqlite::ingest::Shared;
-use super::sqlite::{Script, Spent};
-use super::{Error, Store, Tx, sqlite};
+use super::{Error, Store, Tx, TxInner, postgres, sqlite};
 use crate::audit::{self, Entry};
 use crate::domain::{Person, RemovalState};
 
@@ -106,7 +105,23 @@ pub struct LastIds {
 pub struct Ingest {
     tx: Tx,
     /// The values of the command run last by [`Ingest::write_alongside`], freed while the next one runs.
-    spent: Option<Spent>,
+    spent: Option<sqlite::Spent>,
+}
+
+/// Multi-row inserts in the backend's form.
+enum Script {
+    Sqlite(sqlite::Script),
+    Postgres(postgres::Script),
+}
+
+/// Runs the statement builder `module::function(script, args)` on a [`Script`] of either backend.
+macro_rules! into_script {
+    ($script:expr, $module:ident :: $function:ident ( $($arg:expr),* $(,)? )) => {
+        match $script {
+            Script::Sqlite(script) => sqlite::$module::$function(script, $($arg),*),
+            Script::Postgres(script) => postgres::$module::$function(script, $($arg),*),
+        }
+    };
 }
 
 /// The writes of one chunk of a batch, built while the previous chunk runs. Text that many rows bind
@@ -172,16 +187,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
         let mut tx = self.begin_write().await?;
-        let batch_id = sqlite::ingest::insert_unread_batch(
-            &mut tx.inner,
-            source,
-            source_ref,
-            status,
-            error,
-            &entry.actor,
-            now,
-        )
-        .await?;
+        let batch_id = on_tx!(
+            tx,
+            ingest::insert_unread_batch(source, source_ref, status, error, &entry.actor, now,)
+        )?;
         audit::append(&mut tx, now, entry.batch(batch_id)).await?;
         tx.commit().await?;
         Ok(batch_id)
@@ -200,7 +209,7 @@ impl Ingest {
         batch: &NewBatch<'_>,
         now: DateTime<Utc>,
     ) -> Result<i64, Error> {
-        sqlite::ingest::insert_batch(&mut self.tx.inner, batch, now).await
+        on_tx!(self.tx, ingest::insert_batch(batch, now))
     }
 
     /// Stores the faults of the batch's rejected records.
@@ -209,7 +218,7 @@ impl Ingest {
         batch_id: i64,
         rejects: Vec<Reject>,
     ) -> Result<(), Error> {
-        sqlite::ingest::insert_rejects(&mut self.tx.inner, batch_id, rejects).await
+        on_tx!(self.tx, ingest::insert_rejects(batch_id, rejects))
     }
 
     /// The removals that failed at planning for want of an account (the HR record lacked a field the
@@ -217,7 +226,7 @@ impl Ingest {
     pub async fn failed_without_account(
         &mut self,
     ) -> anyhow::Result<Vec<super::queue::AccountSource>> {
-        sqlite::queue::failed_without_account(&mut self.tx.inner).await
+        on_tx!(self.tx, queue::failed_without_account())
     }
 
     /// These removals with the person as stored now (after this batch's writes).
@@ -225,7 +234,7 @@ impl Ingest {
         &mut self,
         ids: &[i64],
     ) -> anyhow::Result<Vec<super::queue::AccountSource>> {
-        sqlite::queue::account_sources(&mut self.tx.inner, ids).await
+        on_tx!(self.tx, queue::account_sources(ids))
     }
 
     /// Gives a removal that failed at planning the account now made from the re-sent HR record and
@@ -239,8 +248,8 @@ impl Ingest {
         batch_id: i64,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        sqlite::queue::set_account(&mut self.tx.inner, source.id, account, now).await?;
-        if !sqlite::queue::replan(&mut self.tx.inner, source.id, due_at, now).await? {
+        on_tx!(self.tx, queue::set_account(source.id, account, now))?;
+        if !on_tx!(self.tx, queue::replan(source.id, due_at, now))? {
             return Ok(false);
         }
         chain.push(
@@ -266,7 +275,7 @@ impl Ingest {
     ) -> anyhow::Result<HashMap<String, Vec<String>>> {
         let mut by_employee: HashMap<String, Vec<String>> = HashMap::new();
         for (employee, effective_at) in
-            sqlite::ingest::rejected_terminations(&mut self.tx.inner, employee_ids).await?
+            on_tx!(self.tx, ingest::rejected_terminations(employee_ids))?
         {
             by_employee.entry(employee).or_default().push(effective_at);
         }
@@ -278,7 +287,7 @@ impl Ingest {
         &mut self,
         employee_ids: &[&str],
     ) -> anyhow::Result<HashMap<String, (i64, String)>> {
-        let rows = sqlite::ingest::active_terminations(&mut self.tx.inner, employee_ids).await?;
+        let rows = on_tx!(self.tx, ingest::active_terminations(employee_ids))?;
         Ok(rows
             .into_iter()
             .map(|(employee, id, effective_at)| (employee, (id, effective_at)))
@@ -290,22 +299,25 @@ impl Ingest {
     /// list its removals' ids before the chunk is stored; a clash fails the insert.
     pub async fn last_ids(&mut self) -> Result<LastIds, Error> {
         Ok(LastIds {
-            termination: sqlite::max_rowid(&mut self.tx.inner, "terminations").await?,
-            removal: sqlite::max_rowid(&mut self.tx.inner, "removals").await?,
+            termination: max_id(&mut self.tx.inner, "terminations").await?,
+            removal: max_id(&mut self.tx.inner, "removals").await?,
         })
     }
 
     /// An empty set of writes for this batch, whose rows are created and updated at `now`.
     pub fn writes(&self, now: DateTime<Utc>) -> Writes {
         Writes {
-            script: Script::default(),
+            script: match self.tx.inner {
+                TxInner::Sqlite(_) => Script::Sqlite(sqlite::Script::default()),
+                TxInner::Postgres(_) => Script::Postgres(postgres::Script::default()),
+            },
             shared: Shared::new(now),
         }
     }
 
     /// Runs a chunk's writes.
     pub async fn write(&mut self, chunk: Chunk) -> Result<(), Error> {
-        chunk.script.execute(&mut self.tx.inner).await
+        run_script(chunk.script, &mut self.tx.inner).await
     }
 
     /// Runs a chunk's writes while `work` (preparing the next chunk) runs on this thread; returns what
@@ -323,15 +335,24 @@ impl Ingest {
         work: impl FnOnce() -> R,
     ) -> Result<R, Error> {
         let spent = self.spent.take();
-        let (ran, out) = chunk
-            .script
-            .execute_alongside(&mut self.tx.inner, || {
-                drop(spent);
-                work()
-            })
-            .await?;
-        self.spent = Some(ran);
-        Ok(out)
+        match (chunk.script, &mut self.tx.inner) {
+            (Script::Sqlite(script), TxInner::Sqlite(tx)) => {
+                let (ran, out) = script
+                    .execute_alongside(tx, || {
+                        drop(spent);
+                        work()
+                    })
+                    .await?;
+                self.spent = Some(ran);
+                Ok(out)
+            }
+            // The PostgreSQL connection runs in this task: prepare the next chunk, then send this one.
+            (script, _) => {
+                let out = work();
+                run_script(script, &mut self.tx.inner).await?;
+                Ok(out)
+            }
+        }
     }
 
     /// Moves a termination to a new effective time and its pending and held removals to their new due times
@@ -343,18 +364,17 @@ impl Ingest {
         due: &[(&str, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<u64, Error> {
-        sqlite::ingest::move_termination(&mut self.tx.inner, id, effective_at, now).await?;
+        on_tx!(self.tx, ingest::move_termination(id, effective_at, now))?;
         let mut moved = 0;
         for (connector, due_at) in due {
-            moved +=
-                sqlite::ingest::move_due(&mut self.tx.inner, id, connector, *due_at, now).await?;
+            moved += on_tx!(self.tx, ingest::move_due(id, connector, *due_at, now))?;
         }
         Ok(moved)
     }
 
     /// Marks a termination rescinded; its removals are left to the caller.
     pub async fn rescind(&mut self, id: i64, now: DateTime<Utc>) -> Result<(), Error> {
-        sqlite::ingest::rescind(&mut self.tx.inner, id, now).await
+        on_tx!(self.tx, ingest::rescind(id, now))
     }
 
     /// A termination's pending and held removals: id, connector and state.
@@ -362,12 +382,12 @@ impl Ingest {
         &mut self,
         termination_id: i64,
     ) -> Result<Vec<(i64, String, String)>, Error> {
-        sqlite::ingest::open_removals(&mut self.tx.inner, termination_id).await
+        on_tx!(self.tx, ingest::open_removals(termination_id))
     }
 
     /// The connectors on which a termination's removal is done.
     pub async fn done_connectors(&mut self, termination_id: i64) -> Result<Vec<String>, Error> {
-        sqlite::ingest::done_connectors(&mut self.tx.inner, termination_id).await
+        on_tx!(self.tx, ingest::done_connectors(termination_id))
     }
 
     /// Every removal of a termination: connector, state, due time and account, in connector order.
@@ -375,16 +395,17 @@ impl Ingest {
         &mut self,
         termination_id: i64,
     ) -> Result<Vec<(String, String, String, Option<String>)>, Error> {
-        sqlite::ingest::removals_of(&mut self.tx.inner, termination_id).await
+        on_tx!(self.tx, ingest::removals_of(termination_id))
     }
 
     /// Stores what the batch did in its row.
     pub async fn set_counts(&mut self, batch_id: i64, counts: &BatchCounts) -> Result<(), Error> {
-        sqlite::ingest::set_counts(&mut self.tx.inner, batch_id, counts).await
+        on_tx!(self.tx, ingest::set_counts(batch_id, counts))
     }
 
-    /// Makes the batch durable.
-    pub async fn commit(self) -> Result<(), Error> {
+    /// Makes the batch durable, and tells every replica's workers about it.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        self.tx.announce_work().await?;
         self.tx.commit().await
     }
 
@@ -397,7 +418,10 @@ impl Ingest {
 impl Writes {
     /// Creates or updates these people (one that did not change is not rewritten).
     pub fn people(&mut self, people: &[&Person]) -> anyhow::Result<()> {
-        sqlite::ingest::people_into(&mut self.script, people, &mut self.shared)
+        into_script!(
+            &mut self.script,
+            ingest::people_into(people, &mut self.shared)
+        )
     }
 
     /// Creates these active terminations of batch `batch_id` from `source`.
@@ -407,29 +431,88 @@ impl Writes {
         source: &str,
         batch_id: i64,
     ) -> Result<(), Error> {
-        sqlite::ingest::terminations_into(
+        into_script!(
             &mut self.script,
-            terminations,
-            source,
-            batch_id,
-            &mut self.shared,
+            ingest::terminations_into(terminations, source, batch_id, &mut self.shared)
         )
     }
 
     /// Creates these removals.
     pub fn removals(&mut self, removals: Vec<RemovalRow<'_>>) -> Result<(), Error> {
-        sqlite::ingest::removals_into(&mut self.script, removals, &mut self.shared)
+        into_script!(
+            &mut self.script,
+            ingest::removals_into(removals, &mut self.shared)
+        )
     }
 
     /// Stores these audit rows (written only by `audit::Chain::write_into`).
     pub fn audit_rows(&mut self, rows: Vec<AuditRow>) -> Result<(), Error> {
-        sqlite::audit_log::insert_rows(&mut self.script, rows)
+        into_script!(&mut self.script, audit_log::insert_rows(rows))
     }
 
     /// The writes added so far, as one command; these writes start again empty.
     pub fn take(&mut self) -> Chunk {
         Chunk {
-            script: std::mem::take(&mut self.script),
+            script: {
+                let empty = match self.script {
+                    Script::Sqlite(_) => Script::Sqlite(sqlite::Script::default()),
+                    Script::Postgres(_) => Script::Postgres(postgres::Script::default()),
+                };
+                std::mem::replace(&mut self.script, empty)
+            },
         }
+    }
+}
+
+/// Runs a chunk's inserts in the transaction of the same backend.
+async fn run_script(script: Script, tx: &mut TxInner) -> Result<(), Error> {
+    match (script, tx) {
+        (Script::Sqlite(script), TxInner::Sqlite(tx)) => script.execute(tx).await,
+        (Script::Postgres(script), TxInner::Postgres(tx)) => script.execute(tx).await,
+        _ => Err(Error::Protocol(
+            "a chunk built for one backend was run on the other".into(),
+        )),
+    }
+}
+
+/// The largest id of `table`, read under the write lock.
+async fn max_id(tx: &mut TxInner, table: &str) -> Result<i64, Error> {
+    match tx {
+        TxInner::Sqlite(tx) => sqlite::max_rowid(tx, table).await,
+        TxInner::Postgres(tx) => postgres::max_id(tx, table).await,
+    }
+}
+
+/// Text that many rows of a batch bind (connector and state names, times), kept once and shared by the rows
+/// instead of copied into each.
+pub(in crate::store) struct Shared {
+    pub(in crate::store) now: DateTime<Utc>,
+    texts: HashMap<String, Arc<str>>,
+    times: HashMap<DateTime<Utc>, Arc<str>>,
+}
+
+impl Shared {
+    pub(in crate::store) fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            texts: HashMap::new(),
+            times: HashMap::new(),
+        }
+    }
+
+    pub(in crate::store) fn text(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.texts.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.texts.insert(text.to_string(), shared.clone());
+        shared
+    }
+
+    pub(in crate::store) fn time(&mut self, t: DateTime<Utc>) -> Arc<str> {
+        self.times
+            .entry(t)
+            .or_insert_with(|| Arc::from(super::ts(t)))
+            .clone()
     }
 }

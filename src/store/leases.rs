@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::queue::Reclaimed;
-use super::{Store, Tx, sqlite};
+use super::{Store, Tx};
 use crate::audit::{self, Entry};
 
 impl Store {
@@ -21,11 +21,11 @@ impl Store {
         max_attempts: impl Fn(&str) -> u32,
     ) -> anyhow::Result<Reclaimed> {
         // A cheap read first: the write lock is taken only when a lease really expired.
-        if !sqlite::queue::any_expired(&self.pool, now).await? {
+        if !on_pool!(self, queue::any_expired(now))? {
             return Ok(Reclaimed::default());
         }
         let mut tx = self.begin_write().await?;
-        let rows = sqlite::queue::expired(&mut tx.inner, now).await?;
+        let rows = on_tx!(tx, queue::expired(now))?;
         let reclaimed = reclaim(&mut tx, &rows, None, now, max_attempts).await?;
         tx.commit().await?;
         Ok(reclaimed)
@@ -42,8 +42,7 @@ impl Store {
         max_attempts: impl Fn(&str) -> u32,
     ) -> anyhow::Result<Reclaimed> {
         let mut tx = self.begin_write().await?;
-        let rows: Vec<_> = sqlite::queue::running(&mut tx.inner)
-            .await?
+        let rows: Vec<_> = on_tx!(tx, queue::running())?
             .into_iter()
             .filter(|r| r.lease_owner.as_deref().is_some_and(&gone))
             .collect();
@@ -62,7 +61,7 @@ impl Store {
 /// `lease_expired` with `reason` when one is given.
 async fn reclaim(
     tx: &mut Tx,
-    rows: &[sqlite::queue::Expired],
+    rows: &[super::queue::Expired],
     reason: Option<&str>,
     now: DateTime<Utc>,
     max_attempts: impl Fn(&str) -> u32,
@@ -83,7 +82,7 @@ async fn reclaim(
                 "gave up after {spent} attempts: the lease of the last one expired before it finished \
                  (the daemon stopped or the call outlived the lease)"
             );
-            sqlite::queue::fail_expired(&mut tx.inner, row.id, &error, now).await?;
+            on_tx!(tx, queue::fail_expired(row.id, &error, now))?;
             chain.push(
                 now,
                 entry.outcome("failed").detail(json!({
@@ -92,7 +91,7 @@ async fn reclaim(
             );
             reclaimed.failed += 1;
         } else {
-            sqlite::queue::requeue_expired(&mut tx.inner, row.id, now).await?;
+            on_tx!(tx, queue::requeue_expired(row.id, now))?;
             chain.push(
                 now,
                 entry.detail(json!({"from": "running", "to": "pending", "lease_owner": owner, "reason": reason})),

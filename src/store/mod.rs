@@ -9,8 +9,37 @@
 //! checks and the audit rows that record it.
 //!
 //! The statements themselves are the backend's: `sqlite/` holds the pool and its pragmas, the migrations, the
-//! ids given to new rows, the multi-row statements and SQLite's dialect. A PostgreSQL backend is a second
-//! directory beside it, and a second variant of [`Store`] and [`Tx`].
+//! ids given to new rows, the multi-row statements and SQLite's dialect; `postgres/` the same for
+//! PostgreSQL (several replicas on one database). An operation runs its backend's statement through
+//! [`on_pool!`] or [`on_tx!`], which pick the backend the store was opened on.
+
+/// Runs the backend statement `module::function(args)` on the store's pool.
+macro_rules! on_pool {
+    ($store:expr, $module:ident :: $function:ident ( $($arg:expr),* $(,)? )) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(pool) => {
+                $crate::store::sqlite::$module::$function(pool, $($arg),*).await
+            }
+            $crate::store::Db::Postgres(pool) => {
+                $crate::store::postgres::$module::$function(pool, $($arg),*).await
+            }
+        }
+    };
+}
+
+/// Runs the backend statement `module::function(args)` in the write transaction `tx`.
+macro_rules! on_tx {
+    ($tx:expr, $module:ident :: $function:ident ( $($arg:expr),* $(,)? )) => {
+        match &mut $tx.inner {
+            $crate::store::TxInner::Sqlite(tx) => {
+                $crate::store::sqlite::$module::$function(tx, $($arg),*).await
+            }
+            $crate::store::TxInner::Postgres(tx) => {
+                $crate::store::postgres::$module::$function(tx, $($arg),*).await
+            }
+        }
+    };
+}
 
 pub mod audit_log;
 pub mod batches;
@@ -19,10 +48,14 @@ pub mod connectors;
 pub mod ingest;
 pub mod leases;
 pub mod notify;
+mod postgres;
 pub mod queue;
 pub mod reads;
+mod replicas;
 mod sqlite;
 pub mod transition;
+
+pub use replicas::{Leadership, WakeListener};
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,23 +63,62 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::config::{Backend, DatabaseConfig};
+
 /// The database: a pool of connections and the operations the rest of the code may run on it.
 /// Cloning it is cheap and shares the pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: sqlx::SqlitePool,
+    db: Db,
+}
+
+/// The backend a store was opened on.
+#[derive(Debug, Clone)]
+enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 /// A write transaction: the changes of one operation, committed together with their audit rows.
 pub struct Tx {
-    inner: sqlite::Tx,
+    inner: TxInner,
+}
+
+enum TxInner {
+    Sqlite(sqlite::Tx),
+    Postgres(postgres::Tx),
 }
 
 /// What a failed statement reports.
 pub type Error = sqlx::Error;
 
 impl Store {
-    /// Opens (creating if missing) the database at `path` and brings its schema up to date.
+    /// Opens the configured database (creating a SQLite file if missing) and brings its schema up to
+    /// date.
+    pub async fn open_configured(config: &DatabaseConfig) -> anyhow::Result<Store> {
+        let store = Self::connect_configured(config).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the configured database as it is, without migrating it.
+    pub async fn connect_configured(config: &DatabaseConfig) -> anyhow::Result<Store> {
+        match &config.backend {
+            Backend::Sqlite(path) => {
+                Self::connect(path, config.max_connections, config.busy_timeout).await
+            }
+            Backend::Postgres(pg) => Ok(Store {
+                db: Db::Postgres(postgres::connect(pg, config.max_connections).await?),
+            }),
+        }
+    }
+
+    /// Whether this store is on PostgreSQL (several replicas may share it).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// Opens (creating if missing) the SQLite database at `path` and brings its schema up to date.
     pub async fn open(
         path: &Path,
         max_connections: u32,
@@ -57,14 +129,14 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens (creating if missing) the database at `path` as it is, without migrating it.
+    /// Opens (creating if missing) the SQLite database at `path` as it is, without migrating it.
     pub async fn connect(
         path: &Path,
         max_connections: u32,
         busy_timeout: Duration,
     ) -> anyhow::Result<Store> {
         Ok(Store {
-            pool: sqlite::connect(path, max_connections, busy_timeout).await?,
+            db: Db::Sqlite(sqlite::connect(path, max_connections, busy_timeout).await?),
         })
     }
 
@@ -80,43 +152,78 @@ impl Store {
         if path.exists() {
             anyhow::bail!("{} exists: refusing to overwrite it", path.display());
         }
-        sqlite::backup(&self.pool, path).await
+        match &self.db {
+            Db::Sqlite(pool) => sqlite::backup(pool, path).await,
+            Db::Postgres(_) => anyhow::bail!(
+                "`offboard backup` copies a SQLite database; back up PostgreSQL with its own tools (pg_dump, or the server's base backups and WAL archive)"
+            ),
+        }
     }
 
     /// Applies every pending migration.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlite::migrate(&self.pool).await
+        match &self.db {
+            Db::Sqlite(pool) => sqlite::migrate(pool).await,
+            Db::Postgres(pool) => postgres::migrate(pool).await,
+        }
     }
 
     /// Waits for the connections in use and closes them all; the store is not used afterwards.
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.db {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 
-    /// Starts a write transaction. It holds the write lock from the start, so one that reads before it
-    /// writes never fails to upgrade its lock.
+    /// Starts a write transaction. It holds the write lock from the start (SQLite's, or the advisory
+    /// lock every writer to a PostgreSQL database takes), so one that reads before it writes never
+    /// fails to upgrade its lock and the audit chain has one writer at a time.
     pub async fn begin_write(&self) -> Result<Tx, Error> {
         Ok(Tx {
-            inner: sqlite::begin_write(&self.pool).await?,
+            inner: match &self.db {
+                Db::Sqlite(pool) => TxInner::Sqlite(sqlite::begin_write(pool).await?),
+                Db::Postgres(pool) => TxInner::Postgres(postgres::begin_write(pool).await?),
+            },
         })
     }
 
-    /// The SQLite pool underneath, for tests and tools that read the database file directly. Offboard's own
-    /// code goes through the operations.
+    /// The SQLite pool underneath, for tests and tools that read the database file directly. Offboard's
+    /// own code goes through the operations.
+    ///
+    /// # Panics
+    /// On a PostgreSQL store.
     pub fn sqlite_pool(&self) -> &sqlx::SqlitePool {
-        &self.pool
+        match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Postgres(_) => panic!("sqlite_pool() on a PostgreSQL store"),
+        }
+    }
+
+    /// The PostgreSQL pool underneath, for tests; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.db {
+            Db::Sqlite(_) => None,
+            Db::Postgres(pool) => Some(pool),
+        }
     }
 }
 
 impl Tx {
     /// Makes the transaction's changes durable.
     pub async fn commit(self) -> Result<(), Error> {
-        self.inner.commit().await
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await,
+            TxInner::Postgres(tx) => tx.commit().await,
+        }
     }
 
     /// Drops the transaction's changes.
     pub async fn rollback(self) -> Result<(), Error> {
-        self.inner.rollback().await
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.rollback().await,
+            TxInner::Postgres(tx) => tx.rollback().await,
+        }
     }
 }
 

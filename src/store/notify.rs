@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Error, Store, Tx, sqlite};
+use super::{Error, Store, Tx};
 
 /// An event waiting for a channel.
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -36,15 +36,10 @@ impl Tx {
         detail: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlite::notify::add(
-            &mut self.inner,
-            key,
-            event,
-            summary,
-            &detail.to_string(),
-            now,
+        on_tx!(
+            self,
+            notify::add(key, event, summary, &detail.to_string(), now,)
         )
-        .await
     }
 }
 
@@ -69,7 +64,7 @@ impl Store {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, String, String, String, String)>, Error> {
-        sqlite::notify::open_removals(&self.pool, now).await
+        on_pool!(self, notify::open_removals(now))
     }
 
     /// The events of `kinds` not yet delivered to `channel`, due now, oldest first.
@@ -80,7 +75,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: u32,
     ) -> anyhow::Result<Vec<NotifyEvent>> {
-        sqlite::notify::due(&self.pool, channel, kinds, now, limit).await
+        on_pool!(self, notify::due(channel, kinds, now, limit))
     }
 
     /// Records a delivery (`error` is `None`) or a failed try, due again at `next_at`.
@@ -92,6 +87,6 @@ impl Store {
         next_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        sqlite::notify::record(&self.pool, event_id, channel, error, next_at, now).await
+        on_pool!(self, notify::record(event_id, channel, error, next_at, now))
     }
 }

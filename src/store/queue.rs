@@ -10,10 +10,21 @@ use serde_json::json;
 use sqlx::FromRow;
 
 use super::transition::To;
-use super::{Store, Tx, parse_ts, sqlite, ts};
+use super::{Store, Tx, parse_ts, ts};
 use crate::audit::{self, Entry};
 use crate::connectors::{Bound, VendorCall};
 use crate::domain::{Person, RemovalState};
+
+/// A running removal whose lease expired (or, at start, one this host's dead process held).
+#[derive(FromRow)]
+pub(in crate::store) struct Expired {
+    pub(in crate::store) id: i64,
+    pub(in crate::store) connector: String,
+    pub(in crate::store) attempts: i64,
+    pub(in crate::store) retry_base: i64,
+    pub(in crate::store) lease_owner: Option<String>,
+    pub(in crate::store) employee_id: String,
+}
 
 /// The account a removal is bound to, and since when (see [`Store::bind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,16 +213,10 @@ impl Store {
         for (connector, limit) in wanted {
             let limit = left.min(*limit);
             if limit > 0 {
-                let claimed = sqlite::queue::claim(
-                    &mut tx.inner,
-                    owner,
-                    connector,
-                    limit,
-                    expires,
-                    now,
-                    due_by,
-                )
-                .await?;
+                let claimed = on_tx!(
+                    tx,
+                    queue::claim(owner, connector, limit, expires, now, due_by,)
+                )?;
                 for claim in &claimed {
                     chain.push(
                         now,
@@ -246,7 +251,7 @@ impl Store {
         let mut chain = audit::Chain::start(&mut tx).await?;
         let mut applied = Vec::with_capacity(bindings.len());
         for (claim, account) in bindings {
-            let ok = sqlite::queue::bind(&mut tx.inner, claim, account, now).await?;
+            let ok = on_tx!(tx, queue::bind(claim, account, now))?;
             if ok {
                 chain.push(
                     now,
@@ -381,7 +386,7 @@ async fn record_all(
         .iter()
         .map(|a| (&a.claim, outcome_of(&a.completion)))
         .collect();
-    let applied = sqlite::queue::record(&mut tx.inner, &outcomes, now).await?;
+    let applied = on_tx!(tx, queue::record(&outcomes, now))?;
     for a in attempts {
         if let Completion::Failed { error } = &a.completion
             && applied.contains(&(a.claim.id, a.claim.attempt))
@@ -591,29 +596,29 @@ impl Store {
         &self,
         connectors: &[String],
     ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let next = sqlite::queue::next_wakeup(&self.pool, connectors).await?;
+        let next = on_pool!(self, queue::next_wakeup(connectors))?;
         next.as_deref().map(parse_ts).transpose()
     }
 
     /// How many removals are due now for a connector.
     pub async fn count_due(&self, connector: &str, now: DateTime<Utc>) -> anyhow::Result<i64> {
-        Ok(sqlite::queue::count_due(&self.pool, connector, now).await?)
+        Ok(on_pool!(self, queue::count_due(connector, now))?)
     }
 
     /// Whether the termination is still active (re-checked right before a destructive call).
     pub async fn termination_is_active(&self, termination_id: i64) -> anyhow::Result<bool> {
-        let status = sqlite::queue::termination_status(&self.pool, termination_id).await?;
+        let status = on_pool!(self, queue::termination_status(termination_id))?;
         Ok(status.as_deref() == Some("active"))
     }
 
     /// Lists removals, oldest due first.
     pub async fn removals(&self, filter: &RemovalFilter) -> anyhow::Result<Vec<RemovalView>> {
-        Ok(sqlite::queue::list(&self.pool, filter).await?)
+        Ok(on_pool!(self, queue::list(filter))?)
     }
 
     /// Counts of removals by connector and state.
     pub async fn removal_counts(&self) -> anyhow::Result<BTreeMap<(String, String), i64>> {
-        let rows = sqlite::queue::counts(&self.pool).await?;
+        let rows = on_pool!(self, queue::counts())?;
         Ok(rows.into_iter().map(|(c, s, n)| ((c, s), n)).collect())
     }
 
@@ -630,7 +635,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<(Vec<i64>, Vec<NotRetried>)> {
         let mut tx = self.begin_write().await?;
-        let rows = sqlite::queue::selected(&mut tx.inner, selection).await?;
+        let rows = on_tx!(tx, queue::selected(selection))?;
         if let RetrySelection::One(id) = selection {
             match rows.first() {
                 None => anyhow::bail!("no removal with id {id}"),
@@ -643,7 +648,7 @@ impl Store {
             }
         }
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let sources = sqlite::queue::account_sources(&mut tx.inner, &ids).await?;
+        let sources = on_tx!(tx, queue::account_sources(&ids))?;
         let mut chain = audit::Chain::start(&mut tx).await?;
         let mut retried = Vec::new();
         let mut not_retried = Vec::new();
@@ -652,7 +657,7 @@ impl Store {
             if !source.imported {
                 match render(&source.connector, &source.person) {
                     Some(Ok(account)) if source.account.as_deref() != Some(account.as_str()) => {
-                        sqlite::queue::set_account(&mut tx.inner, source.id, &account, now).await?;
+                        on_tx!(tx, queue::set_account(source.id, &account, now))?;
                         detail = Some(json!({"account_made_again": true}));
                     }
                     Some(Err(reason)) => {
@@ -699,8 +704,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut tx = self.begin_write().await?;
-        let Some((connector, state, employee)) = sqlite::queue::removal(&mut tx.inner, id).await?
-        else {
+        let Some((connector, state, employee)) = on_tx!(tx, queue::removal(id))? else {
             anyhow::bail!("no removal with id {id}");
         };
         if !matches!(state.as_str(), "pending" | "held" | "failed" | "planned") {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, sqlite};
+use super::Store;
 
 /// The oldest due removal.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -136,33 +136,33 @@ impl Store {
         connector: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<OldestDue>> {
-        sqlite::reads::oldest_due(&self.pool, connector, now).await
+        on_pool!(self, reads::oldest_due(connector, now))
     }
 
     /// The rejected feed rows, of one batch or of all, newest batch first, in row order.
     pub async fn rejected_rows(&self, batch: Option<i64>) -> anyhow::Result<Vec<RejectedRow>> {
-        sqlite::reads::rejected_rows(&self.pool, batch).await
+        on_pool!(self, reads::rejected_rows(batch))
     }
 
     /// Every removal in a final state (done, failed, cancelled), with that state, for the audit
     /// cross-check.
     pub async fn finished_removals(&self) -> anyhow::Result<Vec<(i64, String, Option<String>)>> {
-        sqlite::reads::finished_removals(&self.pool).await
+        on_pool!(self, reads::finished_removals())
     }
 
     /// The latest failed removals, newest first.
     pub async fn recent_failures(&self, limit: u32) -> anyhow::Result<Vec<FailedRemoval>> {
-        sqlite::reads::recent_failures(&self.pool, limit).await
+        on_pool!(self, reads::recent_failures(limit))
     }
 
     /// People whose termination was rescinded after a removal was already done, latest first.
     pub async fn rehired_after_removal(&self, limit: u32) -> anyhow::Result<Vec<Rehired>> {
-        sqlite::reads::rehired_after_removal(&self.pool, limit).await
+        on_pool!(self, reads::rehired_after_removal(limit))
     }
 
     /// The last feed batch, or with `ok_only` the last successful one.
     pub async fn last_feed_batch(&self, ok_only: bool) -> anyhow::Result<Option<LastPoll>> {
-        sqlite::reads::last_feed_batch(&self.pool, ok_only).await
+        on_pool!(self, reads::last_feed_batch(ok_only))
     }
 
     /// Every removal of terminations effective in `[since, until)`, optionally of one connector, in
@@ -173,12 +173,12 @@ impl Store {
         until: Option<DateTime<Utc>>,
         connector: Option<&str>,
     ) -> anyhow::Result<Vec<ReportSource>> {
-        sqlite::reads::report_sources(&self.pool, since, until, connector).await
+        on_pool!(self, reads::report_sources(since, until, connector))
     }
 
     /// Batches waiting for approve or reject.
     pub async fn undecided_held_batches(&self) -> anyhow::Result<i64> {
-        sqlite::reads::undecided_held_batches(&self.pool).await
+        on_pool!(self, reads::undecided_held_batches())
     }
 
     /// The oldest due time over the pending removals of `connectors`, each read from the claim index.
@@ -187,37 +187,37 @@ impl Store {
         connectors: &[&str],
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<String>> {
-        sqlite::reads::oldest_due_at(&self.pool, connectors, now).await
+        on_pool!(self, reads::oldest_due_at(connectors, now))
     }
 
     /// When the feed was last polled successfully (changed or not).
     pub async fn last_successful_poll_at(&self) -> anyhow::Result<Option<String>> {
-        sqlite::reads::last_successful_poll_at(&self.pool).await
+        on_pool!(self, reads::last_successful_poll_at())
     }
 
     /// Removals pending and held, for the summary of a run.
     pub async fn pending_and_held(&self) -> anyhow::Result<(i64, i64)> {
-        sqlite::reads::pending_and_held(&self.pool).await
+        on_pool!(self, reads::pending_and_held())
     }
 
     /// Failed removals.
     pub async fn failed_count(&self) -> anyhow::Result<i64> {
-        sqlite::reads::failed_count(&self.pool).await
+        on_pool!(self, reads::failed_count())
     }
 
     /// Migrations applied to the database.
     pub async fn migrations_applied(&self) -> anyhow::Result<i64> {
-        sqlite::reads::migrations_applied(&self.pool).await
+        on_pool!(self, reads::migrations_applied())
     }
 
     /// Takes and releases the write lock, so a read-only or locked-up database shows.
     pub async fn check_writable(&self) -> anyhow::Result<()> {
-        sqlite::reads::check_writable(&self.pool).await
+        on_pool!(self, reads::check_writable())
     }
 
     /// The saved state of a feed source.
     pub async fn feed_state(&self, source_ref: &str) -> anyhow::Result<FeedState> {
-        sqlite::reads::load_feed_state(&self.pool, source_ref).await
+        on_pool!(self, reads::load_feed_state(source_ref))
     }
 
     /// Saves the state of a feed source after a successful poll.
@@ -227,6 +227,6 @@ impl Store {
         state: &FeedState,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        sqlite::reads::save_feed_state(&self.pool, source_ref, state, now).await
+        on_pool!(self, reads::save_feed_state(source_ref, state, now))
     }
 }

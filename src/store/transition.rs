@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Tx, sqlite};
+use super::Tx;
 use crate::audit::{Chain, Entry};
 
 /// Where a removal goes.
@@ -45,7 +45,7 @@ impl Tx {
         entry: Entry,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        if !sqlite::transition::set_state(&mut self.inner, id, from, to, now).await? {
+        if !on_tx!(self, transition::set_state(id, from, to, now))? {
             anyhow::bail!("removal {id} is no longer {from}");
         }
         let mut detail = json!({"from": from, "to": to.state()});

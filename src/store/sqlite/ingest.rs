@@ -2,14 +2,11 @@
 //! employees (`json_each`), a chunk's people, terminations, removals and audit rows as multi-row inserts of
 //! one [`Script`] (people upserted only when a column changed: `IS NOT`), moves and rescinds.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 
 use super::{Script, Tx};
 use crate::domain::{Person, RemovalState};
-use crate::store::ingest::{BatchCounts, NewBatch, Reject, RemovalRow, TerminationRow};
+use crate::store::ingest::{BatchCounts, NewBatch, Reject, RemovalRow, Shared, TerminationRow};
 use crate::store::ts;
 
 /// Inserts a batch received whole (`status = 'ok'`); returns its id.
@@ -318,38 +315,4 @@ pub(in crate::store) fn removals_into(
                 .add(finished);
         },
     )
-}
-
-/// Text that many rows of a batch bind (connector and state names, times), kept once and shared by the rows
-/// instead of copied into each.
-pub(in crate::store) struct Shared {
-    now: DateTime<Utc>,
-    texts: HashMap<String, Arc<str>>,
-    times: HashMap<DateTime<Utc>, Arc<str>>,
-}
-
-impl Shared {
-    pub(in crate::store) fn new(now: DateTime<Utc>) -> Self {
-        Self {
-            now,
-            texts: HashMap::new(),
-            times: HashMap::new(),
-        }
-    }
-
-    fn text(&mut self, text: &str) -> Arc<str> {
-        if let Some(shared) = self.texts.get(text) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(text);
-        self.texts.insert(text.to_string(), shared.clone());
-        shared
-    }
-
-    fn time(&mut self, t: DateTime<Utc>) -> Arc<str> {
-        self.times
-            .entry(t)
-            .or_insert_with(|| Arc::from(ts(t)))
-            .clone()
-    }
 }

@@ -11,7 +11,9 @@ use sqlx::{FromRow, SqlitePool};
 use super::Tx;
 use crate::connectors::Bound;
 use crate::domain::Person;
-use crate::store::queue::{Binding, Claimed, Outcome, RemovalFilter, RemovalView, RetrySelection};
+use crate::store::queue::{
+    Binding, Claimed, Expired, Outcome, RemovalFilter, RemovalView, RetrySelection,
+};
 use crate::store::{parse_ts, ts};
 
 #[derive(FromRow)]
@@ -200,17 +202,6 @@ pub(in crate::store) async fn any_expired(
     .bind(ts(now))
     .fetch_one(pool)
     .await
-}
-
-/// A running removal whose lease expired.
-#[derive(FromRow)]
-pub(in crate::store) struct Expired {
-    pub(in crate::store) id: i64,
-    pub(in crate::store) connector: String,
-    pub(in crate::store) attempts: i64,
-    pub(in crate::store) retry_base: i64,
-    pub(in crate::store) lease_owner: Option<String>,
-    pub(in crate::store) employee_id: String,
 }
 
 /// The running removals whose lease expired by `now`.

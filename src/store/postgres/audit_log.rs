@@ -1,0 +1,142 @@
+//! The audit log's statements on PostgreSQL: the head of the chain, multi-row inserts, reads in chain order.
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
+use sqlx::PgPool;
+
+use super::{Script, Tx};
+use crate::store::audit_log::AuditRow;
+use crate::store::ts;
+
+/// The head of the chain (its last sequence number and hash), read in the caller's write transaction.
+pub(in crate::store) async fn head(tx: &mut Tx) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// The head of the chain, read outside any transaction.
+pub(in crate::store) async fn head_now(
+    pool: &PgPool,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await
+}
+
+/// Adds the inserts of `rows` to `script`.
+pub(in crate::store) fn insert_rows(
+    script: &mut Script,
+    rows: impl IntoIterator<Item = AuditRow, IntoIter: ExactSizeIterator>,
+) -> Result<(), sqlx::Error> {
+    script.insert(
+        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash)",
+        15,
+        "",
+        rows,
+        |b, row| {
+            b.add(row.seq)
+                .add(row.at)
+                .add(row.actor)
+                .add(row.event)
+                .add(row.employee_id)
+                .add(row.connector)
+                .add(row.removal_id)
+                .add(row.batch_id)
+                .add(row.attempt)
+                .add(row.outcome)
+                .add(row.http_status)
+                .add(row.duration_ms)
+                .add(row.detail)
+                .add(row.prev_hash)
+                .add(row.hash);
+        },
+    )
+}
+
+/// Inserts `rows` in the caller's transaction.
+pub(in crate::store) async fn insert(tx: &mut Tx, rows: Vec<AuditRow>) -> Result<(), sqlx::Error> {
+    let mut script = Script::default();
+    insert_rows(&mut script, rows)?;
+    script.execute(tx).await
+}
+
+/// Every row in chain order, read as a stream.
+pub(in crate::store) fn in_order(pool: &PgPool) -> BoxStream<'_, Result<AuditRow, sqlx::Error>> {
+    sqlx::query_as::<_, AuditRow>("SELECT * FROM audit_log ORDER BY seq").fetch(pool)
+}
+
+/// The rows of one employee, since a time, of one connector (each when given), in chain order.
+pub(in crate::store) async fn matching(
+    pool: &PgPool,
+    employee_id: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    connector: Option<&str>,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as::<_, AuditRow>(
+        "SELECT * FROM audit_log \
+         WHERE ($1 IS NULL OR employee_id = $1) AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR connector = $3) \
+         ORDER BY seq",
+    )
+    .bind(employee_id)
+    .bind(since.map(ts))
+    .bind(connector)
+    .fetch_all(pool)
+    .await
+}
+
+/// The anchor the chain starts after, if rows were archived.
+pub(in crate::store) async fn anchor(
+    pool: &PgPool,
+) -> Result<Option<crate::store::audit_log::Anchor>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT seq, hash, last_at, checkpoint, segment, segment_sha256 FROM audit_anchor \
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// The rows after `after` up to `through`, in order.
+pub(in crate::store) async fn range(
+    pool: &PgPool,
+    after: i64,
+    through: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as::<_, AuditRow>(
+        "SELECT * FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+    )
+    .bind(after)
+    .bind(through)
+    .fetch_all(pool)
+    .await
+}
+
+/// Records a new anchor and deletes the rows up to it (the delete trigger lets rows up to an anchor go).
+pub(in crate::store) async fn archive(
+    tx: &mut Tx,
+    anchor: &crate::store::audit_log::Anchor,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_anchor (seq, hash, last_at, checkpoint, segment, segment_sha256, archived_by, archived_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(anchor.seq)
+    .bind(&anchor.hash)
+    .bind(&anchor.last_at)
+    .bind(&anchor.checkpoint)
+    .bind(&anchor.segment)
+    .bind(&anchor.segment_sha256)
+    .bind(actor)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
+        .bind(anchor.seq)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}

@@ -1,0 +1,498 @@
+//! The statements of the removal queue on PostgreSQL: claims (one `UPDATE … RETURNING` over rows locked with
+//! `FOR UPDATE SKIP LOCKED`, bringing the termination and the person along), attempts recorded many per
+//! statement through `jsonb_to_recordset`, expired leases, wake-ups read from the claim index, operator
+//! selections and listings.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{FromRow, PgPool};
+
+use super::Tx;
+use crate::connectors::Bound;
+use crate::domain::Person;
+use crate::store::queue::{
+    Binding, Claimed, Expired, Outcome, RemovalFilter, RemovalView, RetrySelection,
+};
+use crate::store::{parse_ts, ts};
+
+#[derive(FromRow)]
+struct ClaimRow {
+    id: i64,
+    termination_id: i64,
+    connector: String,
+    account: Option<String>,
+    attempts: i64,
+    retry_base: i64,
+    credential_refusals: i64,
+    due_at: String,
+    remote_id: Option<String>,
+    bound_key: Option<String>,
+    remove_sent_at: Option<String>,
+    /// The termination and the person, as a JSON object ([`Who`]).
+    who: Option<String>,
+}
+
+/// The termination and person columns a claim brings along.
+#[derive(serde::Deserialize)]
+struct Who {
+    effective_at: String,
+    employee_id: String,
+    email: Option<String>,
+    username: Option<String>,
+    upn: Option<String>,
+    display_name: Option<String>,
+    attributes: String,
+}
+
+/// Claims the next due pending removals of one connector (`$4`, at most `$5`, due by `$6`) for owner `$1`
+/// until `$2`, at `$3`. The subquery reads the partial index `removals_claim` and skips rows another
+/// transaction holds. RETURNING brings the termination and the person along, so a claim is one statement.
+const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attempts + 1, lease_owner = $1, \
+     lease_expires_at = $2, updated_at = $3 \
+     WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= $6 AND connector = $4 \
+                  ORDER BY due_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, termination_id, connector, account, attempts, retry_base, credential_refusals, due_at, \
+       remote_id, bound_key, remove_sent_at, \
+       (SELECT json_build_object('effective_at', t.effective_at, 'employee_id', p.employee_id, 'email', p.email, \
+                           'username', p.username, 'upn', p.upn, 'display_name', p.display_name, \
+                           'attributes', p.attributes)::TEXT \
+        FROM terminations t JOIN people p ON p.employee_id = t.employee_id \
+        WHERE t.id = removals.termination_id) AS who";
+
+/// Claims the next due pending removals of `connector` (at most `limit`, due by `due_by`, capped at `now`) for
+/// `owner` under a lease until `expires`, oldest due first.
+pub(in crate::store) async fn claim(
+    tx: &mut Tx,
+    owner: &str,
+    connector: &str,
+    limit: u32,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+    due_by: DateTime<Utc>,
+) -> anyhow::Result<Vec<Claimed>> {
+    let mut rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
+        .bind(owner)
+        .bind(ts(expires))
+        .bind(ts(now))
+        .bind(connector)
+        .bind(i64::from(limit))
+        .bind(ts(due_by.min(now)))
+        .fetch_all(&mut **tx)
+        .await?;
+    // RETURNING gives no order: work (and audit) oldest due first.
+    rows.sort_by(|a, b| (&a.due_at, a.id).cmp(&(&b.due_at, b.id)));
+    rows.into_iter()
+        .map(|row| {
+            let who: Who =
+                serde_json::from_str(row.who.as_deref().unwrap_or("null")).map_err(|e| {
+                    anyhow::anyhow!(
+                        "removal {}: its termination or person is missing: {e}",
+                        row.id
+                    )
+                })?;
+            let bound = match (row.remove_sent_at, row.remote_id) {
+                (Some(sent_at), Some(id)) => Some(Binding {
+                    account: Bound {
+                        id,
+                        key: row.bound_key,
+                    },
+                    remove_sent_at: parse_ts(&sent_at)?,
+                }),
+                _ => None,
+            };
+            Ok(Claimed {
+                id: row.id,
+                bound,
+                termination_id: row.termination_id,
+                connector: row.connector,
+                account: row.account,
+                attempt: row.attempts,
+                retry_base: row.retry_base,
+                credential_refusals: row.credential_refusals,
+                owner: owner.to_string(),
+                effective_at: parse_ts(&who.effective_at)?,
+                person: Person {
+                    employee_id: who.employee_id,
+                    email: who.email,
+                    username: who.username,
+                    upn: who.upn,
+                    display_name: who.display_name,
+                    attributes: serde_json::from_str(&who.attributes).unwrap_or_default(),
+                },
+            })
+        })
+        .collect()
+}
+
+/// Stores the outcome of each attempt in one statement, each fenced by the removal's attempt number and
+/// lease owner; returns the `(removal, attempt)` pairs the fence let through.
+pub(in crate::store) async fn record(
+    tx: &mut Tx,
+    outcomes: &[(&Claimed, Outcome)],
+    now: DateTime<Utc>,
+) -> anyhow::Result<HashSet<(i64, i64)>> {
+    let t = ts(now);
+    let rows: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|(claim, o)| {
+            json!({
+                "id": claim.id, "attempt": claim.attempt, "owner": claim.owner,
+                "state": o.state.as_str(), "outcome": o.outcome, "remote_id": o.remote_id,
+                "last_error": o.last_error, "due_at": o.due_at.map(ts),
+                "finished_at": o.finished.then_some(t.as_str()),
+                "refused": i64::from(o.credential_refused),
+            })
+        })
+        .collect();
+    // Driven by the attempts (a primary-key lookup each).
+    Ok(sqlx::query_as(
+        "UPDATE removals SET state = c.state, \
+           outcome = COALESCE(c.outcome, removals.outcome), \
+           remote_id = COALESCE(c.remote_id, removals.remote_id), \
+           last_error = c.last_error, due_at = COALESCE(c.due_at, removals.due_at), \
+           finished_at = c.finished_at, \
+           credential_refusals = removals.credential_refusals + c.refused, lease_owner = NULL, \
+           lease_expires_at = NULL, updated_at = $2 \
+         FROM jsonb_to_recordset($1::TEXT::JSONB) AS c (id BIGINT, attempt BIGINT, owner TEXT, state TEXT, \
+           outcome TEXT, remote_id TEXT, last_error TEXT, due_at TEXT, finished_at TEXT, refused BIGINT) \
+         WHERE removals.id = c.id AND removals.state = 'running' \
+           AND removals.attempts = c.attempt AND removals.lease_owner = c.owner \
+         RETURNING removals.id, removals.attempts",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(&t)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect())
+}
+
+/// Binds a running removal to `account` for the attempt that resolved it, fenced by attempt number
+/// and lease owner; keeps the earliest `remove_sent_at`. Whether the fence let it through.
+pub(in crate::store) async fn bind(
+    tx: &mut Tx,
+    claim: &Claimed,
+    account: &Bound,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let t = ts(now);
+    let bound: Option<i64> = sqlx::query_scalar(
+        "UPDATE removals SET remote_id = $1, bound_key = $2, remove_sent_at = COALESCE(remove_sent_at, $3), \
+           updated_at = $3 \
+         WHERE id = $4 AND state = 'running' AND attempts = $5 AND lease_owner = $6 RETURNING id",
+    )
+    .bind(&account.id)
+    .bind(&account.key)
+    .bind(&t)
+    .bind(claim.id)
+    .bind(claim.attempt)
+    .bind(&claim.owner)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(bound.is_some())
+}
+
+/// Whether a running removal's lease expired by `now` (a cheap read, outside any transaction).
+pub(in crate::store) async fn any_expired(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM removals WHERE state = 'running' AND lease_expires_at <= $1)",
+    )
+    .bind(ts(now))
+    .fetch_one(pool)
+    .await
+}
+
+/// The running removals whose lease expired by `now`.
+pub(in crate::store) async fn expired(
+    tx: &mut Tx,
+    now: DateTime<Utc>,
+) -> Result<Vec<Expired>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.connector, r.attempts, r.retry_base, r.lease_owner, t.employee_id FROM removals r \
+         JOIN terminations t ON t.id = r.termination_id \
+         WHERE r.state = 'running' AND r.lease_expires_at <= $1",
+    )
+    .bind(ts(now))
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Every running removal, with its lease owner.
+pub(in crate::store) async fn running(tx: &mut Tx) -> Result<Vec<Expired>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, r.connector, r.attempts, r.retry_base, r.lease_owner, t.employee_id FROM removals r \
+         JOIN terminations t ON t.id = r.termination_id WHERE r.state = 'running'",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Moves a running removal whose lease expired to `failed` with `error`.
+pub(in crate::store) async fn fail_expired(
+    tx: &mut Tx,
+    id: i64,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE removals SET state = 'failed', outcome = 'failed', last_error = $1, \
+         lease_owner = NULL, lease_expires_at = NULL, finished_at = $2, updated_at = $2 \
+         WHERE id = $3 AND state = 'running'",
+    )
+    .bind(error)
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Returns a running removal whose lease expired to `pending`, due from the moment its lease ran out.
+pub(in crate::store) async fn requeue_expired(
+    tx: &mut Tx,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        // The lease's end is read before the column is cleared.
+        "UPDATE removals SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+         due_at = LEAST(lease_expires_at, $1), updated_at = $1 WHERE id = $2 AND state = 'running'",
+    )
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The earliest pending due time of `connectors` or running lease expiry: the next due removal of each
+/// connector (from `removals_claim`) and the running removals, which are few.
+pub(in crate::store) async fn next_wakeup(
+    pool: &PgPool,
+    connectors: &[String],
+) -> anyhow::Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(t) FROM ( \
+           SELECT (SELECT due_at FROM removals WHERE state = 'pending' AND connector = c \
+                   ORDER BY due_at LIMIT 1) AS t FROM UNNEST($1::TEXT[]) AS c \
+           UNION ALL \
+           SELECT (SELECT lease_expires_at FROM removals WHERE state = 'running' \
+                   ORDER BY lease_expires_at LIMIT 1)) AS due",
+    )
+    .bind(connectors)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// How many removals of `connector` are due by `now`.
+pub(in crate::store) async fn count_due(
+    pool: &PgPool,
+    connector: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*)::BIGINT FROM removals WHERE state = 'pending' AND connector = $1 AND due_at <= $2",
+    )
+    .bind(connector)
+    .bind(ts(now))
+    .fetch_one(pool)
+    .await
+}
+
+/// The status of a termination, if it exists.
+pub(in crate::store) async fn termination_status(
+    pool: &PgPool,
+    termination_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM terminations WHERE id = $1")
+        .bind(termination_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Removals as the CLI lists them, oldest due first.
+pub(in crate::store) async fn list(
+    pool: &PgPool,
+    filter: &RemovalFilter,
+) -> Result<Vec<RemovalView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id, t.employee_id, r.connector, r.account, r.state, r.due_at, r.attempts, r.outcome, \
+                r.last_error, t.effective_at, r.finished_at \
+         FROM removals r JOIN terminations t ON t.id = r.termination_id \
+         WHERE ($1 IS NULL OR r.state = $1) AND ($2 IS NULL OR r.connector = $2) AND ($3 IS NULL OR t.employee_id = $3) \
+         ORDER BY r.due_at, r.id",
+    )
+    .bind(filter.state.map(|s| s.as_str()))
+    .bind(&filter.connector)
+    .bind(&filter.employee_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Removals by connector and state.
+pub(in crate::store) async fn counts(
+    pool: &PgPool,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT connector, state, COUNT(*)::BIGINT FROM removals GROUP BY connector, state",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The removals an operator's retry selects: id, connector, state and employee.
+pub(in crate::store) async fn selected(
+    tx: &mut Tx,
+    selection: &RetrySelection,
+) -> Result<Vec<(i64, String, String, String)>, sqlx::Error> {
+    match selection {
+        RetrySelection::One(id) => {
+            sqlx::query_as(
+                "SELECT r.id, r.connector, r.state, t.employee_id FROM removals r \
+                 JOIN terminations t ON t.id = r.termination_id WHERE r.id = $1",
+            )
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await
+        }
+        RetrySelection::Failed { connector } => {
+            sqlx::query_as(
+                "SELECT r.id, r.connector, r.state, t.employee_id FROM removals r \
+                 JOIN terminations t ON t.id = r.termination_id \
+                 WHERE r.state = 'failed' AND ($1 IS NULL OR r.connector = $1) ORDER BY r.id",
+            )
+            .bind(connector)
+            .fetch_all(&mut **tx)
+            .await
+        }
+    }
+}
+
+/// One removal's connector, state and employee.
+pub(in crate::store) async fn removal(
+    tx: &mut Tx,
+    id: i64,
+) -> Result<Option<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.connector, r.state, t.employee_id FROM removals r \
+         JOIN terminations t ON t.id = r.termination_id WHERE r.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+#[derive(FromRow)]
+struct AccountRow {
+    id: i64,
+    connector: String,
+    state: String,
+    account: Option<String>,
+    source: String,
+    effective_at: String,
+    employee_id: String,
+    email: Option<String>,
+    username: Option<String>,
+    upn: Option<String>,
+    display_name: Option<String>,
+    attributes: String,
+}
+
+const ACCOUNT_ROW_SQL: &str = "SELECT r.id, r.connector, r.state, r.account, t.source, t.effective_at, \
+       p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
+     FROM removals r JOIN terminations t ON t.id = r.termination_id \
+     JOIN people p ON p.employee_id = t.employee_id";
+
+fn account_row(row: AccountRow) -> anyhow::Result<crate::store::queue::AccountSource> {
+    Ok(crate::store::queue::AccountSource {
+        id: row.id,
+        connector: row.connector,
+        state: row.state,
+        account: row.account,
+        imported: row.source == "import",
+        effective_at: parse_ts(&row.effective_at)?,
+        person: Person {
+            employee_id: row.employee_id,
+            email: row.email,
+            username: row.username,
+            upn: row.upn,
+            display_name: row.display_name,
+            attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
+        },
+    })
+}
+
+/// Each removal of `ids` with what its account is made from: the person as stored now.
+pub(in crate::store) async fn account_sources(
+    tx: &mut Tx,
+    ids: &[i64],
+) -> anyhow::Result<Vec<crate::store::queue::AccountSource>> {
+    let rows: Vec<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ACCOUNT_ROW_SQL} WHERE r.id = ANY($1) ORDER BY r.id"
+    )))
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter().map(account_row).collect()
+}
+
+/// The removals that failed at planning for want of an account (a field the template needs was
+/// missing, or the kind refused the key) and whose termination is still active.
+pub(in crate::store) async fn failed_without_account(
+    tx: &mut Tx,
+) -> anyhow::Result<Vec<crate::store::queue::AccountSource>> {
+    let rows: Vec<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ACCOUNT_ROW_SQL} WHERE r.state = 'failed' AND r.account IS NULL AND t.status = 'active' ORDER BY r.id"
+    )))
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter().map(account_row).collect()
+}
+
+/// Sets a removal's account; a changed account also drops the binding to the old one's vendor account.
+pub(in crate::store) async fn set_account(
+    tx: &mut Tx,
+    id: i64,
+    account: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE removals SET account = $1, updated_at = $2, \
+           remote_id = CASE WHEN account IS NOT DISTINCT FROM $1 THEN remote_id END, \
+           bound_key = CASE WHEN account IS NOT DISTINCT FROM $1 THEN bound_key END, \
+           remove_sent_at = CASE WHEN account IS NOT DISTINCT FROM $1 THEN remove_sent_at END \
+         WHERE id = $3",
+    )
+    .bind(account)
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves a failed removal to `pending`, due at `due_at`, with a fresh attempt budget.
+pub(in crate::store) async fn replan(
+    tx: &mut Tx,
+    id: i64,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE removals SET state = 'pending', due_at = $1, retry_base = attempts, credential_refusals = 0, \
+           outcome = NULL, last_error = NULL, finished_at = NULL, updated_at = $2 \
+         WHERE id = $3 AND state = 'failed'",
+    )
+    .bind(ts(due_at))
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
