@@ -1,23 +1,12 @@
 //! The audit log: same-transaction rows, append-only triggers, and `verify` finding tampering.
 
+use crate::helpers::{OK_SCRIPT, Raw, TestApp};
 use offboard::audit::{self, Verification};
-use sqlx::Connection;
-
-use crate::helpers::{OK_SCRIPT, TestApp};
 
 async fn run_some(t: &TestApp) {
     t.write_feed("e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\ne2,bob@example.org,bob,,Bob,2026-01-05,Terminated\n");
     t.poll().await;
     t.drain().await;
-}
-
-async fn raw_connection(t: &TestApp) -> sqlx::SqliteConnection {
-    sqlx::SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        t.path("state/offboard.db").display()
-    ))
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -65,13 +54,13 @@ async fn verify_passes_after_a_normal_run_and_every_change_has_its_row() {
 async fn the_audit_log_refuses_update_and_delete() {
     let t = TestApp::exec(OK_SCRIPT, "").await;
     run_some(&t).await;
-    let mut conn = raw_connection(&t).await;
-    let update = sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
-        .execute(&mut conn)
+    let raw = Raw::of(&t.app.store);
+    let update = raw
+        .execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1", &[])
         .await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
-    let delete = sqlx::query("DELETE FROM audit_log WHERE seq = 2")
-        .execute(&mut conn)
+    let delete = raw
+        .execute("DELETE FROM audit_log WHERE seq = 2", &[])
         .await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
 }
@@ -80,15 +69,14 @@ async fn the_audit_log_refuses_update_and_delete() {
 async fn verify_reports_the_exact_row_that_was_changed() {
     let t = TestApp::exec(OK_SCRIPT, "").await;
     run_some(&t).await;
-    let mut conn = raw_connection(&t).await;
-    sqlx::query("DROP TRIGGER audit_log_no_update")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_log SET outcome = 'removed' WHERE seq = 5")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let raw = Raw::of(&t.app.store);
+    raw.drop_audit_guards().await;
+    raw.execute(
+        "UPDATE audit_log SET outcome = 'removed' WHERE seq = 5",
+        &[],
+    )
+    .await
+    .unwrap();
 
     let v = audit::verify(&t.app.store).await.unwrap();
 
@@ -103,13 +91,9 @@ async fn verify_reports_the_exact_row_that_was_changed() {
 async fn verify_reports_a_deleted_row() {
     let t = TestApp::exec(OK_SCRIPT, "").await;
     run_some(&t).await;
-    let mut conn = raw_connection(&t).await;
-    sqlx::query("DROP TRIGGER audit_log_no_delete")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE seq = 7")
-        .execute(&mut conn)
+    let raw = Raw::of(&t.app.store);
+    raw.drop_audit_guards().await;
+    raw.execute("DELETE FROM audit_log WHERE seq = 7", &[])
         .await
         .unwrap();
 
@@ -123,18 +107,15 @@ async fn verify_reports_a_row_whose_hash_was_recomputed_but_whose_successor_was_
     // A forger who rewrites a row and its own hash still breaks the link to the next row.
     let t = TestApp::exec(OK_SCRIPT, "").await;
     run_some(&t).await;
-    let mut conn = raw_connection(&t).await;
-    sqlx::query("DROP TRIGGER audit_log_no_update")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let raw = Raw::of(&t.app.store);
+    raw.drop_audit_guards().await;
     // Changes the first two hex digits (whatever they were: a fixed 'ff' would change nothing one
     // time in 256).
-    sqlx::query(
+    raw.execute(
         "UPDATE audit_log SET hash = (CASE WHEN substr(hash, 1, 2) = 'ff' THEN '00' ELSE 'ff' END) \
          || substr(hash, 3) WHERE seq = 3",
+        &[],
     )
-    .execute(&mut conn)
     .await
     .unwrap();
 

@@ -363,10 +363,11 @@ fn workspace(base_url: &str) -> tempfile::TempDir {
     }
     std::fs::write(dir.path().join("feed.csv"), feed).unwrap();
     write_secret(dir.path(), "scim-token", TOKEN);
+    let db = crate::helpers::database_url();
     // The feed is read at every start; its schedule never fires during the test.
     let config = format!(
         r#"[database]
-url = "sqlite://state/offboard.db"
+url = "{db}"
 
 [feed]
 kind = "csv"
@@ -521,22 +522,37 @@ async fn kill_round(dir: &Path, log: &Path, fake: &Fake, aim: Aim) -> String {
     )
 }
 
+/// The test daemon's database, once a daemon created it and got past its migrations.
+async fn open_store(dir: &Path) -> Option<offboard::store::Store> {
+    let loaded = offboard::config::Config::load(&dir.join("offboard.toml")).ok()?;
+    if loaded.database.sqlite_path().is_some_and(|db| !db.exists()) {
+        return None;
+    }
+    let store = crate::helpers::database_of(&dir.join("offboard.toml"))
+        .await
+        .ok()?;
+    if store.migrations_applied().await.unwrap_or(0) == 0 {
+        store.close().await;
+        return None;
+    }
+    Some(store)
+}
+
 /// What the database holds after a kill: batches polled and removals by state.
 async fn progress(dir: &Path) -> String {
-    let db = dir.join("state/offboard.db");
-    if !db.exists() {
+    let Some(pool) = open_store(dir).await else {
         return "no database yet".into();
-    }
-    let Ok(pool) = offboard::store::Store::connect(&db, 1, Duration::from_secs(5)).await else {
-        return "database not readable".into();
     };
-    let batches: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM batches")
-        .fetch_one(pool.sqlite_pool())
-        .await;
-    let states: Result<Vec<(String, i64)>, _> =
-        sqlx::query_as("SELECT state, COUNT(*) FROM removals GROUP BY state ORDER BY state")
-            .fetch_all(pool.sqlite_pool())
-            .await;
+    let batches: Result<i64, _> = on_db!(pool, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM batches"
+    )
+    .fetch_one(pool)
+    .await);
+    let states: Result<Vec<(String, i64)>, _> = on_db!(pool, |pool| sqlx::query_as(
+        "SELECT state, COUNT(*) FROM removals GROUP BY state ORDER BY state"
+    )
+    .fetch_all(pool)
+    .await);
     pool.close().await;
     match (batches, states) {
         (Ok(b), Ok(s)) => format!("{b} batch(es), removals {s:?}"),
@@ -563,13 +579,10 @@ async fn finish(dir: &Path, log: &Path) -> Duration {
         "the final daemon never listened; its log ends:\n{}",
         log_tail(log)
     );
-    let db = dir.join("state/offboard.db");
     let pool = loop {
         // The database exists once a daemon got past its migrations; the previous rounds may all have
         // been killed before that.
-        if db.exists()
-            && let Ok(pool) = offboard::store::Store::connect(&db, 1, Duration::from_secs(5)).await
-        {
+        if let Some(pool) = open_store(dir).await {
             break pool;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -577,11 +590,12 @@ async fn finish(dir: &Path, log: &Path) -> Duration {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert_alive(&mut child, log);
-        let open: Result<(i64, i64), _> = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(state NOT IN ('done', 'failed', 'cancelled', 'planned')), 0) FROM removals",
+        let open: Result<(i64, i64), _> = on_db!(pool, |pool| {
+            sqlx::query_as(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE state NOT IN ('done', 'failed', 'cancelled', 'planned')) FROM removals",
         )
-        .fetch_one(pool.sqlite_pool())
-        .await;
+        .fetch_one(pool).await
+        });
         if let Ok((all, 0)) = open
             && all as usize == LEAVERS
         {
@@ -671,52 +685,49 @@ async fn sigkill_at_random_moments_loses_no_removal_and_repeats_none() {
         String::from_utf8_lossy(&verify.stderr)
     );
 
-    let pool = offboard::store::Store::connect(
-        &dir.path().join("state/offboard.db"),
-        1,
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    check_invariants(pool.sqlite_pool(), &fake, seed).await;
+    let pool = open_store(dir.path()).await.unwrap();
+    check_invariants(&pool, &fake, seed).await;
     let _ = std::io::stderr().flush();
 }
 
 /// A removal as the checks read it: id, employee, state, outcome, attempts, lease owner.
 type RemovalRow = (i64, String, String, Option<String>, i64, Option<String>);
 
-async fn check_invariants(pool: &sqlx::SqlitePool, fake: &Fake, seed: u64) {
+async fn check_invariants(store: &offboard::store::Store, fake: &Fake, seed: u64) {
     let ctx = format!("(OFFBOARD_CRASH_SEED={seed})");
     // Every removal is done, once, with no lease left.
-    let removals: Vec<RemovalRow> = sqlx::query_as(
+    let removals: Vec<RemovalRow> = on_db!(store, |pool| sqlx::query_as(
         "SELECT r.id, t.employee_id, r.state, r.outcome, r.attempts, r.lease_owner \
          FROM removals r JOIN terminations t ON t.id = r.termination_id ORDER BY t.employee_id",
     )
     .fetch_all(pool)
-    .await
+    .await)
     .unwrap();
     assert_eq!(removals.len(), LEAVERS, "one removal per leaver {ctx}");
-    let terminations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM terminations")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let terminations: i64 = on_db!(store, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM terminations"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
     assert_eq!(terminations as usize, LEAVERS, "{ctx}");
 
-    let rows: Vec<(i64, i64, String, Option<i64>, String)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, String, Option<i64>, String)> = on_db!(store, |pool| sqlx::query_as(
         "SELECT removal_id, COALESCE(attempt, 0), event, http_status, detail FROM audit_log \
          WHERE removal_id IS NOT NULL ORDER BY seq",
     )
     .fetch_all(pool)
-    .await
+    .await)
     .unwrap();
     let mut attempts: HashMap<i64, BTreeMap<i64, Attempt>> = HashMap::new();
     // Each removal is listed once by its termination's termination_created row.
     let mut planned: HashMap<i64, usize> = HashMap::new();
-    let created: Vec<String> =
-        sqlx::query_scalar("SELECT detail FROM audit_log WHERE event = 'termination_created'")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let created: Vec<String> = on_db!(store, |pool| sqlx::query_scalar(
+        "SELECT detail FROM audit_log WHERE event = 'termination_created'"
+    )
+    .fetch_all(pool)
+    .await)
+    .unwrap();
     for detail in created {
         let detail: Value = serde_json::from_str(&detail).unwrap();
         for item in detail["removals"].as_array().cloned().unwrap_or_default() {

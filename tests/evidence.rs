@@ -4,11 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::helpers::{OK_SCRIPT, Raw, TestApp, config_text, write_script};
 use offboard::audit::{self, AuditRow, Verification};
 use offboard::checkpoint::{self, Checkpoint, PublicKey};
-use sqlx::Connection;
-
-use crate::helpers::{OK_SCRIPT, TestApp, config_text, write_script};
 
 /// A daemon with `[checkpoints]` (a fresh key pair in its directory) and two leavers removed, then one
 /// checkpoint signed.
@@ -51,51 +49,25 @@ async fn check(t: &TestApp, checkpoints: &[Checkpoint], key: &PublicKey) -> Veri
     .unwrap()
 }
 
-async fn raw(t: &TestApp) -> sqlx::SqliteConnection {
-    let mut conn = sqlx::SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        t.path("state/offboard.db").display()
-    ))
-    .await
-    .unwrap();
-    // The attacker has write access: the append-only triggers are no obstacle.
-    for trigger in [
-        "audit_log_no_update",
-        "audit_log_no_delete",
-        "audit_log_no_replace",
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER {trigger}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    conn
-}
-
-async fn rows(conn: &mut sqlx::SqliteConnection) -> Vec<AuditRow> {
-    sqlx::query_as("SELECT * FROM audit_log ORDER BY seq")
-        .fetch_all(conn)
-        .await
-        .unwrap()
+/// Write access to the daemon's database with the append-only guards dropped.
+async fn raw(t: &TestApp) -> Raw {
+    let raw = Raw::of(&t.app.store);
+    raw.drop_audit_guards().await;
+    raw
 }
 
 /// Writes `rows` back with every hash computed again from `from` on, as a careful forger would.
-async fn rechain(conn: &mut sqlx::SqliteConnection, mut rows: Vec<AuditRow>, from: usize) {
+async fn rechain(raw: &Raw, mut rows: Vec<AuditRow>, from: usize) {
     for i in from..rows.len() {
         if i > 0 {
             rows[i].prev_hash = rows[i - 1].hash.clone();
         }
         rows[i].hash = audit::row_hash(&rows[i]);
         let r = &rows[i];
-        sqlx::query(
-            "UPDATE audit_log SET detail = ?, outcome = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+        raw.execute(
+            "UPDATE audit_log SET detail = $1, outcome = $2, prev_hash = $3, hash = $4 WHERE seq = $5",
+            &[(&r.detail).into(), (&r.outcome).into(), (&r.prev_hash).into(), (&r.hash).into(), r.seq.into()],
         )
-        .bind(&r.detail)
-        .bind(&r.outcome)
-        .bind(&r.prev_hash)
-        .bind(&r.hash)
-        .bind(r.seq)
-        .execute(&mut *conn)
         .await
         .unwrap();
     }
@@ -129,12 +101,12 @@ async fn the_honest_chain_verifies_against_its_checkpoints() {
 #[tokio::test]
 async fn a_full_rewrite_with_recomputed_hashes_passes_the_chain_but_not_the_checkpoints() {
     let (t, checkpoints, key) = signed_run().await;
-    let mut conn = raw(&t).await;
-    let mut all = rows(&mut conn).await;
+    let raw = raw(&t).await;
+    let mut all = raw.audit_rows().await;
     let victim = all.iter().position(|r| r.event == "vendor_call").unwrap();
     all[victim].detail = all[victim].detail.replace("\"ok\"", "\"error\"");
     all[victim].outcome = Some("error".into());
-    rechain(&mut conn, all, victim).await;
+    rechain(&raw, all, victim).await;
 
     assert!(
         matches!(
@@ -151,9 +123,8 @@ async fn a_full_rewrite_with_recomputed_hashes_passes_the_chain_but_not_the_chec
 #[tokio::test]
 async fn an_edited_row_is_reported_at_that_row() {
     let (t, checkpoints, key) = signed_run().await;
-    let mut conn = raw(&t).await;
-    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4")
-        .execute(&mut conn)
+    let raw = raw(&t).await;
+    raw.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4", &[])
         .await
         .unwrap();
     let (seq, reason) = broken(check(&t, &checkpoints, &key).await);
@@ -164,17 +135,13 @@ async fn an_edited_row_is_reported_at_that_row() {
 #[tokio::test]
 async fn a_cut_tail_is_reported_with_and_without_checkpoints() {
     let (t, checkpoints, key) = signed_run().await;
-    let mut conn = raw(&t).await;
-    let last = rows(&mut conn).await.len() as i64;
+    let raw = raw(&t).await;
+    let last = raw.audit_rows().await.len() as i64;
     // Cut off everything from the last removal_done on.
-    let cut: i64 =
-        sqlx::query_scalar("SELECT MAX(seq) FROM audit_log WHERE event = 'removal_done'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE seq >= ?")
-        .bind(cut)
-        .execute(&mut conn)
+    let cut = raw
+        .integer("SELECT MAX(seq) FROM audit_log WHERE event = 'removal_done'")
+        .await;
+    raw.execute("DELETE FROM audit_log WHERE seq >= $1", &[cut.into()])
         .await
         .unwrap();
 
@@ -191,8 +158,8 @@ async fn a_cut_tail_is_reported_with_and_without_checkpoints() {
 #[tokio::test]
 async fn a_forged_back_dated_tail_is_reported() {
     let (t, checkpoints, key) = signed_run().await;
-    let mut conn = raw(&t).await;
-    let all = rows(&mut conn).await;
+    let raw = raw(&t).await;
+    let all = raw.audit_rows().await;
     let last = all.last().unwrap().clone();
     let mut forged = last.clone();
     forged.seq = last.seq + 1;
@@ -200,19 +167,20 @@ async fn a_forged_back_dated_tail_is_reported() {
     forged.event = "operator_cancel".into();
     forged.prev_hash = last.hash.clone();
     forged.hash = audit::row_hash(&forged);
-    sqlx::query(
+    raw.execute(
         "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, attempt, \
          outcome, http_status, duration_ms, detail, prev_hash, hash) \
-         SELECT ?, ?, actor, ?, employee_id, connector, removal_id, batch_id, attempt, outcome, http_status, \
-                duration_ms, detail, ?, ? FROM audit_log WHERE seq = ?",
+         SELECT $1, $2, actor, $3, employee_id, connector, removal_id, batch_id, attempt, outcome, http_status, \
+                duration_ms, detail, $4, $5 FROM audit_log WHERE seq = $6",
+        &[
+            forged.seq.into(),
+            (&forged.at).into(),
+            (&forged.event).into(),
+            (&forged.prev_hash).into(),
+            (&forged.hash).into(),
+            last.seq.into(),
+        ],
     )
-    .bind(forged.seq)
-    .bind(&forged.at)
-    .bind(&forged.event)
-    .bind(&forged.prev_hash)
-    .bind(&forged.hash)
-    .bind(last.seq)
-    .execute(&mut conn)
     .await
     .unwrap();
 
@@ -228,23 +196,25 @@ async fn a_forged_back_dated_tail_is_reported() {
 #[tokio::test]
 async fn insert_or_replace_is_refused_by_the_database() {
     let (t, _, _) = signed_run().await;
-    let mut conn = sqlx::SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        t.path("state/offboard.db").display()
-    ))
-    .await
-    .unwrap();
-    let replaced = sqlx::query(
+    let raw = Raw::of(&t.app.store);
+    // SQLite's INSERT OR REPLACE deletes the old row without its delete trigger; PostgreSQL's upsert
+    // is an UPDATE, and meets the update trigger.
+    let replace = if t.app.store.postgres_pool().is_some() {
+        "INSERT INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
+         attempt, outcome, http_status, duration_ms, detail, prev_hash, hash) \
+         SELECT seq, at, 'mallory', event, employee_id, connector, removal_id, batch_id, attempt, outcome, \
+                http_status, duration_ms, detail, prev_hash, hash FROM audit_log WHERE seq = 3 \
+         ON CONFLICT (seq) DO UPDATE SET actor = excluded.actor"
+    } else {
         "INSERT OR REPLACE INTO audit_log (seq, at, actor, event, employee_id, connector, removal_id, batch_id, \
          attempt, outcome, http_status, duration_ms, detail, prev_hash, hash) \
          SELECT seq, at, 'mallory', event, employee_id, connector, removal_id, batch_id, attempt, outcome, \
-                http_status, duration_ms, detail, prev_hash, hash FROM audit_log WHERE seq = 3",
-    )
-    .execute(&mut conn)
-    .await;
+                http_status, duration_ms, detail, prev_hash, hash FROM audit_log WHERE seq = 3"
+    };
+    let replaced = raw.execute(replace, &[]).await;
     assert!(
         replaced.unwrap_err().to_string().contains("append-only"),
-        "INSERT OR REPLACE must be refused"
+        "a replacing insert must be refused"
     );
     assert!(matches!(
         audit::verify(&t.app.store).await.unwrap(),
@@ -513,15 +483,8 @@ async fn old_rows_are_archived_to_a_signed_segment_and_the_rest_still_verifies()
     ));
     assert_eq!(t.events("audit_archived").await[0].actor, "records-office");
     // The database refuses to delete a row past the anchor.
-    let mut conn = sqlx::SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        t.path("state/offboard.db").display()
-    ))
-    .await
-    .unwrap();
-    let delete = sqlx::query("DELETE FROM audit_log WHERE seq = ?")
-        .bind(head)
-        .execute(&mut conn)
+    let delete = Raw::of(&t.app.store)
+        .execute("DELETE FROM audit_log WHERE seq = $1", &[head.into()])
         .await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
     // A changed segment is caught.

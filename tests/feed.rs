@@ -5,12 +5,12 @@ use offboard::feed::{self, PollOutcome};
 use crate::helpers::{HEADER, OK_SCRIPT, TestApp, detail};
 
 async fn rejects(t: &TestApp, batch: i64) -> Vec<(i64, Option<i64>, Option<String>, String)> {
-    sqlx::query_as(
-        "SELECT row, line, field, reason FROM feed_rejects WHERE batch_id = ? ORDER BY row, id",
+    on_db!(t.app.store, |pool| sqlx::query_as(
+        "SELECT row, line, field, reason FROM feed_rejects WHERE batch_id = $1 ORDER BY row, id",
     )
     .bind(batch)
-    .fetch_all(t.app.store.sqlite_pool())
-    .await
+    .fetch_all(pool)
+    .await)
     .unwrap()
 }
 
@@ -65,11 +65,12 @@ async fn malformed_rows_are_rejected_with_their_row_number_and_the_rest_goes_thr
         ),
     ];
     assert_eq!(got, expected);
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT display_name FROM people ORDER BY employee_id")
-            .fetch_all(t.app.store.sqlite_pool())
-            .await
-            .unwrap();
+    let names: Vec<String> = on_db!(t.app.store, |pool| sqlx::query_scalar(
+        "SELECT display_name FROM people ORDER BY employee_id"
+    )
+    .fetch_all(pool)
+    .await)
+    .unwrap();
     assert_eq!(
         names,
         vec!["Ann, the first", "Gus\nSecond line", "=HYPERLINK(\"x\")"]
@@ -94,10 +95,12 @@ async fn polling_the_same_file_twice_creates_nothing_new() {
     assert_eq!(second.new_terminations, 0);
     assert_eq!(second.removals_planned, 0);
     assert_eq!(t.removals().await.len(), 2);
-    let terminations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM terminations")
-        .fetch_one(t.app.store.sqlite_pool())
-        .await
-        .unwrap();
+    let terminations: i64 = on_db!(t.app.store, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM terminations"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
     assert_eq!(terminations, 2);
     // Only the second batch's own record was added.
     assert_eq!(t.audit().await.len(), audit_rows + 1);
@@ -249,11 +252,12 @@ mod over_http {
         let s = t.poll().await;
 
         assert_eq!(s.new_terminations, 1);
-        let batch: (String, String) =
-            sqlx::query_as("SELECT source_ref, content_sha256 FROM batches")
-                .fetch_one(t.app.store.sqlite_pool())
-                .await
-                .unwrap();
+        let batch: (String, String) = on_db!(t.app.store, |pool| sqlx::query_as(
+            "SELECT source_ref, content_sha256 FROM batches"
+        )
+        .fetch_one(pool)
+        .await)
+        .unwrap();
         assert!(
             !batch.0.contains("secret"),
             "the query string is not recorded: {}",
@@ -290,10 +294,12 @@ mod over_http {
             audit.iter().filter(|r| r.event == "batch_failed").count(),
             2
         );
-        let errors: Vec<String> = sqlx::query_scalar("SELECT error FROM batches")
-            .fetch_all(t.app.store.sqlite_pool())
-            .await
-            .unwrap();
+        let errors: Vec<String> = on_db!(t.app.store, |pool| sqlx::query_scalar(
+            "SELECT error FROM batches"
+        )
+        .fetch_all(pool)
+        .await)
+        .unwrap();
         for text in errors.iter().chain(audit.iter().map(|r| &r.detail)) {
             assert!(
                 !text.contains(TOKEN) && !text.contains("secret=1"),
@@ -396,11 +402,12 @@ mod json_over_http {
             ),
             (4, 3, 1, 2)
         );
-        let reject: (i64, Option<String>, String) =
-            sqlx::query_as("SELECT row, field, reason FROM feed_rejects")
-                .fetch_one(t.app.store.sqlite_pool())
-                .await
-                .unwrap();
+        let reject: (i64, Option<String>, String) = on_db!(t.app.store, |pool| sqlx::query_as(
+            "SELECT row, field, reason FROM feed_rejects"
+        )
+        .fetch_one(pool)
+        .await)
+        .unwrap();
         assert_eq!(reject, (3, Some("employee_id".into()), "wrong_type".into()));
         // Only the ACME-NL leaver is in the connector's scope; the date with an offset starts that day there.
         let r = t.removal("21001").await;
@@ -442,17 +449,20 @@ mod json_over_http {
             assert!(error.contains(expected), "{error}");
         }
         assert!(t.removals().await.is_empty());
-        let failed: Vec<String> =
-            sqlx::query_scalar("SELECT error FROM batches WHERE status = 'failed'")
-                .fetch_all(t.app.store.sqlite_pool())
-                .await
-                .unwrap();
+        let failed: Vec<String> = on_db!(t.app.store, |pool| sqlx::query_scalar(
+            "SELECT error FROM batches WHERE status = 'failed'"
+        )
+        .fetch_all(pool)
+        .await)
+        .unwrap();
         assert_eq!(failed.len(), 2);
         assert!(failed[1].starts_with("invalid_json"), "{}", failed[1]);
-        let state: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM feed_state")
-            .fetch_one(t.app.store.sqlite_pool())
-            .await
-            .unwrap();
+        let state: i64 = on_db!(t.app.store, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM feed_state"
+        )
+        .fetch_one(pool)
+        .await)
+        .unwrap();
         assert_eq!(state, 0, "no cursor or ETag is saved from a failed poll");
     }
 
@@ -495,10 +505,12 @@ mod json_over_http {
             .query_pairs()
             .find(|(k, _)| k == "since")
             .map(|(_, v)| v.to_string());
-        let saved: String = sqlx::query_scalar("SELECT last_success_at FROM feed_state")
-            .fetch_one(t.app.store.sqlite_pool())
-            .await
-            .unwrap();
+        let saved: String = on_db!(t.app.store, |pool| sqlx::query_scalar(
+            "SELECT last_success_at FROM feed_state"
+        )
+        .fetch_one(pool)
+        .await)
+        .unwrap();
         assert!(since.is_some(), "the second poll sends since=");
         assert!(since.unwrap() <= saved);
     }
@@ -570,11 +582,13 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
         let employee = r.employee_id.clone().unwrap();
         let d = detail(r);
         let (stored_employee, effective_at): (String, String) =
-            sqlx::query_as("SELECT employee_id, effective_at FROM terminations WHERE id = ?")
-                .bind(d["termination_id"].as_i64().unwrap())
-                .fetch_one(t.app.store.sqlite_pool())
-                .await
-                .unwrap();
+            on_db!(t.app.store, |pool| sqlx::query_as(
+                "SELECT employee_id, effective_at FROM terminations WHERE id = $1"
+            )
+            .bind(d["termination_id"].as_i64().unwrap())
+            .fetch_one(pool)
+            .await)
+            .unwrap();
         assert_eq!(
             (stored_employee.as_str(), effective_at.as_str()),
             (employee.as_str(), "2030-03-01T00:00:00.000Z")
@@ -583,12 +597,12 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
         assert_eq!(listed.len(), 2, "{d}");
         for item in listed {
             let (termination_id, connector, due_at, state): (i64, String, String, String) =
-                sqlx::query_as(
-                    "SELECT termination_id, connector, due_at, state FROM removals WHERE id = ?",
+                on_db!(t.app.store, |pool| sqlx::query_as(
+                    "SELECT termination_id, connector, due_at, state FROM removals WHERE id = $1",
                 )
                 .bind(item["removal_id"].as_i64().unwrap())
-                .fetch_one(t.app.store.sqlite_pool())
-                .await
+                .fetch_one(pool)
+                .await)
                 .unwrap();
             assert_eq!(Some(termination_id), d["termination_id"].as_i64());
             assert_eq!(connector, item["connector"].as_str().unwrap());
@@ -600,10 +614,10 @@ async fn a_feed_of_many_chunks_mixing_every_kind_of_row_is_applied_whole_with_co
     let count = |sql: &'static str| {
         let pool = t.app.store.clone();
         async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(pool.sqlite_pool())
-                .await
-                .unwrap()
+            on_db!(pool, |pool| sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(pool)
+                .await)
+            .unwrap()
         }
     };
     assert_eq!(

@@ -1,4 +1,20 @@
-//! Test harness: a temp directory holding a config, a feed, exec scripts and the database.
+//! Test harness: a temp directory holding a config, a feed, exec scripts and the database (a SQLite file
+//! in it, or a database of its own on the suite's PostgreSQL server: see [`database_url`]).
+
+/// Runs `body` with `pool` bound to the store's pool, SQLite's or PostgreSQL's: for a test's own
+/// queries, written with `$1`-style placeholders, which both backends read.
+macro_rules! on_db {
+    ($store:expr, |$pool:ident| $body:expr) => {{
+        let store: &offboard::store::Store = &$store;
+        match store.postgres_pool() {
+            Some($pool) => $body,
+            None => {
+                let $pool = store.sqlite_pool();
+                $body
+            }
+        }
+    }};
+}
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -138,7 +154,11 @@ impl TestApp {
 }
 
 pub(crate) fn config_text(connectors: &str) -> String {
-    let db = database_url();
+    config_text_on(&database_url(), connectors)
+}
+
+/// [`config_text`] with `db` as its `database.url`.
+pub(crate) fn config_text_on(db: &str, connectors: &str) -> String {
     format!(
         r#"[database]
 url = "{db}"
@@ -257,4 +277,153 @@ pub(crate) async fn sigterm_and_wait(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A value bound to a [`Raw`] statement.
+pub(crate) enum Bind {
+    Int(i64),
+    Text(Option<String>),
+}
+
+impl From<i64> for Bind {
+    fn from(v: i64) -> Self {
+        Bind::Int(v)
+    }
+}
+
+impl From<&str> for Bind {
+    fn from(v: &str) -> Self {
+        Bind::Text(Some(v.to_string()))
+    }
+}
+
+impl From<&String> for Bind {
+    fn from(v: &String) -> Self {
+        Bind::Text(Some(v.clone()))
+    }
+}
+
+impl From<&Option<String>> for Bind {
+    fn from(v: &Option<String>) -> Self {
+        Bind::Text(v.clone())
+    }
+}
+
+/// Write access to a test daemon's database past the store, as an attacker with the database's
+/// credentials has it. Statements use `$1`-style placeholders, which both backends read.
+pub(crate) struct Raw {
+    store: offboard::store::Store,
+}
+
+impl Raw {
+    pub(crate) fn of(store: &offboard::store::Store) -> Raw {
+        Raw {
+            store: store.clone(),
+        }
+    }
+
+    /// Runs one statement; returns the rows it changed, or the database's refusal.
+    pub(crate) async fn execute(&self, sql: &str, binds: &[Bind]) -> Result<u64, sqlx::Error> {
+        on_db!(self.store, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            for bind in binds {
+                query = match bind {
+                    Bind::Int(v) => query.bind(*v),
+                    Bind::Text(v) => query.bind(v.clone()),
+                };
+            }
+            query.execute(pool).await.map(|r| r.rows_affected())
+        })
+    }
+
+    /// Drops the append-only guards of the audit log (the attacker can).
+    pub(crate) async fn drop_audit_guards(&self) {
+        let statements: &[&str] = if self.store.postgres_pool().is_some() {
+            &["ALTER TABLE audit_log DISABLE TRIGGER USER"]
+        } else {
+            &[
+                "DROP TRIGGER audit_log_no_update",
+                "DROP TRIGGER audit_log_no_delete",
+                "DROP TRIGGER audit_log_no_replace",
+            ]
+        };
+        for statement in statements {
+            self.execute(statement, &[]).await.unwrap();
+        }
+    }
+
+    /// Every audit row as stored, in chain order.
+    pub(crate) async fn audit_rows(&self) -> Vec<AuditRow> {
+        on_db!(self.store, |pool| sqlx::query_as(
+            "SELECT * FROM audit_log ORDER BY seq"
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap())
+    }
+
+    /// One integer read by `sql`.
+    pub(crate) async fn integer(&self, sql: &str) -> i64 {
+        on_db!(self.store, |pool| sqlx::query_scalar(sqlx::AssertSqlSafe(
+            sql.to_string()
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap())
+    }
+}
+
+/// Everything the daemon of `config` stored, as text to search for what must not be there: the bytes of
+/// the SQLite files in its `state/` directory, or on PostgreSQL every row of every table as JSON.
+pub(crate) async fn stored_everything(config: &Path) -> String {
+    let store = database_of(config).await.unwrap();
+    let Some(pool) = store.postgres_pool() else {
+        let path = store_file(config);
+        store.close().await;
+        let mut stored = Vec::new();
+        for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+            stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        return String::from_utf8_lossy(&stored).into_owned();
+    };
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut text = String::new();
+    for table in tables {
+        let rows: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE(string_agg(row_to_json(x)::TEXT, E'\\n'), '') FROM \"{table}\" x"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        text.push_str(&rows);
+    }
+    store.close().await;
+    text
+}
+
+/// The SQLite file named by the `database.url` of `config`.
+fn store_file(config: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(config).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let url = table["database"]["url"].as_str().unwrap();
+    let file = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    config.parent().unwrap().join(file)
+}
+
+/// The database of the daemon configured in `config` (only its `[database]` table is read, so secrets
+/// the rest names need not be set), without migrating it.
+pub(crate) async fn database_of(config: &Path) -> anyhow::Result<offboard::store::Store> {
+    let text = std::fs::read_to_string(config)?;
+    let table: toml::Table = toml::from_str(&text)?;
+    let mut only = toml::Table::new();
+    if let Some(database) = table.get("database") {
+        only.insert("database".into(), database.clone());
+    }
+    let loaded = Config::from_toml_str(&toml::to_string(&only)?, config)?;
+    offboard::store::Store::connect_configured(&loaded.database).await
 }

@@ -9,18 +9,22 @@ use serde_json::{Value, json};
 use crate::helpers::{OK_SCRIPT, TestApp, config_text, write_script};
 
 async fn terminations(t: &TestApp) -> Vec<(String, String, String)> {
-    sqlx::query_as("SELECT employee_id, effective_at, status FROM terminations ORDER BY id")
-        .fetch_all(t.app.store.sqlite_pool())
-        .await
-        .unwrap()
+    on_db!(t.app.store, |pool| sqlx::query_as(
+        "SELECT employee_id, effective_at, status FROM terminations ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await)
+    .unwrap()
 }
 
 async fn email_of(t: &TestApp, employee: &str) -> Option<String> {
-    sqlx::query_scalar("SELECT email FROM people WHERE employee_id = ?")
-        .bind(employee)
-        .fetch_one(t.app.store.sqlite_pool())
-        .await
-        .unwrap()
+    on_db!(t.app.store, |pool| sqlx::query_scalar(
+        "SELECT email FROM people WHERE employee_id = $1"
+    )
+    .bind(employee)
+    .fetch_one(pool)
+    .await)
+    .unwrap()
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 //! Integration tests: one binary, a temp database and real exec programs per test.
 #![allow(clippy::unwrap_used, clippy::panic)] // a failing test should stop at the failing step
 
+#[macro_use]
+mod helpers;
+
 mod audit_chain;
 mod bad_config;
 mod cli;
@@ -9,7 +12,6 @@ mod echo360;
 mod evidence;
 mod fault_matrix;
 mod feed;
-mod helpers;
 mod intake_rules;
 mod lossy;
 mod notify;

@@ -421,21 +421,18 @@ async fn a_kill_while_notifying_loses_none_and_repeats_none_by_key() {
     first.kill().unwrap(); // SIGKILL, with a delivery in flight
     first.wait().unwrap();
 
-    let db = format!(
-        "sqlite://{}",
-        dir.path().join("state/offboard.db").display()
-    );
+    let store = crate::helpers::database_of(&dir.path().join("offboard.toml"))
+        .await
+        .unwrap();
     let mut second = start();
     let pending = || async {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
-        let (events, sent): (i64, i64) = sqlx::query_as(
+        let (events, sent): (i64, i64) = on_db!(store, |pool| sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM notify_events), \
                     (SELECT COUNT(*) FROM notify_deliveries WHERE sent_at IS NOT NULL)",
         )
-        .fetch_one(&mut conn)
+        .fetch_one(pool)
         .await
-        .unwrap();
+        .unwrap());
         (events, sent)
     };
     let until = std::time::Instant::now() + Duration::from_secs(60);

@@ -1157,11 +1157,7 @@ async fn secrets_never_reach_logs_errors_last_error_or_the_audit_table() {
     assert!(server.received_requests().await.unwrap().len() >= 4);
     assert!(output.contains("Invalid credentials"), "{output}");
     assert!(output.contains("<redacted>"), "{output}");
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(dir.path().join("state")).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    let stored = String::from_utf8_lossy(&stored);
+    let stored = crate::helpers::stored_everything(&config_path).await;
     assert!(stored.contains("Invalid credentials"));
     for secret in [
         PASSWORD.to_string(),

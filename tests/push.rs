@@ -100,11 +100,13 @@ async fn a_push_is_acknowledged_only_after_it_is_committed() {
         r.due_at, "2030-01-06T00:00:00.000Z",
         "effective date plus the connector's grace"
     );
-    let source: String = sqlx::query_scalar("SELECT source FROM batches WHERE id = ?")
-        .bind(batch_id)
-        .fetch_one(t.app.store.sqlite_pool())
-        .await
-        .unwrap();
+    let source: String = on_db!(t.app.store, |pool| sqlx::query_scalar(
+        "SELECT source FROM batches WHERE id = $1"
+    )
+    .bind(batch_id)
+    .fetch_one(pool)
+    .await)
+    .unwrap();
     assert_eq!(source, "push");
 }
 

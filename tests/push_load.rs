@@ -40,7 +40,7 @@ fn workspace() -> tempfile::TempDir {
     crate::helpers::write_script(dir.path(), "remove.sh", crate::helpers::OK_SCRIPT);
     write_secret(dir.path(), "push-token", TOKEN);
     let config = r#"[database]
-url = "sqlite://state/offboard.db"
+url = "DATABASE_URL"
 
 [workers]
 concurrency = 4
@@ -67,7 +67,11 @@ program = "remove.sh"
 args = ["{account}"]
 concurrency = 4
 "#;
-    std::fs::write(dir.path().join("offboard.toml"), config).unwrap();
+    std::fs::write(
+        dir.path().join("offboard.toml"),
+        config.replace("DATABASE_URL", &crate::helpers::database_url()),
+    )
+    .unwrap();
     dir
 }
 
@@ -163,20 +167,16 @@ async fn every_acknowledged_push_survives_a_sigkill_right_after_the_last_202() {
         "every push was acknowledged: {summary}"
     );
 
-    let pool = offboard::store::Store::connect(
-        &dir.path().join("state/offboard.db"),
-        1,
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let stored: Vec<(String, i64, String, i64, String)> = sqlx::query_as(
+    let pool = crate::helpers::database_of(&dir.path().join("offboard.toml"))
+        .await
+        .unwrap();
+    let stored: Vec<(String, i64, String, i64, String)> = on_db!(pool, |pool| sqlx::query_as(
         "SELECT t.employee_id, t.batch_id, b.source, COUNT(r.id), COALESCE(MIN(r.state), '') \
          FROM terminations t JOIN batches b ON b.id = t.batch_id \
-         LEFT JOIN removals r ON r.termination_id = t.id GROUP BY t.id",
+         LEFT JOIN removals r ON r.termination_id = t.id GROUP BY t.id, b.source",
     )
-    .fetch_all(pool.sqlite_pool())
-    .await
+    .fetch_all(pool)
+    .await)
     .unwrap();
     let by_employee: HashMap<&str, &(String, i64, String, i64, String)> =
         stored.iter().map(|row| (row.0.as_str(), row)).collect();
@@ -195,11 +195,12 @@ async fn every_acknowledged_push_survives_a_sigkill_right_after_the_last_202() {
         assert_eq!(*removals, 1, "{employee}: one removal");
     }
     assert_eq!(stored.len(), PUSHES, "nothing but the pushed terminations");
-    let states: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, COUNT(*) FROM removals GROUP BY state ORDER BY state")
-            .fetch_all(pool.sqlite_pool())
-            .await
-            .unwrap();
+    let states: Vec<(String, i64)> = on_db!(pool, |pool| sqlx::query_as(
+        "SELECT state, COUNT(*) FROM removals GROUP BY state ORDER BY state"
+    )
+    .fetch_all(pool)
+    .await)
+    .unwrap();
     eprintln!("push load: removals at the kill {states:?}");
     let done = states
         .iter()

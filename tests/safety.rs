@@ -189,11 +189,12 @@ async fn table_counts(t: &TestApp) -> Vec<i64> {
         "removals",
         "audit_log",
     ] {
-        let n: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(t.app.store.sqlite_pool())
-                .await
-                .unwrap();
+        let n: i64 = on_db!(t.app.store, |pool| sqlx::query_scalar(sqlx::AssertSqlSafe(
+            format!("SELECT COUNT(*) FROM {table}")
+        ))
+        .fetch_one(pool)
+        .await)
+        .unwrap();
         counts.push(n);
     }
     counts

@@ -401,6 +401,8 @@ async fn fake_feed(dir: &Path) -> MockServer {
 // ------------------------------------------------------------------------------------------------
 
 struct Fakes {
+    /// The `database.url` of every run of the test.
+    db: String,
     scim: MockServer,
     panopto: MockServer,
     echo: MockServer,
@@ -426,9 +428,10 @@ fn config(fakes: &Fakes, log_format: &str) -> String {
     let echo = fakes.echo.uri();
     let oc = fakes.openconext.uri();
     let feed = fakes.feed.uri();
+    let db = &fakes.db;
     format!(
         r#"[database]
-url = "sqlite://state/offboard.db"
+url = "{db}"
 
 [feed]
 kind = "csv"
@@ -637,23 +640,23 @@ async fn run_daemon(dir: &Path, employees: &[&str], pushed: &str) -> (String, St
     assert_eq!(accepted.status().as_u16(), 202);
 
     // Every removal of these leavers (and the pushed one) has been tried.
-    let pool =
-        offboard::store::Store::connect(&dir.join("state/offboard.db"), 1, Duration::from_secs(5))
-            .await
-            .unwrap();
+    let pool = crate::helpers::database_of(&dir.join("offboard.toml"))
+        .await
+        .unwrap();
     let mut wanted: Vec<String> = employees.iter().map(|e| e.to_string()).collect();
     wanted.push(format!("E-{pushed}"));
     loop {
-        let tried: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM removals r JOIN terminations t ON t.id = r.termination_id \
-             WHERE t.employee_id IN (SELECT value FROM json_each(?)) \
-             AND (r.state = 'done' OR r.last_error IS NOT NULL)",
+        let tried_by: Vec<String> = on_db!(pool, |db| {
+            sqlx::query_scalar(
+            "SELECT t.employee_id FROM removals r JOIN terminations t ON t.id = r.termination_id \
+             WHERE r.state = 'done' OR r.last_error IS NOT NULL",
         )
-        .bind(serde_json::to_string(&wanted).unwrap())
-        .fetch_one(pool.sqlite_pool())
+        .fetch_all(db)
         .await
-        .unwrap();
-        if tried as usize == wanted.len() * CONNECTORS.len() {
+        .unwrap()
+        });
+        let tried = tried_by.iter().filter(|e| wanted.contains(e)).count();
+        if tried == wanted.len() * CONNECTORS.len() {
             break;
         }
         assert!(
@@ -714,6 +717,7 @@ async fn no_canary_secret_reaches_logs_errors_outputs_metrics_or_the_database() 
         echo: fake_echo360().await,
         openconext: fake_openconext().await,
         feed: fake_feed(d).await,
+        db: crate::helpers::database_url(),
     };
     let mut outputs: Vec<(String, String)> = Vec::new();
 
@@ -828,13 +832,9 @@ async fn no_canary_secret_reaches_logs_errors_outputs_metrics_or_the_database() 
     );
 
     // The database, its WAL and everything printed: no canary in any form.
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(d.join("state")).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
     outputs.push((
-        "the database files".into(),
-        String::from_utf8_lossy(&stored).into_owned(),
+        "the database".into(),
+        crate::helpers::stored_everything(&d.join("offboard.toml")).await,
     ));
     let forms = forbidden();
     let mut leaks = Vec::new();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use offboard::feed::{self, PollOutcome};
 
-use crate::helpers::{HEADER, OK_SCRIPT, TestApp, config_text, write_script};
+use crate::helpers::{HEADER, OK_SCRIPT, TestApp, config_text_on, write_script};
 
 /// A tmpfs of `size` mounted on a fresh directory; unmounted when dropped.
 struct Tmpfs {
@@ -85,9 +85,10 @@ async fn a_full_disk_heals_within_seconds_of_space_returning_and_nothing_is_lost
     write_script(dir.path(), "remove.sh", OK_SCRIPT);
     std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
     let connector = "[[connector]]\nname = \"app\"\nkind = \"exec\"\naccount = \"{email}\"\nprogram = \"remove.sh\"\nargs = [\"{account}\"]\n";
-    let text = config_text(connector).replace(
-        "sqlite://state/offboard.db",
+    // The SQLite file on a disk of its own, whatever backend the rest of the suite runs on.
+    let text = config_text_on(
         &format!("sqlite://{}/offboard.db", disk.path().display()),
+        connector,
     );
     let t = TestApp::in_dir(dir, &text).await;
     t.write_feed(&leavers(0, 5));
@@ -160,9 +161,9 @@ async fn a_read_only_database_directory_is_named_by_check_config_and_by_the_firs
     let state = disk.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let connector = "[[connector]]\nname = \"app\"\nkind = \"exec\"\naccount = \"{email}\"\nprogram = \"remove.sh\"\nargs = [\"{account}\"]\n";
-    let text = config_text(connector).replace(
-        "sqlite://state/offboard.db",
+    let text = config_text_on(
         &format!("sqlite://{}/offboard.db", state.display()),
+        connector,
     );
     std::fs::write(dir.path().join("offboard.toml"), text).unwrap();
     let status = Command::new("mount")

@@ -76,16 +76,18 @@ pub(crate) async fn run_binary(config: &Path, args: &[&str]) -> (bool, String) {
 /// Every audit row and every removal's last error, as one text to search for things that must
 /// not be there.
 pub(crate) async fn stored_text(store: &offboard::store::Store) -> String {
-    let pool = store.sqlite_pool();
-    let audit: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT event, detail, outcome FROM audit_log")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let removals: Vec<(Option<String>,)> = sqlx::query_as("SELECT last_error FROM removals")
-        .fetch_all(pool)
-        .await
-        .unwrap();
+    let audit: Vec<(String, String, Option<String>)> = on_db!(store, |pool| sqlx::query_as(
+        "SELECT event, detail, outcome FROM audit_log"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    let removals: Vec<(Option<String>,)> = on_db!(store, |pool| sqlx::query_as(
+        "SELECT last_error FROM removals"
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
     format!("{audit:?}{removals:?}")
 }
 

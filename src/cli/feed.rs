@@ -45,8 +45,16 @@ pub(super) async fn plan(
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
-    let fresh = config.database.sqlite_path().filter(|path| !path.exists());
-    if let Some(path) = fresh {
+    let fresh = match config.database.sqlite_path() {
+        Some(path) => !path.exists(),
+        None => {
+            let store = crate::store::Store::connect_configured(&config.database).await?;
+            let applied = store.migrations_applied().await.unwrap_or(0);
+            store.close().await;
+            applied == 0
+        }
+    };
+    if fresh {
         // No database yet (a fresh install): plan against an empty one, as the first run will find
         // it, in a scratch file that is removed afterwards; the real path is left untouched.
         let scratch = std::env::temp_dir().join(format!(
@@ -70,7 +78,7 @@ pub(super) async fn plan(
             writeln!(
                 out,
                 "note: no database at {} yet: planned as the first run will find it (empty)",
-                path.display()
+                config.database.describe()
             )?;
         }
         crate::preview::print(out, &plan, format)?;
