@@ -190,6 +190,13 @@ impl App {
         health.poller_alive.store(true, Ordering::Relaxed);
         let workers = self.workers().with_health(health.clone());
         let waker = workers.waker();
+        // Several replicas on PostgreSQL: one leads (polls the feed, signs checkpoints, notifies), and
+        // work committed on any replica wakes the workers of all.
+        let leadership = self.store.leadership(shutdown.clone());
+        let wake_listener = match self.store.wake_listener().await? {
+            Some(listener) => Some(tokio::spawn(listener.run(waker.clone(), shutdown.clone()))),
+            None => None,
+        };
 
         let listener = tokio::net::TcpListener::bind(self.config.http.listen)
             .await
@@ -216,12 +223,13 @@ impl App {
         let worker_task = tokio::spawn(workers.run_until_stopped(shutdown.clone()));
         let checkpoints = self
             .checkpointer()?
-            .map(|c| tokio::spawn(c.run(shutdown.clone())));
+            .map(|c| tokio::spawn(c.with_leadership(leadership.clone()).run(shutdown.clone())));
         let notifier = (!self.config.notify.is_empty()).then(|| {
             tokio::spawn(crate::notify::run(
                 self.store.clone(),
                 self.config.clone(),
                 self.http.clone(),
+                leadership.clone(),
                 shutdown.clone(),
             ))
         });
@@ -234,6 +242,19 @@ impl App {
             // overlapped, and ticks that arrive meanwhile collapse into one.
             let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
             let _ = tick_tx.try_send(());
+            // A replica that takes the lead polls at once, not at the next scheduled tick.
+            let gain_tx = tick_tx.clone();
+            let gains = leadership.clone();
+            let mut gain_stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = gains.next_gain() => { let _ = gain_tx.try_send(()); }
+                        _ = gain_stop.changed() => if *gain_stop.borrow() { break },
+                    }
+                }
+            });
+            let poll_leadership = leadership.clone();
             let sched = JobScheduler::new()
                 .await
                 .context("cannot start the scheduler")?;
@@ -275,6 +296,10 @@ impl App {
                     }
                     if *stop.borrow() {
                         break;
+                    }
+                    if !poll_leadership.leads() {
+                        tracing::debug!("Another replica leads and polls the feed.");
+                        continue;
                     }
                     match feed::poll_once(&store, &config, &http, clock.now()).await {
                         Ok(PollOutcome::Ingested(s)) => {
@@ -352,6 +377,9 @@ impl App {
                 Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP listener failed."),
                 Ok(_) => {}
                 Err(_) => tracing::warn!("The HTTP listener did not stop within 5 s."),
+            }
+            if let Some(listener) = wake_listener {
+                let _ = tokio::time::timeout(Duration::from_secs(2), listener).await;
             }
             store.close().await;
             result

@@ -250,6 +250,7 @@ pub struct Checkpointer {
     every_rows: i64,
     every: Duration,
     last: Option<i64>,
+    leadership: crate::store::Leadership,
 }
 
 impl Checkpointer {
@@ -268,6 +269,7 @@ impl Checkpointer {
             every_rows: i64::try_from(every_rows).unwrap_or(i64::MAX).max(1),
             every,
             last: None,
+            leadership: crate::store::Leadership::always(),
         }
     }
 
@@ -354,6 +356,11 @@ impl Checkpointer {
             if *stop.borrow() {
                 break;
             }
+            if !self.leadership.leads() {
+                // Another replica signs the checkpoints; this one picks up from the head if it takes over.
+                self.last = None;
+                continue;
+            }
             let due = since.elapsed() >= self.every
                 || match self.store.audit_head().await {
                     Ok(Some((seq, _))) => seq - self.last.unwrap_or(0) >= self.every_rows,
@@ -373,8 +380,18 @@ impl Checkpointer {
         self
     }
 
+    /// Signs only while `leadership` says this replica leads (several replicas on one PostgreSQL
+    /// database).
+    pub fn with_leadership(mut self, leadership: crate::store::Leadership) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
     /// The last checkpoint, at shutdown (after the workers recorded their last attempts).
     pub async fn finish(mut self) {
+        if !self.leadership.leads() {
+            return;
+        }
         if let Err(e) = self.checkpoint(Utc::now()).await {
             tracing::error!(error = %format!("{e:#}"), "The checkpoint at shutdown failed.");
         }

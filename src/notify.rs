@@ -282,11 +282,23 @@ pub async fn run(
     store: Store,
     config: std::sync::Arc<Config>,
     http: reqwest::Client,
+    leadership: crate::store::Leadership,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let channels = config.notify.clone();
     let mut scanned: Option<tokio::time::Instant> = None;
     loop {
+        // With several replicas, the one that leads scans and delivers (a delivery is claimed by
+        // nobody else, so two replicas would send it twice).
+        while !leadership.leads() {
+            tokio::select! {
+                _ = leadership.next_gain() => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
         // The SLA scan reads every open removal: once a minute is enough.
         if scanned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             if let Err(e) = scan_sla(&store, &config, Utc::now()).await {

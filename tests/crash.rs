@@ -91,7 +91,9 @@ struct Directory {
 }
 
 #[derive(Clone)]
-struct Fake {
+pub(crate) struct Fake {
+    /// How many leavers have an account.
+    pub(crate) leavers: usize,
     dir: Arc<Mutex<Directory>>,
     /// Requests received.
     arrived: Arc<AtomicU64>,
@@ -121,15 +123,16 @@ impl Drop for InFlight {
 }
 
 impl Fake {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64, leavers: usize) -> Self {
         let mut dir = Directory::default();
-        for i in 1..=LEAVERS {
+        for i in 1..=leavers {
             let name = email(i);
             let id = format!("scim-{i:04}-{:08x}", seed.wrapping_mul(i as u64) as u32);
             dir.users.insert(name.clone(), id.clone());
             dir.names.insert(id, name);
         }
         Fake {
+            leavers,
             dir: Arc::new(Mutex::new(dir)),
             arrived: Arc::default(),
             answered: Arc::default(),
@@ -139,7 +142,7 @@ impl Fake {
         }
     }
 
-    async fn serve(self) -> String {
+    pub(crate) async fn serve(self) -> String {
         let router = Router::new()
             .route("/scim/v2/Users", get(lookup))
             .route("/scim/v2/Users/{id}", delete(remove).get(by_id))
@@ -351,10 +354,11 @@ fn employee(i: usize) -> String {
 // The daemon
 // ------------------------------------------------------------------------------------------------
 
-fn workspace(base_url: &str) -> tempfile::TempDir {
+/// A daemon's directory: the feed of `leavers` leavers, the token, and the config on database `db`.
+pub(crate) fn workspace(base_url: &str, leavers: usize, db: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut feed = String::from(crate::helpers::HEADER);
-    for i in 1..=LEAVERS {
+    for i in 1..=leavers {
         feed.push_str(&format!(
             "{},{},leaver{i:04},,Leaver {i},2026-01-05,Terminated\n",
             employee(i),
@@ -363,7 +367,6 @@ fn workspace(base_url: &str) -> tempfile::TempDir {
     }
     std::fs::write(dir.path().join("feed.csv"), feed).unwrap();
     write_secret(dir.path(), "scim-token", TOKEN);
-    let db = crate::helpers::database_url();
     // The feed is read at every start; its schedule never fires during the test.
     let config = format!(
         r#"[database]
@@ -386,7 +389,7 @@ max = "1s"
 max_attempts = 50
 
 [safety]
-max_terminations_per_batch = 1000
+max_terminations_per_batch = 10000
 max_terminations_percent = 100.0
 
 [http]
@@ -412,7 +415,7 @@ auth = {{ kind = "bearer", token_file = "scim-token" }}
     dir
 }
 
-fn start_daemon(dir: &Path, log: &Path) -> Child {
+pub(crate) fn start_daemon(dir: &Path, log: &Path) -> Child {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -430,14 +433,14 @@ fn start_daemon(dir: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-fn log_tail(log: &Path) -> String {
+pub(crate) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// Fails the test if the daemon exited on its own (it must only ever stop because it was killed).
-fn assert_alive(child: &mut Child, log: &Path) {
+pub(crate) fn assert_alive(child: &mut Child, log: &Path) {
     if let Some(status) = child.try_wait().unwrap() {
         panic!(
             "the daemon exited by itself ({status}); its log ends:\n{}",
@@ -523,7 +526,7 @@ async fn kill_round(dir: &Path, log: &Path, fake: &Fake, aim: Aim) -> String {
 }
 
 /// The test daemon's database, once a daemon created it and got past its migrations.
-async fn open_store(dir: &Path) -> Option<offboard::store::Store> {
+pub(crate) async fn open_store(dir: &Path) -> Option<offboard::store::Store> {
     let loaded = offboard::config::Config::load(&dir.join("offboard.toml")).ok()?;
     if loaded.database.sqlite_path().is_some_and(|db| !db.exists()) {
         return None;
@@ -539,7 +542,7 @@ async fn open_store(dir: &Path) -> Option<offboard::store::Store> {
 }
 
 /// What the database holds after a kill: batches polled and removals by state.
-async fn progress(dir: &Path) -> String {
+pub(crate) async fn progress(dir: &Path) -> String {
     let Some(pool) = open_store(dir).await else {
         return "no database yet".into();
     };
@@ -647,9 +650,9 @@ async fn sigkill_at_random_moments_loses_no_removal_and_repeats_none() {
         .unwrap_or_else(rand::random);
     eprintln!("crash test: {rounds} rounds, OFFBOARD_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let fake = Fake::new(seed);
+    let fake = Fake::new(seed, LEAVERS);
     let base_url = fake.clone().serve().await;
-    let dir = workspace(&base_url);
+    let dir = workspace(&base_url, LEAVERS, &crate::helpers::database_url());
     let log: PathBuf = dir.path().join("daemon.log");
     let started = Instant::now();
 
@@ -693,7 +696,7 @@ async fn sigkill_at_random_moments_loses_no_removal_and_repeats_none() {
 /// A removal as the checks read it: id, employee, state, outcome, attempts, lease owner.
 type RemovalRow = (i64, String, String, Option<String>, i64, Option<String>);
 
-async fn check_invariants(store: &offboard::store::Store, fake: &Fake, seed: u64) {
+pub(crate) async fn check_invariants(store: &offboard::store::Store, fake: &Fake, seed: u64) {
     let ctx = format!("(OFFBOARD_CRASH_SEED={seed})");
     // Every removal is done, once, with no lease left.
     let removals: Vec<RemovalRow> = on_db!(store, |pool| sqlx::query_as(
@@ -703,14 +706,14 @@ async fn check_invariants(store: &offboard::store::Store, fake: &Fake, seed: u64
     .fetch_all(pool)
     .await)
     .unwrap();
-    assert_eq!(removals.len(), LEAVERS, "one removal per leaver {ctx}");
+    assert_eq!(removals.len(), fake.leavers, "one removal per leaver {ctx}");
     let terminations: i64 = on_db!(store, |pool| sqlx::query_scalar(
         "SELECT COUNT(*) FROM terminations"
     )
     .fetch_one(pool)
     .await)
     .unwrap();
-    assert_eq!(terminations as usize, LEAVERS, "{ctx}");
+    assert_eq!(terminations as usize, fake.leavers, "{ctx}");
 
     let rows: Vec<(i64, i64, String, Option<i64>, String)> = on_db!(store, |pool| sqlx::query_as(
         "SELECT removal_id, COALESCE(attempt, 0), event, http_status, detail FROM audit_log \

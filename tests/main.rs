@@ -22,6 +22,7 @@ mod push;
 mod push_load;
 mod quarantine;
 mod queue;
+mod replicas;
 mod retry;
 mod safety;
 mod scim;

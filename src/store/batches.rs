@@ -122,6 +122,7 @@ impl Store {
             .detail(json!({"removals": removals.len()})),
         );
         chain.write(&mut tx).await?;
+        tx.announce_work().await?;
         tx.commit().await?;
         Ok(removals.len() as u64)
     }
@@ -177,6 +178,7 @@ impl Store {
                 .await?;
         }
         chain.write(&mut tx).await?;
+        tx.announce_work().await?;
         tx.commit().await?;
         Ok(rows.len() as u64)
     }

@@ -122,6 +122,7 @@ impl Store {
             )
             .await?;
         }
+        tx.announce_work().await?;
         tx.commit().await?;
         Ok(before)
     }

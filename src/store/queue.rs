@@ -691,6 +691,7 @@ impl Store {
             retried.push(source.id);
         }
         chain.write(&mut tx).await?;
+        tx.announce_work().await?;
         tx.commit().await?;
         Ok((retried, not_retried))
     }

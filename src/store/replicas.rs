@@ -40,13 +40,9 @@ impl Leadership {
         self.leads.load(Ordering::Relaxed)
     }
 
-    /// Resolves when this replica takes the lead (at once if it leads now).
-    pub async fn gained(&self) {
-        let gained = self.gained.notified();
-        if self.leads() {
-            return;
-        }
-        gained.await;
+    /// Resolves the next time this replica takes the lead.
+    pub async fn next_gain(&self) {
+        self.gained.notified().await;
     }
 
     fn set(&self, leads: bool) {
