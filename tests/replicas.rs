@@ -57,7 +57,13 @@ impl Server {
             .prefix("offboard-replicas-pg")
             .tempdir_in("/tmp")
             .unwrap();
-        let url = postgres_script(&["start", dir.path().join("pg").to_str().unwrap()]);
+        // Durable: a server that acknowledged a commit keeps it across the restart (the suite's
+        // shared server trades that for speed).
+        let url = postgres_script(&[
+            "start",
+            dir.path().join("pg").to_str().unwrap(),
+            "--durable",
+        ]);
         (Server { dir }, url)
     }
 

@@ -2,6 +2,7 @@
 //! (with `--probe`, each connector's read-only check) and `migrate`.
 
 use std::io::Write;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -13,10 +14,34 @@ use crate::connectors::Registry;
 use crate::output::Format;
 use crate::store::Store;
 
+/// How long `offboard run` waits for a PostgreSQL server that is not reachable at start.
+const DATABASE_PATIENCE: Duration = Duration::from_secs(60);
+
 /// `offboard run`: the daemon, until SIGTERM or SIGINT.
 pub(super) async fn run(config: Config) -> anyhow::Result<i32> {
     let shutdown = crate::app::shutdown_on_signals()?;
-    let app = App::build(config, Clock::system()).await?;
+    // A PostgreSQL server may be starting or restarting with the daemon (a Deployment rolled out
+    // with its database, a failover): wait for it a while instead of failing the start at once.
+    let patience = if config.database.sqlite_path().is_some() {
+        Duration::ZERO
+    } else {
+        DATABASE_PATIENCE
+    };
+    let deadline = tokio::time::Instant::now() + patience;
+    let app = loop {
+        match App::build(config.clone(), Clock::system()).await {
+            Ok(app) => break app,
+            Err(e) if tokio::time::Instant::now() < deadline && !*shutdown.borrow() => {
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    database = %config.database.describe(),
+                    "The database is not reachable yet; trying again in 2 s."
+                );
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     tracing::info!(
         connectors = app.config.connectors.len(),
         feed = app.config.feed.is_some(),
