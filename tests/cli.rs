@@ -580,3 +580,84 @@ fn an_unknown_connector_name_is_an_error_everywhere() {
             .success()
     );
 }
+
+/// `offboard migrate --to postgres://...` moves a SQLite database whole: the daemon goes on from
+/// it on PostgreSQL, with one audit chain across the move. Runs in the PostgreSQL pass.
+#[test]
+fn migrate_to_moves_a_sqlite_database_to_postgres_and_the_chain_goes_on() {
+    let Some(server) = crate::helpers::postgres_server() else {
+        eprintln!("migrate --to: runs in the PostgreSQL pass of scripts/test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", OK_SCRIPT);
+    let config = dir.path().join("offboard.toml");
+    let sqlite = crate::helpers::config_text_on("sqlite://state/offboard.db", CONNECTOR);
+    std::fs::write(&config, &sqlite).unwrap();
+    let leaver = |id: &str| format!("{id},{id}@example.org,{id},,{id},2026-01-05,Terminated\n");
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!("{}{}{}", crate::helpers::HEADER, leaver("e1"), leaver("e2")),
+    )
+    .unwrap();
+    assert!(offboard(&config, &["run", "--once"]).status.success());
+    let rows_before: usize = text(&offboard(&config, &["audit", "--format", "json"]))
+        .matches("\"seq\"")
+        .count();
+
+    let target = crate::helpers::new_postgres_database(&server);
+    let moved = offboard(&config, &["migrate", "--to", &target]);
+    assert!(moved.status.success(), "{}", text(&moved));
+    assert!(text(&moved).contains("ok: moved to"), "{}", text(&moved));
+    assert!(
+        text(&moved).contains(&format!("audit_log: {rows_before} rows")),
+        "{}",
+        text(&moved)
+    );
+    assert!(
+        text(&moved).contains("removals: 2 rows"),
+        "{}",
+        text(&moved)
+    );
+    let again = offboard(&config, &["migrate", "--to", &target]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(
+        text(&again).contains("already holds offboard rows"),
+        "{}",
+        text(&again)
+    );
+
+    // The daemon goes on from PostgreSQL: a new leaver, and the chain still verifies whole.
+    std::fs::write(
+        &config,
+        sqlite.replace("sqlite://state/offboard.db", &target),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!(
+            "{}{}{}{}",
+            crate::helpers::HEADER,
+            leaver("e1"),
+            leaver("e2"),
+            leaver("e3")
+        ),
+    )
+    .unwrap();
+    let run = offboard(&config, &["run", "--once"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let removals = offboard(&config, &["removals", "--format", "json"]);
+    let removals: Vec<serde_json::Value> = serde_json::from_slice(&removals.stdout).unwrap();
+    assert_eq!(removals.len(), 3, "{removals:?}");
+    assert!(
+        removals.iter().all(|r| r["state"] == "done"),
+        "{removals:?}"
+    );
+    let verify = offboard(&config, &["audit", "verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    let verified: usize = text(&verify)
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap();
+    assert!(verified > rows_before, "{}", text(&verify));
+}

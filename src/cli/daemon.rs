@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::json;
 
-use super::open;
+use super::{open, open_existing};
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -97,6 +98,97 @@ pub(super) async fn migrate(config: &Config, out: &mut impl Write) -> anyhow::Re
     let applied = store.migrations_applied().await?;
     writeln!(out, "ok: the schema is up to date ({applied} migrations)")?;
     Ok(0)
+}
+
+/// `offboard migrate --to postgres://...`: copies every row of the configured SQLite database into an
+/// empty PostgreSQL database and verifies the audit chain there (same rows, same head).
+pub(super) async fn migrate_to(
+    config: &Config,
+    url: &str,
+    password_file: Option<&std::path::Path>,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    use crate::audit::{self, Verification};
+    use crate::config::{Backend, DatabaseConfig, PostgresConfig, Secret};
+
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+        anyhow::bail!("--to must be a postgres:// URL");
+    }
+    let authority = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    if authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    {
+        anyhow::bail!("--to holds a password; give it with --password-file or $PGPASSWORD instead");
+    }
+    let password = match password_file {
+        Some(file) => Some(Secret::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --password-file {}", file.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        )),
+        None => std::env::var("PGPASSWORD").ok().map(Secret::new),
+    };
+    let target_config = DatabaseConfig {
+        backend: Backend::Postgres(PostgresConfig {
+            url: url.to_string(),
+            password,
+            sslmode: None,
+            ssl_root_cert: None,
+            connect_timeout: Duration::from_secs(10),
+        }),
+        max_connections: 2,
+        busy_timeout: config.database.busy_timeout,
+    };
+    let source = open_existing(config).await?;
+    let before = audit::verify(&source).await?;
+    let Verification::Ok { rows, head } = before else {
+        anyhow::bail!(
+            "the audit chain of {} does not verify ({before:?}); move nothing until it is explained",
+            config.database.describe()
+        );
+    };
+    let target = Store::open_configured(&target_config).await?;
+    let copied = source.copy_into(&target).await?;
+    let after = audit::verify(&target).await?;
+    target.close().await;
+    source.close().await;
+    let shown = target_config.describe();
+    for (table, n) in &copied {
+        writeln!(out, "{table}: {n} rows")?;
+    }
+    match after {
+        Verification::Ok {
+            rows: moved,
+            head: moved_head,
+        } if moved == rows && moved_head == head => {
+            writeln!(
+                out,
+                "ok: moved to {shown}; its audit chain verifies: {moved} rows, head {moved_head}, as in {}",
+                config.database.describe()
+            )?;
+            writeln!(
+                out,
+                "next: set database.url = \"{shown}\" (and password_file or password_env) and start the daemon"
+            )?;
+            Ok(0)
+        }
+        other => {
+            writeln!(
+                out,
+                "FAILED: the audit chain on {shown} does not match the source ({other:?}; source {rows} rows, head {head})"
+            )?;
+            Ok(1)
+        }
+    }
 }
 
 /// `offboard check-config`: the config's warnings, then "ok", or each probe's failure (exit 1).

@@ -61,8 +61,17 @@ pub enum Command {
         #[arg(long)]
         probe: bool,
     },
-    /// Applies database migrations.
-    Migrate,
+    /// Applies database migrations; with `--to`, moves the SQLite database to PostgreSQL.
+    Migrate {
+        /// A PostgreSQL database to move every row of the configured SQLite database into
+        /// (postgres://USER@HOST:PORT/DATABASE, no password in it). The daemon must be stopped; the
+        /// audit chain is verified on the target afterwards.
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// A file holding the target's password (else `$PGPASSWORD`, if set).
+        #[arg(long, value_name = "FILE", requires = "to")]
+        password_file: Option<std::path::PathBuf>,
+    },
     /// Writes a consistent copy of the database to a new file while the daemon runs (SQLite's
     /// `VACUUM INTO`), then verifies the copy's audit chain.
     Backup {
@@ -400,7 +409,11 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::CheckConfig { probe } => daemon::check_config(&config, probe, &mut out).await,
         Command::Run { once: false, .. } => daemon::run(config).await,
         Command::Run { once: true, format } => daemon::run_once(config, format, &mut out).await,
-        Command::Migrate => daemon::migrate(&config, &mut out).await,
+        Command::Migrate { to: None, .. } => daemon::migrate(&config, &mut out).await,
+        Command::Migrate {
+            to: Some(to),
+            password_file,
+        } => daemon::migrate_to(&config, &to, password_file.as_deref(), &mut out).await,
         Command::Keygen { out: dir } => keygen(&dir, &mut out).map(|()| 0),
         Command::Backup { out: file } => evidence::backup(&config, &file, &mut out).await,
         Command::Status { format } => queue::status(&config, format, &mut out).await,

@@ -53,9 +53,11 @@ pub mod queue;
 pub mod reads;
 mod replicas;
 mod sqlite;
+mod transfer;
 pub mod transition;
 
 pub use replicas::{Leadership, WakeListener};
+pub use transfer::Copied;
 
 use std::path::Path;
 use std::time::Duration;
