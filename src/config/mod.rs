@@ -594,7 +594,28 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
 
 impl Validator<'_> {
     fn database(&mut self, raw: RawDatabase) -> DatabaseConfig {
-        let url = raw.url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
+        // The URL itself, or from a variable (a Kubernetes Secret's key); it never holds a password.
+        let from_env = match (&raw.url, &raw.url_env) {
+            (Some(_), Some(_)) => {
+                self.problem("database.url_env", "set either url or url_env, not both");
+                None
+            }
+            (None, Some(var)) => match (self.env)(var).and_then(|v| v.into_string().ok()) {
+                Some(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
+                _ => {
+                    self.problem(
+                        "database.url_env",
+                        format!("environment variable {var} is not set (or empty)"),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let url = from_env
+            .as_deref()
+            .or(raw.url.as_deref())
+            .unwrap_or(DEFAULT_DATABASE_URL);
         let backend = if is_postgres_url(url) {
             Backend::Postgres(self.postgres(url, &raw))
         } else {

@@ -40,6 +40,7 @@ pub(super) const CONNECTOR_COMMON_KEYS: &[&str] = &[
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct RawDatabase {
     pub(super) url: Option<String>,
+    pub(super) url_env: Option<String>,
     pub(super) max_connections: Option<i64>,
     pub(super) busy_timeout: Option<String>,
     pub(super) password_file: Option<String>,

@@ -264,7 +264,7 @@ fn database_urls_resolve_against_the_config_dir_and_a_password_never_sits_in_one
 
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("db-password");
-    std::fs::write(&secret, "s3cret-from-a-file\n").unwrap();
+    write_file(&secret, "s3cret-from-a-file\n", 0o600);
     let config = parse(&format!(
         "[database]\nurl = \"postgresql://offboard@db.example:5432/offboard\"\npassword_file = \"{}\"\nsslmode = \"verify-full\"\nmax_connections = 8\n",
         secret.display()
@@ -840,5 +840,42 @@ fn load_reports_an_unreadable_file() {
         err.to_string()
             .contains("cannot read the config file: No such file or directory"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_database_url_may_come_from_a_variable_and_a_postgres_password_from_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[database]\nurl_env = \"OFFBOARD_DATABASE_URL\"\npassword_env = \"OFFBOARD_DATABASE_PASSWORD\"\n";
+    let config = parse_with(
+        text,
+        dir.path(),
+        &[
+            (
+                "OFFBOARD_DATABASE_URL",
+                "postgres://offboard@db:5432/offboard",
+            ),
+            ("OFFBOARD_DATABASE_PASSWORD", "from-the-secret"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let crate::config::Backend::Postgres(pg) = &config.database.backend else {
+        panic!("the variable's URL is a PostgreSQL one")
+    };
+    assert_eq!(pg.url, "postgres://offboard@db:5432/offboard");
+    assert_eq!(pg.password.as_ref().unwrap().expose(), "from-the-secret");
+
+    let err = parse_with(text, dir.path(), &[]).unwrap_err();
+    assert!(
+        problem_for(&err.problems, "database.url_env")
+            .message
+            .contains("OFFBOARD_DATABASE_URL is not set"),
+        "{err}"
+    );
+    let both = problems("[database]\nurl = \"sqlite://x.db\"\nurl_env = \"X\"\n");
+    assert!(
+        problem_for(&both, "database.url_env")
+            .message
+            .contains("not both")
     );
 }
