@@ -14,6 +14,7 @@ mod drain;
 mod footprint;
 mod intake;
 mod process;
+mod replicas;
 mod revoke;
 mod setup;
 mod vendor;
@@ -46,15 +47,17 @@ enum Scenario {
     B4,
     B5,
     B6,
+    B7,
 }
 
-const ALL: [Scenario; 6] = [
+const ALL: [Scenario; 7] = [
     Scenario::B1,
     Scenario::B2,
     Scenario::B3,
     Scenario::B4,
     Scenario::B5,
     Scenario::B6,
+    Scenario::B7,
 ];
 
 /// Sizes of one invocation.
@@ -68,6 +71,9 @@ struct Sizes {
     b4_pushes: usize,
     b4_polls: usize,
     b5_rows: usize,
+    b7_b1: usize,
+    b7_b3: usize,
+    b7_pushes: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -79,6 +85,9 @@ const FULL: Sizes = Sizes {
     b4_pushes: 200,
     b4_polls: 10,
     b5_rows: 100_000,
+    b7_b1: 10_000,
+    b7_b3: 1_000,
+    b7_pushes: 200,
 };
 
 const QUICK: Sizes = Sizes {
@@ -90,6 +99,9 @@ const QUICK: Sizes = Sizes {
     b4_pushes: 10,
     b4_polls: 2,
     b5_rows: 1_000,
+    b7_b1: 100,
+    b7_b3: 32,
+    b7_pushes: 10,
 };
 
 struct Options {
@@ -101,7 +113,7 @@ struct Options {
 }
 
 fn usage() -> &'static str {
-    "usage: cargo bench --bench pipeline -- [all | B1 … B6] [--quick] [--runs N] [--concurrency N] [--dir PATH]\n\
+    "usage: cargo bench --bench pipeline -- [all | B1 … B7] [--quick] [--runs N] [--concurrency N] [--dir PATH]\n\
      \n\
      all          every scenario (the default)\n\
      --quick      small sizes, one run: checks that the harness works; timings are not judged\n\
@@ -153,6 +165,7 @@ fn parse_options() -> anyhow::Result<Options> {
                     "B4" => Scenario::B4,
                     "B5" => Scenario::B5,
                     "B6" => Scenario::B6,
+                    "B7" => Scenario::B7,
                     // libtest-style flags that `cargo test` may pass through are not ours.
                     _ if other.starts_with("--") => {
                         eprintln!("pipeline: ignoring {other}");
@@ -505,6 +518,7 @@ async fn run(options: &Options) -> Report {
             Scenario::B4 => b4(bin, options, sizes, &mut report).await,
             Scenario::B5 => b5(bin, options, sizes, &mut report).await,
             Scenario::B6 => b6(bin, options, &mut report).await,
+            Scenario::B7 => b7(bin, options, sizes, &mut report).await,
         };
         if let Err(e) = result {
             report.error(&format!("{scenario:?}"), &e);
@@ -851,5 +865,131 @@ async fn b6(bin: &Path, options: &Options, report: &mut Report) -> anyhow::Resul
         "≤ 300 ms",
         Some(min_d(&existing) <= Duration::from_millis(300)),
     );
+    Ok(())
+}
+
+/// Worker and connector concurrency of each replica in B7's drain with a 50 ms vendor.
+const B7_CONCURRENCY: usize = 8;
+
+/// B7: the drains of B1 and B3 on PostgreSQL with one and three replicas, push → first call across
+/// replicas, and graphile_worker draining no-op jobs on the same server.
+async fn b7(
+    bin: &Path,
+    options: &Options,
+    sizes: Sizes,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let server = replicas::Server::start()?;
+    let instant = vendor::Vendor::start(Duration::ZERO, false)?;
+    let slow = vendor::Vendor::start(B3_LATENCY, false)?;
+    let mut rates = std::collections::HashMap::new();
+    for (label, vendor, n, concurrency) in [
+        ("instant vendor", &instant, sizes.b7_b1, options.concurrency),
+        (
+            "vendor answers after 50 ms",
+            &slow,
+            sizes.b7_b3,
+            B7_CONCURRENCY,
+        ),
+    ] {
+        for k in [1, 3] {
+            let mut times = Vec::new();
+            for _ in 0..options.runs {
+                times.push(
+                    replicas::drain(bin, &options.dir, &server, vendor, n, k, concurrency).await?,
+                );
+            }
+            let fastest = min_d(&times);
+            let per_s = |d: Duration| n as f64 / d.as_secs_f64();
+            rates.insert((label, k), per_s(fastest));
+            let (judgement, target) = if k == 3 {
+                let ratio = per_s(fastest) / rates[&(label, 1)];
+                let judged = (label != "instant vendor").then_some(ratio >= 2.7);
+                (
+                    format!(" = {ratio:.2} × one replica"),
+                    if judged.is_some() {
+                        "≥ 2.7 × one replica".to_string()
+                    } else {
+                        "—".to_string()
+                    },
+                )
+            } else {
+                (String::new(), "—".to_string())
+            };
+            report.row(
+                "B7",
+                format!(
+                    "PostgreSQL, {k} replica{} (processes), {label}, concurrency {concurrency} each",
+                    if k == 1 { "" } else { "s" }
+                ),
+                thousands(n as u64),
+                format!("{} removals/s{judgement}", rate(per_s(fastest))),
+                spread(&times, max_d(&times), fastest, |d| format!("{}/s", rate(per_s(d)))),
+                target.clone(),
+                (k == 3 && label != "instant vendor").then(|| per_s(fastest) / rates[&(label, 1)] >= 2.7),
+            );
+        }
+    }
+    let mut p99s = Vec::new();
+    let mut all = Vec::new();
+    for _ in 0..options.runs {
+        let latencies =
+            replicas::push_latencies(bin, &options.dir, &server, sizes.b7_pushes).await?;
+        p99s.push(percentile(&latencies, 99.0));
+        all.extend(latencies);
+    }
+    let p99 = min_d(&p99s);
+    report.row(
+        "B7",
+        "push to a random one of 3 replicas → the vendor's first call",
+        thousands(sizes.b7_pushes as u64),
+        format!(
+            "p50 {} ms, p99 {} ms",
+            percentile(&all, 50.0).as_millis(),
+            p99.as_millis()
+        ),
+        spread(&p99s, max_d(&p99s), p99, |d| {
+            format!("p99 {} ms", d.as_millis())
+        }),
+        "p99 ≤ 250 ms",
+        Some(p99 <= Duration::from_millis(250)),
+    );
+    if options.quick {
+        return Ok(());
+    }
+    // The peer: graphile_worker, no-op jobs, on the same server; one and three processes.
+    for k in [1, 3] {
+        let mut times = Vec::new();
+        for _ in 0..options.runs {
+            let db = server.database().await?;
+            times.push(replicas::peer_drain(
+                &server,
+                &db,
+                sizes.b7_b1,
+                k,
+                options.concurrency,
+            )?);
+        }
+        let fastest = min_d(&times);
+        let per_s = |d: Duration| sizes.b7_b1 as f64 / d.as_secs_f64();
+        let ours = rates[&("instant vendor", k)];
+        report.row(
+            "B7",
+            format!(
+                "peer: graphile_worker 0.14, no-op jobs, {k} process{}, concurrency {} each",
+                if k == 1 { "" } else { "es" },
+                options.concurrency
+            ),
+            thousands(sizes.b7_b1 as u64),
+            format!(
+                "{} jobs/s; offboard's drain (two vendor calls and five audit rows per removal) is {:.2} × it",
+                rate(per_s(fastest)),
+                ours / per_s(fastest)
+            ),
+            spread(&times, max_d(&times), fastest, |d| format!("{}/s", rate(per_s(d)))),
+            "—",
+            None,
+        );
+    }
     Ok(())
 }
