@@ -661,3 +661,36 @@ fn migrate_to_moves_a_sqlite_database_to_postgres_and_the_chain_goes_on() {
         .unwrap();
     assert!(verified > rows_before, "{}", text(&verify));
 }
+
+/// `check-config --probe` on PostgreSQL says whether the server takes this config's connections and
+/// writes, as the first start will. Runs in the PostgreSQL pass.
+#[test]
+fn check_config_probe_reaches_the_postgres_server_or_says_why_not() {
+    if crate::helpers::postgres_server().is_none() {
+        eprintln!("check-config on PostgreSQL: runs in the PostgreSQL pass of scripts/test");
+        return;
+    }
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    let check = offboard(&config, &["check-config", "--probe"]);
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(
+        text(&check).contains("reachable and writable; no offboard tables yet"),
+        "{}",
+        text(&check)
+    );
+
+    // Nobody listens on port 1.
+    let text_before = std::fs::read_to_string(&config).unwrap();
+    let start = text_before.find("@127.0.0.1:").unwrap() + "@127.0.0.1:".len();
+    let end = start + text_before[start..].find('/').unwrap();
+    let unreachable = format!("{}1{}", &text_before[..start], &text_before[end..]);
+    std::fs::write(&config, unreachable).unwrap();
+    let check = offboard(&config, &["check-config", "--probe"]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(
+        text(&check).contains("cannot connect to the database postgres://offboard@127.0.0.1:1/"),
+        "{}",
+        text(&check)
+    );
+}

@@ -213,6 +213,32 @@ pub(super) async fn check_config(
     }
     let registry = Registry::build(config, &Clock::system())?;
     let mut failures = 0;
+    if config.database.sqlite_path().is_none() {
+        // A PostgreSQL server: reachable with these credentials, and taking writes.
+        let shown = config.database.describe();
+        let checked = async {
+            let store = Store::connect_configured(&config.database).await?;
+            let writable = store.check_writable().await;
+            let applied = store.migrations_applied().await.unwrap_or(0);
+            store.close().await;
+            writable.map(|()| applied)
+        }
+        .await;
+        match checked {
+            Ok(0) => writeln!(
+                out,
+                "database {shown}: ok (reachable and writable; no offboard tables yet: the first start creates them)"
+            )?,
+            Ok(n) => writeln!(
+                out,
+                "database {shown}: ok (reachable and writable; {n} migrations applied)"
+            )?,
+            Err(e) => {
+                failures += 1;
+                writeln!(out, "database {shown}: {e:#}")?;
+            }
+        }
+    }
     for c in &config.connectors {
         let Some(connector) = registry.get(&c.name) else {
             continue;
