@@ -193,10 +193,11 @@ impl App {
         // Several replicas on PostgreSQL: one leads (polls the feed, signs checkpoints, notifies), and
         // work committed on any replica wakes the workers of all.
         let leadership = self.store.leadership(shutdown.clone());
-        let wake_listener = match self.store.wake_listener().await? {
-            Some(listener) => Some(tokio::spawn(listener.run(waker.clone(), shutdown.clone()))),
-            None => None,
-        };
+        let wake_listener = self
+            .store
+            .wake_listener()
+            .await?
+            .map(|listener| tokio::spawn(listener.run(waker.clone(), shutdown.clone())));
 
         let listener = tokio::net::TcpListener::bind(self.config.http.listen)
             .await

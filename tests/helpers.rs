@@ -9,7 +9,7 @@ macro_rules! on_db {
         match store.postgres_pool() {
             Some($pool) => $body,
             None => {
-                let $pool = store.sqlite_pool();
+                let $pool = store.sqlite_pool().unwrap();
                 $body
             }
         }

@@ -20,7 +20,9 @@ pub(crate) async fn raw_commit_rate(base: &Path, commits: usize) -> anyhow::Resu
     let store =
         offboard::store::Store::connect(&dir.path().join("raw.db"), 1, Duration::from_secs(5))
             .await?;
-    let pool = store.sqlite_pool();
+    let pool = store
+        .sqlite_pool()
+        .context("the benchmark store is SQLite")?;
     sqlx::query("CREATE TABLE commits (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
         .execute(pool)
         .await?;
@@ -154,7 +156,11 @@ pub(crate) async fn drain_with(
     );
     vendor.check_clean()?;
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM removals WHERE state <> 'done'")
-        .fetch_one(app.store.sqlite_pool())
+        .fetch_one(
+            app.store
+                .sqlite_pool()
+                .context("the benchmark store is SQLite")?,
+        )
         .await?;
     anyhow::ensure!(left == 0, "{left} removals are not done after the drain");
     app.store.close().await;

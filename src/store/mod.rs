@@ -190,15 +190,12 @@ impl Store {
         })
     }
 
-    /// The SQLite pool underneath, for tests and tools that read the database file directly. Offboard's
-    /// own code goes through the operations.
-    ///
-    /// # Panics
-    /// On a PostgreSQL store.
-    pub fn sqlite_pool(&self) -> &sqlx::SqlitePool {
+    /// The SQLite pool underneath, for tests and tools that read the database file directly; `None` on
+    /// PostgreSQL. Offboard's own code goes through the operations.
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
         match &self.db {
-            Db::Sqlite(pool) => pool,
-            Db::Postgres(_) => panic!("sqlite_pool() on a PostgreSQL store"),
+            Db::Sqlite(pool) => Some(pool),
+            Db::Postgres(_) => None,
         }
     }
 
