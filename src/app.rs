@@ -18,7 +18,8 @@ use crate::store::Store;
 use crate::worker::{DrainSummary, Workers};
 use std::sync::atomic::Ordering;
 
-/// A built daemon: everything opened, nothing running yet.
+/// A built daemon: everything opened, nothing running yet. Cloning it is cheap (shared handles).
+#[derive(Clone)]
 pub struct App {
     /// The database.
     pub store: Store,
@@ -221,6 +222,20 @@ impl App {
                 .await
         });
 
+        let console = match &self.config.console {
+            Some(_) => {
+                let state = crate::console::ConsoleState::new(
+                    self.store.clone(),
+                    self.config.clone(),
+                    self.clock.clone(),
+                    waker.clone(),
+                )?;
+                Some(crate::console::serve(state, shutdown.clone()).await?)
+            }
+            None => None,
+        };
+        let console_addr = console.as_ref().map(|(addr, _)| *addr);
+
         let worker_task = tokio::spawn(workers.run_until_stopped(shutdown.clone()));
         let checkpoints = self
             .checkpointer()?
@@ -379,13 +394,20 @@ impl App {
                 Ok(_) => {}
                 Err(_) => tracing::warn!("The HTTP listener did not stop within 5 s."),
             }
+            if let Some((_, console)) = console {
+                let _ = tokio::time::timeout(Duration::from_secs(5), console).await;
+            }
             if let Some(listener) = wake_listener {
                 let _ = tokio::time::timeout(Duration::from_secs(2), listener).await;
             }
             store.close().await;
             result
         });
-        Ok(Running { http_addr, join })
+        Ok(Running {
+            http_addr,
+            console_addr,
+            join,
+        })
     }
 }
 
@@ -393,6 +415,8 @@ impl App {
 pub struct Running {
     /// Where the HTTP listener is bound.
     pub http_addr: std::net::SocketAddr,
+    /// Where the console listens, when `[console]` is configured.
+    pub console_addr: Option<std::net::SocketAddr>,
     /// Ends when the daemon has stopped.
     pub join: tokio::task::JoinHandle<anyhow::Result<()>>,
 }

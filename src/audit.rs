@@ -312,7 +312,14 @@ pub async fn verify_against(
             }
         }
     }
-    let mut next_checkpoint = checkpoints.iter().filter(|c| c.seq > start_seq).peekable();
+    // Collected, not a filtering iterator: the future holds no closure across its awaits, so it stays
+    // Send for every caller (the console's handlers among them).
+    let pending: Vec<&crate::checkpoint::Checkpoint> = checkpoints
+        .iter()
+        .copied()
+        .filter(|c| c.seq > start_seq)
+        .collect();
+    let mut next_checkpoint = pending.into_iter().peekable();
     let mut covered_to = start_seq;
     let mut uncovered_oldest: Option<(i64, String)> = None;
     let mut recorded: std::collections::HashSet<(i64, String)> = std::collections::HashSet::new();
@@ -635,6 +642,52 @@ pub async fn list(store: &Store, filter: &Filter) -> anyhow::Result<Vec<AuditRow
             filter.connector.as_deref(),
         )
         .await
+}
+
+/// Prints audit rows as a table, JSON or CSV (`offboard audit`, the console's downloads): the same
+/// columns everywhere.
+pub fn print_rows(
+    out: &mut impl std::io::Write,
+    rows: &[AuditRow],
+    format: crate::output::Format,
+) -> anyhow::Result<()> {
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.seq.to_string(),
+                r.at.clone(),
+                r.actor.clone(),
+                r.event.clone(),
+                r.employee_id.clone().unwrap_or_default(),
+                r.connector.clone().unwrap_or_default(),
+                r.removal_id.map(|v| v.to_string()).unwrap_or_default(),
+                r.attempt.map(|v| v.to_string()).unwrap_or_default(),
+                r.outcome.clone().unwrap_or_default(),
+                r.http_status.map(|v| v.to_string()).unwrap_or_default(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    crate::output::emit(
+        out,
+        format,
+        &[
+            "seq",
+            "at",
+            "actor",
+            "event",
+            "employee",
+            "connector",
+            "removal",
+            "attempt",
+            "outcome",
+            "http",
+            "detail",
+        ],
+        &table,
+        rows,
+    )
 }
 
 /// When an audit row was written.

@@ -60,7 +60,9 @@ pub fn account_for(connector: &ConnectorConfig, person: &Person) -> Result<Strin
 
 /// Makes a removal's account key again from a person's current HR data, by connector name (`None` for
 /// a connector no longer configured): what `offboard retry` and a re-sent person use.
-pub fn renderer(config: &Config) -> impl Fn(&str, &Person) -> Option<Result<String, String>> + '_ {
+pub fn renderer(
+    config: &Config,
+) -> impl Fn(&str, &Person) -> Option<Result<String, String>> + Sync + '_ {
     move |name, person| config.connector(name).map(|c| account_for(c, person))
 }
 

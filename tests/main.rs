@@ -7,6 +7,7 @@ mod helpers;
 mod audit_chain;
 mod bad_config;
 mod cli;
+mod console;
 mod crash;
 mod echo360;
 mod evidence;

@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::{open_existing, time_arg};
 use crate::audit::{self, Verification};
 use crate::config::Config;
-use crate::output::{Format, emit};
+use crate::output::Format;
 
 /// `offboard backup --out FILE`: a consistent copy, its audit chain verified.
 pub(super) async fn backup(
@@ -195,42 +195,6 @@ pub(super) async fn list(
         connector,
     };
     let rows = audit::list(&store, &filter).await?;
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.seq.to_string(),
-                r.at.clone(),
-                r.actor.clone(),
-                r.event.clone(),
-                r.employee_id.clone().unwrap_or_default(),
-                r.connector.clone().unwrap_or_default(),
-                r.removal_id.map(|v| v.to_string()).unwrap_or_default(),
-                r.attempt.map(|v| v.to_string()).unwrap_or_default(),
-                r.outcome.clone().unwrap_or_default(),
-                r.http_status.map(|v| v.to_string()).unwrap_or_default(),
-                r.detail.clone(),
-            ]
-        })
-        .collect();
-    emit(
-        out,
-        format,
-        &[
-            "seq",
-            "at",
-            "actor",
-            "event",
-            "employee",
-            "connector",
-            "removal",
-            "attempt",
-            "outcome",
-            "http",
-            "detail",
-        ],
-        &table,
-        &rows,
-    )?;
+    audit::print_rows(out, &rows, format)?;
     Ok(0)
 }

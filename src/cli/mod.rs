@@ -427,6 +427,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
                 state,
                 connector,
                 employee_id: employee,
+                ..RemovalFilter::default()
             };
             queue::removals(&config, &filter, format, &mut out).await
         }

@@ -16,6 +16,7 @@
 //! the shared readers of `values.rs` and `secrets.rs`.
 
 mod connector;
+mod console;
 mod database;
 mod diagnostics;
 mod feed;
@@ -37,6 +38,7 @@ use toml::de::{DeTable, DeValue};
 pub use connector::{
     ConnectorConfig, DEFAULT_ACCOUNT_TEMPLATE, DEFAULT_CONNECTOR_CONCURRENCY, Scope,
 };
+pub use console::{ConsoleAuth, ConsoleConfig, ConsoleUser, Role};
 pub use database::{Backend, DatabaseConfig, PostgresConfig};
 pub(crate) use diagnostics::Validator;
 pub use diagnostics::{ConfigError, Problem};
@@ -51,8 +53,8 @@ pub use values::{
 use crate::domain::Pattern;
 use diagnostics::{backticked, io_message, line_col};
 use raw::{
-    RawCheckpoints, RawDatabase, RawFeed, RawHttp, RawLog, RawLogFormat, RawNotify, RawReport,
-    RawRetry, RawSafety, RawWorkers, TOP_LEVEL_KEYS,
+    RawCheckpoints, RawConsole, RawDatabase, RawFeed, RawHttp, RawLog, RawLogFormat, RawNotify,
+    RawReport, RawRetry, RawSafety, RawWorkers, TOP_LEVEL_KEYS,
 };
 use secrets::{EnvLookup, is_world_writable};
 
@@ -99,6 +101,8 @@ pub struct Config {
     pub checkpoints: Option<CheckpointsConfig>,
     /// Where notifications go (`[[notify]]`).
     pub notify: Vec<NotifyChannel>,
+    /// The web console, when `[console]` is configured.
+    pub console: Option<ConsoleConfig>,
     /// The `[[connector]]` entries, in file order.
     pub connectors: Vec<ConnectorConfig>,
     /// Non-fatal notes for `check-config` (never contain secret values).
@@ -496,6 +500,11 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         None => Vec::new(),
     };
 
+    let console = sections.remove("console").and_then(|value| {
+        let raw: RawConsole = cx.deserialize("console", value)?;
+        cx.console(raw)
+    });
+
     let connectors = match sections.remove("connector") {
         Some(value) => cx.connectors(value, &retry, &safety, &workers),
         None => Vec::new(),
@@ -525,6 +534,7 @@ fn build(text: &str, path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigEr
         report,
         checkpoints,
         notify,
+        console,
         connectors,
         warnings: cx.warnings,
     })

@@ -18,6 +18,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "report",
     "checkpoints",
     "notify",
+    "console",
     "connector",
 ];
 
@@ -206,4 +207,21 @@ pub(super) struct RawConnectorCommon {
     pub(super) retry: Option<RawRetry>,
     pub(super) never_remove: Option<Vec<String>>,
     pub(super) scope: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawConsole {
+    pub(super) listen: Option<String>,
+    pub(super) auth: Option<String>,
+    pub(super) user_header: Option<String>,
+    pub(super) trusted_proxies: Option<Vec<String>>,
+    pub(super) approvers: Option<Vec<String>>,
+    pub(super) operators: Option<Vec<String>>,
+    pub(super) viewers: Option<Vec<String>>,
+    pub(super) tokens_file: Option<String>,
+    pub(super) four_eyes: Option<bool>,
+    pub(super) session_key_file: Option<String>,
+    pub(super) session_key_env: Option<String>,
+    pub(super) session_hours: Option<i64>,
 }

@@ -129,6 +129,27 @@ impl Store {
         }
     }
 
+    /// The audit rows of one removal, in chain order.
+    pub async fn audit_rows_of_removal(&self, removal_id: i64) -> anyhow::Result<Vec<AuditRow>> {
+        Ok(on_pool!(self, audit_log::of_removal(removal_id))?)
+    }
+
+    /// The rows matching `search` (how many, and with `limit` the last `limit` of them, else all), in
+    /// chain order.
+    pub async fn audit_search(
+        &self,
+        search: &AuditSearch,
+        limit: Option<u32>,
+    ) -> anyhow::Result<(i64, Vec<AuditRow>)> {
+        let total = on_pool!(self, audit_log::count_matching(search))?;
+        let mut rows = on_pool!(
+            self,
+            audit_log::search(search, limit.map_or(i64::MAX, i64::from))
+        )?;
+        rows.reverse();
+        Ok((total, rows))
+    }
+
     /// The audit rows of one employee, at or after a time, of one connector (each when given), in chain
     /// order.
     pub async fn audit_rows_matching(
@@ -142,4 +163,19 @@ impl Store {
             audit_log::matching(employee_id, since, connector)
         )?)
     }
+}
+
+/// What an audit search matches (each when given).
+#[derive(Debug, Clone, Default)]
+pub struct AuditSearch {
+    /// This employee's rows.
+    pub employee_id: Option<String>,
+    /// This connector's rows.
+    pub connector: Option<String>,
+    /// This event's rows.
+    pub event: Option<String>,
+    /// Rows at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Rows before this instant.
+    pub until: Option<DateTime<Utc>>,
 }

@@ -45,6 +45,37 @@ pub struct HeldBatch {
     pub held_removals: i64,
 }
 
+/// A batch as the console shows it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct BatchView {
+    /// Batch id.
+    pub id: i64,
+    /// feed, push, cli or import.
+    pub source: String,
+    /// A path or URL without credentials.
+    pub source_ref: Option<String>,
+    /// When it arrived.
+    pub received_at: String,
+    /// Records read.
+    pub rows: i64,
+    /// Valid records.
+    pub accepted: i64,
+    /// Rejected records.
+    pub rejected: i64,
+    /// Terminations it created.
+    pub new_terminations: i64,
+    /// 1 when the mass-removal guard held it.
+    pub held: i64,
+    /// approved or rejected, once decided.
+    pub decision: Option<String>,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<String>,
+    /// Who sent it.
+    pub actor: String,
+}
+
 /// An operator's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -55,6 +86,11 @@ pub enum Decision {
 }
 
 impl Store {
+    /// One batch, if it exists.
+    pub async fn batch_view(&self, id: i64) -> anyhow::Result<Option<BatchView>> {
+        Ok(on_pool!(self, batches::view(id))?)
+    }
+
     /// Batches held by the guard and not yet decided, oldest first.
     pub async fn held_batches(&self) -> anyhow::Result<Vec<HeldBatch>> {
         Ok(on_pool!(self, batches::held())?)

@@ -56,7 +56,7 @@ pub struct AccountSource {
 
 /// How a removal's account key is made again from the person's current HR data: the connector's
 /// template (`planner::account_for`); `None` for a connector no longer configured.
-pub type Render<'a> = &'a dyn Fn(&str, &Person) -> Option<Result<String, String>>;
+pub type Render<'a> = &'a (dyn Fn(&str, &Person) -> Option<Result<String, String>> + Sync);
 
 /// A removal a retry left `failed`, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -575,6 +575,12 @@ pub struct RemovalFilter {
     pub connector: Option<String>,
     /// Only this employee.
     pub employee_id: Option<String>,
+    /// Only this removal.
+    pub id: Option<i64>,
+    /// Only the removals of this batch.
+    pub batch_id: Option<i64>,
+    /// At most this many.
+    pub limit: Option<u32>,
 }
 
 /// Which removals an operator retry applies to.

@@ -5,7 +5,7 @@ use futures_util::stream::BoxStream;
 use sqlx::PgPool;
 
 use super::{Script, Tx};
-use crate::store::audit_log::AuditRow;
+use crate::store::audit_log::{AuditRow, AuditSearch};
 use crate::store::ts;
 
 /// The head of the chain (its last sequence number and hash), read in the caller's write transaction.
@@ -139,4 +139,54 @@ pub(in crate::store) async fn archive(
         .execute(&mut **tx)
         .await?
         .rows_affected())
+}
+
+/// The rows of one removal, in chain order (read from `audit_log_removal`).
+pub(in crate::store) async fn of_removal(
+    pool: &PgPool,
+    removal_id: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as::<_, AuditRow>("SELECT * FROM audit_log WHERE removal_id = $1 ORDER BY seq")
+        .bind(removal_id)
+        .fetch_all(pool)
+        .await
+}
+
+const SEARCH_WHERE: &str = "WHERE ($1 IS NULL OR employee_id = $1) AND ($2 IS NULL OR connector = $2) \
+     AND ($3 IS NULL OR event = $3) AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5)";
+
+/// How many rows match `search`.
+pub(in crate::store) async fn count_matching(
+    pool: &PgPool,
+    search: &AuditSearch,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM audit_log {SEARCH_WHERE}"
+    )))
+    .bind(&search.employee_id)
+    .bind(&search.connector)
+    .bind(&search.event)
+    .bind(search.since.map(ts))
+    .bind(search.until.map(ts))
+    .fetch_one(pool)
+    .await
+}
+
+/// The last `limit` rows matching `search`, newest first.
+pub(in crate::store) async fn search(
+    pool: &PgPool,
+    search: &AuditSearch,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM audit_log {SEARCH_WHERE} ORDER BY seq DESC LIMIT $6"
+    )))
+    .bind(&search.employee_id)
+    .bind(&search.connector)
+    .bind(&search.event)
+    .bind(search.since.map(ts))
+    .bind(search.until.map(ts))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }

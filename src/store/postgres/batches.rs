@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::Tx;
-use crate::store::batches::HeldBatch;
+use crate::store::batches::{BatchView, HeldBatch};
 use crate::store::ts;
 
 /// Batches held by the guard and not yet decided, oldest first.
@@ -120,5 +120,19 @@ pub(in crate::store) async fn unreject(
     .bind(ts(now))
     .bind(employee)
     .fetch_all(&mut **tx)
+    .await
+}
+
+/// One batch.
+pub(in crate::store) async fn view(
+    pool: &PgPool,
+    id: i64,
+) -> Result<Option<BatchView>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, source, source_ref, received_at, rows, accepted, rejected, new_terminations, held, decision, \
+                decided_by, decided_at, actor FROM batches WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
     .await
 }

@@ -325,11 +325,15 @@ pub(in crate::store) async fn list(
                 r.last_error, t.effective_at, r.finished_at \
          FROM removals r JOIN terminations t ON t.id = r.termination_id \
          WHERE ($1 IS NULL OR r.state = $1) AND ($2 IS NULL OR r.connector = $2) AND ($3 IS NULL OR t.employee_id = $3) \
-         ORDER BY r.due_at, r.id",
+           AND ($4 IS NULL OR r.id = $4) AND ($5 IS NULL OR r.batch_id = $5) \
+         ORDER BY r.due_at, r.id LIMIT $6",
     )
     .bind(filter.state.map(|s| s.as_str()))
     .bind(&filter.connector)
     .bind(&filter.employee_id)
+    .bind(filter.id)
+    .bind(filter.batch_id)
+    .bind(filter.limit.map_or(i64::MAX, i64::from))
     .fetch_all(pool)
     .await
 }
