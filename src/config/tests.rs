@@ -119,6 +119,19 @@ fn example_config_documents_every_key() {
         "user",
         "username_file",
         "username_env",
+        "url_env",
+        "sslmode",
+        "ssl_root_cert",
+        "connect_timeout",
+        "tokens_file",
+        "user_header",
+        "trusted_proxies",
+        "approvers",
+        "operators",
+        "viewers",
+        "four_eyes",
+        "session_key_file",
+        "session_hours",
     ];
     for key in keys {
         let documented = example.lines().any(|line| {
@@ -139,6 +152,7 @@ fn example_config_documents_every_key() {
         "[retry]",
         "[safety]",
         "[log]",
+        "[console]",
         "[[connector]]",
         "[connector.retry]",
         "[connector.paths]",
@@ -878,4 +892,50 @@ fn the_database_url_may_come_from_a_variable_and_a_postgres_password_from_anothe
             .message
             .contains("not both")
     );
+}
+
+#[test]
+fn the_console_takes_a_token_file_or_a_trusted_proxy_and_names_every_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("console-tokens");
+    write_file(
+        &tokens,
+        "# who role token\nalice approver 0123456789abcdef0123\nbob viewer fedcba9876543210fedc\n",
+        0o600,
+    );
+    let config = parse_with(
+        "[console]\nlisten = \"127.0.0.1:9465\"\nauth = \"tokens\"\ntokens_file = \"console-tokens\"\n",
+        dir.path(),
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let console = config.console.unwrap();
+    let crate::config::ConsoleAuth::Tokens(users) = &console.auth else {
+        panic!("tokens")
+    };
+    assert_eq!(users.len(), 2);
+    assert_eq!(
+        (users[0].name.as_str(), users[0].role),
+        ("alice", crate::config::Role::Approver)
+    );
+    assert!(console.four_eyes, "four eyes by default");
+    assert!(!format!("{console:?}").contains("0123456789abcdef"));
+
+    write_file(&tokens, "alice boss short\n", 0o600);
+    let err = parse_with(
+        "[console]\nlisten = \"nowhere\"\nauth = \"tokens\"\ntokens_file = \"console-tokens\"\n",
+        dir.path(),
+        &[],
+    )
+    .unwrap_err();
+    assert!(problem_for(&err.problems, "console.listen").message.contains("not an address"));
+    assert!(
+        problem_for(&err.problems, "console.tokens_file line 1")
+            .message
+            .contains("not viewer, operator or approver")
+    );
+
+    let proxy = problems("[console]\nlisten = \"127.0.0.1:9465\"\nauth = \"proxy\"\ntrusted_proxies = [\"not-an-ip\"]\n");
+    assert!(problem_for(&proxy, "console.trusted_proxies[0]").message.contains("not an IP address"));
+    assert!(problem_for(&proxy, "console.viewers").message.contains("nobody has a role"));
 }
