@@ -10,6 +10,7 @@
 //! Run by `cargo test` (no `--bench` flag), it does the `--quick` run: the harness must keep working, and it fails
 //! only on errors (a removal not done, a vendor call missing, a process that does not start), never on a timing.
 
+mod console;
 mod drain;
 mod footprint;
 mod intake;
@@ -48,9 +49,10 @@ enum Scenario {
     B5,
     B6,
     B7,
+    B8,
 }
 
-const ALL: [Scenario; 7] = [
+const ALL: [Scenario; 8] = [
     Scenario::B1,
     Scenario::B2,
     Scenario::B3,
@@ -58,6 +60,7 @@ const ALL: [Scenario; 7] = [
     Scenario::B5,
     Scenario::B6,
     Scenario::B7,
+    Scenario::B8,
 ];
 
 /// Sizes of one invocation.
@@ -74,6 +77,7 @@ struct Sizes {
     b7_b1: usize,
     b7_b3: usize,
     b7_pushes: usize,
+    b8_removals: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -88,6 +92,7 @@ const FULL: Sizes = Sizes {
     b7_b1: 10_000,
     b7_b3: 1_000,
     b7_pushes: 200,
+    b8_removals: 100_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -102,6 +107,7 @@ const QUICK: Sizes = Sizes {
     b7_b1: 100,
     b7_b3: 32,
     b7_pushes: 10,
+    b8_removals: 500,
 };
 
 struct Options {
@@ -113,7 +119,7 @@ struct Options {
 }
 
 fn usage() -> &'static str {
-    "usage: cargo bench --bench pipeline -- [all | B1 … B7] [--quick] [--runs N] [--concurrency N] [--dir PATH]\n\
+    "usage: cargo bench --bench pipeline -- [all | B1 … B8] [--quick] [--runs N] [--concurrency N] [--dir PATH]\n\
      \n\
      all          every scenario (the default)\n\
      --quick      small sizes, one run: checks that the harness works; timings are not judged\n\
@@ -166,6 +172,7 @@ fn parse_options() -> anyhow::Result<Options> {
                     "B5" => Scenario::B5,
                     "B6" => Scenario::B6,
                     "B7" => Scenario::B7,
+                    "B8" => Scenario::B8,
                     // libtest-style flags that `cargo test` may pass through are not ours.
                     _ if other.starts_with("--") => {
                         eprintln!("pipeline: ignoring {other}");
@@ -519,6 +526,7 @@ async fn run(options: &Options) -> Report {
             Scenario::B5 => b5(bin, options, sizes, &mut report).await,
             Scenario::B6 => b6(bin, options, &mut report).await,
             Scenario::B7 => b7(bin, options, sizes, &mut report).await,
+            Scenario::B8 => b8(options, sizes, &mut report).await,
         };
         if let Err(e) = result {
             report.error(&format!("{scenario:?}"), &e);
@@ -989,6 +997,32 @@ async fn b7(
             spread(&times, max_d(&times), fastest, |d| format!("{}/s", rate(per_s(d)))),
             "—",
             None,
+        );
+    }
+    Ok(())
+}
+
+/// B8: each console page on a database of 100,000 removals, asked over HTTP with a session.
+async fn b8(options: &Options, sizes: Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let runs = options.runs.max(3) * 2;
+    let pages = console::page_times(&options.dir, sizes.b8_removals, runs).await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (page, first, times) in pages {
+        let median = percentile(&times, 50.0);
+        let worst = max_d(&times).max(first);
+        report.row(
+            "B8",
+            format!("console page {page}"),
+            format!("{} removals", thousands(sizes.b8_removals as u64)),
+            format!(
+                "first {:.1} ms, then median {:.1} ms, worst {:.1} ms",
+                ms(first),
+                ms(median),
+                ms(max_d(&times))
+            ),
+            format!("1 + {runs} requests"),
+            "< 100 ms",
+            Some(worst < Duration::from_millis(100)),
         );
     }
     Ok(())

@@ -928,14 +928,28 @@ fn the_console_takes_a_token_file_or_a_trusted_proxy_and_names_every_mistake() {
         &[],
     )
     .unwrap_err();
-    assert!(problem_for(&err.problems, "console.listen").message.contains("not an address"));
+    assert!(
+        problem_for(&err.problems, "console.listen")
+            .message
+            .contains("not an address")
+    );
     assert!(
         problem_for(&err.problems, "console.tokens_file line 1")
             .message
             .contains("not viewer, operator or approver")
     );
 
-    let proxy = problems("[console]\nlisten = \"127.0.0.1:9465\"\nauth = \"proxy\"\ntrusted_proxies = [\"not-an-ip\"]\n");
-    assert!(problem_for(&proxy, "console.trusted_proxies[0]").message.contains("not an IP address"));
-    assert!(problem_for(&proxy, "console.viewers").message.contains("nobody has a role"));
+    let proxy = problems(
+        "[console]\nlisten = \"127.0.0.1:9465\"\nauth = \"proxy\"\ntrusted_proxies = [\"not-an-ip\"]\n",
+    );
+    assert!(
+        problem_for(&proxy, "console.trusted_proxies[0]")
+            .message
+            .contains("not an IP address")
+    );
+    assert!(
+        problem_for(&proxy, "console.viewers")
+            .message
+            .contains("nobody has a role")
+    );
 }

@@ -1,6 +1,7 @@
 //! The web console (`[console]`): server-rendered pages for operators and auditors on an address of its
 //! own, readable without JavaScript. Who is asking comes from a trusted reverse proxy's header or a login
-//! token (`auth.rs`); every page and action is in `pages.rs`, the time-to-revoke chart in `chart.rs`.
+//! token (`auth.rs`); the operators' pages and actions are in `pages.rs`, the auditors' (audit search,
+//! downloads, chain verification, time to revoke) in `evidence.rs`, the time-to-revoke chart in `chart.rs`.
 //! Templates are askama's (`templates/console/`): compiled into the binary, escaped by default.
 //!
 //! Every response carries a strict Content-Security-Policy (no script, no inline style, no frame), and
@@ -8,6 +9,7 @@
 
 mod auth;
 mod chart;
+mod evidence;
 mod pages;
 
 use std::net::SocketAddr;
@@ -35,6 +37,8 @@ pub struct ConsoleState {
     /// Wakes the workers after an approve or a retry.
     pub(crate) wake: Arc<Notify>,
     pub(crate) sessions: Arc<auth::Sessions>,
+    /// The time-to-revoke figures, kept a minute.
+    pub(crate) revoke_cache: Arc<evidence::RevokeCache>,
 }
 
 /// The console's routes.
@@ -50,9 +54,9 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/removals/{id}/retry", post(pages::retry))
         .route("/removals/{id}/cancel", post(pages::cancel))
         .route("/people/{employee}", get(pages::person))
-        .route("/audit", get(pages::audit))
-        .route("/audit/verify", post(pages::verify))
-        .route("/revoke", get(pages::revoke))
+        .route("/audit", get(evidence::audit))
+        .route("/audit/verify", post(evidence::verify))
+        .route("/revoke", get(evidence::revoke))
         .route("/rejects", get(pages::rejects))
         .route("/static/style.css", get(style))
         .layer(axum::middleware::from_fn(auth::csrf_cookie))
@@ -82,6 +86,7 @@ impl ConsoleState {
             clock,
             wake,
             sessions,
+            revoke_cache: Arc::default(),
         })
     }
 }

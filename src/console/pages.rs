@@ -3,24 +3,22 @@
 //! askama template; each action checks the role and the CSRF token, runs the operation the CLI runs
 //! with the person's name as the actor, and redirects back with a notice.
 
-use std::collections::BTreeMap;
-
 use askama::Template;
 use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::ConsoleState;
 use super::auth::{CsrfForm, CsrfToken, Identity, check_form};
-use crate::audit::{AuditRow, Verification};
+use crate::audit::AuditRow;
 use crate::config::Role;
 use crate::store::batches::{BatchView, Decision};
 use crate::store::queue::{RemovalFilter, RemovalView, RetrySelection};
 
 /// Rows a page lists at most (the rest: search narrower, or download).
-const PAGE_ROWS: u32 = 500;
+pub(super) const PAGE_ROWS: u32 = 500;
 
 /// The states in the queue table, in the order a removal goes through them.
 const STATES: [&str; 7] = [
@@ -33,14 +31,14 @@ const STATES: [&str; 7] = [
     "planned",
 ];
 
-fn render(page: &impl Template) -> Response {
+pub(super) fn render(page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => server_error(&anyhow::anyhow!(e)),
     }
 }
 
-fn server_error(e: &anyhow::Error) -> Response {
+pub(super) fn server_error(e: &anyhow::Error) -> Response {
     tracing::error!(error = %format!("{e:#}"), "A console page failed.");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -50,7 +48,7 @@ fn server_error(e: &anyhow::Error) -> Response {
 }
 
 /// A problem the person can act on (not found, not allowed), as a page.
-fn problem(
+pub(super) fn problem(
     status: StatusCode,
     who: &Identity,
     csrf: &CsrfToken,
@@ -580,284 +578,6 @@ pub(super) async fn person(
         notice: None,
         removals,
         rows,
-    })
-}
-
-/// The audit search's fields.
-#[derive(Deserialize, Default, Clone)]
-pub(super) struct AuditQuery {
-    employee: Option<String>,
-    connector: Option<String>,
-    event: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    format: Option<String>,
-}
-
-impl AuditQuery {
-    fn field(v: &Option<String>) -> Option<&str> {
-        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-    }
-
-    fn search(&self) -> Result<crate::store::audit_log::AuditSearch, String> {
-        let time = |name: &str,
-                    v: &Option<String>|
-         -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
-            Self::field(v)
-                .map(|t| {
-                    crate::cli::parse_time_arg(t).ok_or(format!(
-                        "{name}: {t:?} is not YYYY-MM-DD or an RFC 3339 time"
-                    ))
-                })
-                .transpose()
-        };
-        Ok(crate::store::audit_log::AuditSearch {
-            employee_id: Self::field(&self.employee).map(str::to_string),
-            connector: Self::field(&self.connector).map(str::to_string),
-            event: Self::field(&self.event).map(str::to_string),
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
-        })
-    }
-
-    /// The search as a query string, for the download links.
-    fn query_string(&self) -> String {
-        let mut pairs = Vec::new();
-        for (k, v) in [
-            ("employee", &self.employee),
-            ("connector", &self.connector),
-            ("event", &self.event),
-            ("since", &self.since),
-            ("until", &self.until),
-        ] {
-            if let Some(v) = Self::field(v) {
-                pairs.push(format!(
-                    "{k}={}",
-                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-                ));
-            }
-        }
-        pairs.join("&")
-    }
-}
-
-#[derive(Template)]
-#[template(path = "console/audit.html")]
-struct AuditPage {
-    title: String,
-    who: Identity,
-    csrf: String,
-    refresh: bool,
-    notice: Option<String>,
-    q: AuditQuery,
-    query: String,
-    total: i64,
-    truncated: bool,
-    rows: Vec<AuditRow>,
-}
-
-async fn audit_page(
-    state: &ConsoleState,
-    who: Identity,
-    csrf: CsrfToken,
-    q: AuditQuery,
-    notice: Option<String>,
-) -> Response {
-    let search = match q.search() {
-        Ok(search) => search,
-        Err(why) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                &who,
-                &csrf,
-                "Bad search",
-                why,
-                "/audit",
-            );
-        }
-    };
-    let (total, rows) = match state.store.audit_search(&search, Some(PAGE_ROWS)).await {
-        Ok(found) => found,
-        Err(e) => return server_error(&e),
-    };
-    render(&AuditPage {
-        title: "Audit log".into(),
-        who,
-        csrf: csrf.0,
-        refresh: false,
-        notice,
-        query: q.query_string(),
-        truncated: total > rows.len() as i64,
-        total,
-        rows,
-        q,
-    })
-}
-
-/// `GET /audit`: the search, or with `format=csv|json` the whole result as a download.
-pub(super) async fn audit(
-    State(state): State<ConsoleState>,
-    who: Identity,
-    Extension(csrf): Extension<CsrfToken>,
-    Query(q): Query<AuditQuery>,
-) -> Response {
-    let Some(format) = q.format.as_deref() else {
-        return audit_page(&state, who, csrf, q, None).await;
-    };
-    let search = match q.search() {
-        Ok(search) => search,
-        Err(why) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                &who,
-                &csrf,
-                "Bad search",
-                why,
-                "/audit",
-            );
-        }
-    };
-    let rows = match state.store.audit_search(&search, None).await {
-        Ok((_, rows)) => rows,
-        Err(e) => return server_error(&e),
-    };
-    let (format, content_type, extension) = match format {
-        "csv" => (crate::output::Format::Csv, "text/csv; charset=utf-8", "csv"),
-        "json" => (crate::output::Format::Json, "application/json", "json"),
-        other => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                &who,
-                &csrf,
-                "Bad download",
-                format!("{other:?} is not csv or json"),
-                "/audit",
-            );
-        }
-    };
-    let mut body = Vec::new();
-    if let Err(e) = crate::audit::print_rows(&mut body, &rows, format) {
-        return server_error(&e);
-    }
-    tracing::info!(by = %who.name, rows = rows.len(), format = extension, "Audit rows downloaded from the console.");
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"offboard-audit.{extension}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// `POST /audit/verify`: checks the whole chain now, as `offboard audit verify`.
-pub(super) async fn verify(
-    State(state): State<ConsoleState>,
-    who: Identity,
-    Extension(csrf): Extension<CsrfToken>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if let Err(refusal) = check_form(&headers, &form.csrf) {
-        return refusal.into_response();
-    }
-    let notice = match crate::audit::verify(&state.store).await {
-        Ok(Verification::Ok { rows, head }) => {
-            format!("The chain verifies: {rows} rows, head {head}.")
-        }
-        Ok(Verification::Broken { seq, reason }) => {
-            format!("The chain is BROKEN at row {seq}: {reason}")
-        }
-        Err(e) => return server_error(&e),
-    };
-    audit_page(&state, who, csrf, AuditQuery::default(), Some(notice)).await
-}
-
-#[derive(Template)]
-#[template(path = "console/revoke.html")]
-struct RevokePage {
-    title: String,
-    who: Identity,
-    csrf: String,
-    refresh: bool,
-    notice: Option<String>,
-    since: String,
-    sla: String,
-    median: String,
-    worst: String,
-    summary: crate::report::ReportSummary,
-    charts: Vec<super::chart::Chart>,
-    breaches: Vec<crate::report::ReportRow>,
-}
-
-#[derive(Deserialize, Default)]
-pub(super) struct RevokeQuery {
-    since: Option<String>,
-}
-
-/// `GET /revoke`: time to revoke per connector over time (median, p95, worst, the SLA), and the
-/// breaches: `offboard report`'s figures.
-pub(super) async fn revoke(
-    State(state): State<ConsoleState>,
-    who: Identity,
-    Extension(csrf): Extension<CsrfToken>,
-    Query(q): Query<RevokeQuery>,
-) -> Response {
-    let now = state.clock.now();
-    let since = match q.since.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(t) => match crate::cli::parse_time_arg(t.trim()) {
-            Some(t) => t,
-            None => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    &who,
-                    &csrf,
-                    "Bad date",
-                    format!("since: {t:?} is not YYYY-MM-DD"),
-                    "/revoke",
-                );
-            }
-        },
-        None => now - chrono::Duration::days(90),
-    };
-    let filter = crate::report::ReportFilter {
-        since: Some(since),
-        ..Default::default()
-    };
-    let report = match crate::report::build(&state.store, &state.config, &filter, now).await {
-        Ok(report) => report,
-        Err(e) => return server_error(&e),
-    };
-    let mut by_connector: BTreeMap<&str, Vec<&crate::report::ReportRow>> = BTreeMap::new();
-    for row in &report.rows {
-        by_connector
-            .entry(row.connector.as_str())
-            .or_default()
-            .push(row);
-    }
-    let sla = report.summary.sla_seconds;
-    let charts = by_connector
-        .into_iter()
-        .map(|(connector, rows)| super::chart::Chart::weekly(connector, &rows, sla))
-        .collect();
-    let breaches = report.rows.iter().filter(|r| r.breach).cloned().collect();
-    let human = |s: Option<i64>| s.map_or("n/a".to_string(), crate::report::human);
-    render(&RevokePage {
-        title: "Time to revoke".into(),
-        who,
-        csrf: csrf.0,
-        refresh: false,
-        notice: None,
-        since: since.format("%Y-%m-%d").to_string(),
-        sla: crate::report::human(i64::try_from(sla).unwrap_or(i64::MAX)),
-        median: human(report.summary.median_time_to_revoke_seconds),
-        worst: human(report.summary.worst_time_to_revoke_seconds),
-        summary: report.summary,
-        charts,
-        breaches,
     })
 }
 

@@ -1,0 +1,336 @@
+//! The auditor's pages of the console: the audit search with its CSV and JSON downloads and the chain's
+//! verification, and the time to revoke (`offboard report`'s figures, kept a minute) with its chart.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::ConsoleState;
+use super::auth::{CsrfForm, CsrfToken, Identity, check_form};
+use super::pages::{PAGE_ROWS, problem, render, server_error};
+use crate::audit::{AuditRow, Verification};
+
+/// The audit search's fields.
+#[derive(Deserialize, Default, Clone)]
+pub(super) struct AuditQuery {
+    employee: Option<String>,
+    connector: Option<String>,
+    event: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    format: Option<String>,
+}
+
+impl AuditQuery {
+    fn field(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    fn search(&self) -> Result<crate::store::audit_log::AuditSearch, String> {
+        let time = |name: &str,
+                    v: &Option<String>|
+         -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+            Self::field(v)
+                .map(|t| {
+                    crate::cli::parse_time_arg(t).ok_or(format!(
+                        "{name}: {t:?} is not YYYY-MM-DD or an RFC 3339 time"
+                    ))
+                })
+                .transpose()
+        };
+        Ok(crate::store::audit_log::AuditSearch {
+            employee_id: Self::field(&self.employee).map(str::to_string),
+            connector: Self::field(&self.connector).map(str::to_string),
+            event: Self::field(&self.event).map(str::to_string),
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+        })
+    }
+
+    /// The search as a query string, for the download links.
+    fn query_string(&self) -> String {
+        let mut pairs = Vec::new();
+        for (k, v) in [
+            ("employee", &self.employee),
+            ("connector", &self.connector),
+            ("event", &self.event),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(v) = Self::field(v) {
+                pairs.push(format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                ));
+            }
+        }
+        pairs.join("&")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    title: String,
+    who: Identity,
+    csrf: String,
+    refresh: bool,
+    notice: Option<String>,
+    q: AuditQuery,
+    query: String,
+    total: i64,
+    truncated: bool,
+    rows: Vec<AuditRow>,
+}
+
+async fn audit_page(
+    state: &ConsoleState,
+    who: Identity,
+    csrf: CsrfToken,
+    q: AuditQuery,
+    notice: Option<String>,
+) -> Response {
+    let search = match q.search() {
+        Ok(search) => search,
+        Err(why) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &who,
+                &csrf,
+                "Bad search",
+                why,
+                "/audit",
+            );
+        }
+    };
+    let (total, rows) = match state.store.audit_search(&search, Some(PAGE_ROWS)).await {
+        Ok(found) => found,
+        Err(e) => return server_error(&e),
+    };
+    render(&AuditPage {
+        title: "Audit log".into(),
+        who,
+        csrf: csrf.0,
+        refresh: false,
+        notice,
+        query: q.query_string(),
+        truncated: total > rows.len() as i64,
+        total,
+        rows,
+        q,
+    })
+}
+
+/// `GET /audit`: the search, or with `format=csv|json` the whole result as a download.
+pub(super) async fn audit(
+    State(state): State<ConsoleState>,
+    who: Identity,
+    Extension(csrf): Extension<CsrfToken>,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let Some(format) = q.format.as_deref() else {
+        return audit_page(&state, who, csrf, q, None).await;
+    };
+    let search = match q.search() {
+        Ok(search) => search,
+        Err(why) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &who,
+                &csrf,
+                "Bad search",
+                why,
+                "/audit",
+            );
+        }
+    };
+    let rows = match state.store.audit_search(&search, None).await {
+        Ok((_, rows)) => rows,
+        Err(e) => return server_error(&e),
+    };
+    let (format, content_type, extension) = match format {
+        "csv" => (crate::output::Format::Csv, "text/csv; charset=utf-8", "csv"),
+        "json" => (crate::output::Format::Json, "application/json", "json"),
+        other => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &who,
+                &csrf,
+                "Bad download",
+                format!("{other:?} is not csv or json"),
+                "/audit",
+            );
+        }
+    };
+    let mut body = Vec::new();
+    if let Err(e) = crate::audit::print_rows(&mut body, &rows, format) {
+        return server_error(&e);
+    }
+    tracing::info!(by = %who.name, rows = rows.len(), format = extension, "Audit rows downloaded from the console.");
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"offboard-audit.{extension}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST /audit/verify`: checks the whole chain now, as `offboard audit verify`.
+pub(super) async fn verify(
+    State(state): State<ConsoleState>,
+    who: Identity,
+    Extension(csrf): Extension<CsrfToken>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refusal) = check_form(&headers, &form.csrf) {
+        return refusal.into_response();
+    }
+    let notice = match crate::audit::verify(&state.store).await {
+        Ok(Verification::Ok { rows, head }) => {
+            format!("The chain verifies: {rows} rows, head {head}.")
+        }
+        Ok(Verification::Broken { seq, reason }) => {
+            format!("The chain is BROKEN at row {seq}: {reason}")
+        }
+        Err(e) => return server_error(&e),
+    };
+    audit_page(&state, who, csrf, AuditQuery::default(), Some(notice)).await
+}
+
+#[derive(Template)]
+#[template(path = "console/revoke.html")]
+struct RevokePage {
+    title: String,
+    who: Identity,
+    csrf: String,
+    refresh: bool,
+    notice: Option<String>,
+    since: String,
+    sla: String,
+    median: String,
+    worst: String,
+    summary: crate::report::ReportSummary,
+    as_of: String,
+    charts: Vec<super::chart::Chart>,
+    breaches: Vec<crate::report::ReportRow>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RevokeQuery {
+    since: Option<String>,
+}
+
+/// `GET /revoke`: time to revoke per connector over time (median, p95, worst, the SLA), and the
+/// breaches: `offboard report`'s figures.
+pub(super) async fn revoke(
+    State(state): State<ConsoleState>,
+    who: Identity,
+    Extension(csrf): Extension<CsrfToken>,
+    Query(q): Query<RevokeQuery>,
+) -> Response {
+    let now = state.clock.now();
+    let since = match q.since.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(t) => match crate::cli::parse_time_arg(t.trim()) {
+            Some(t) => t,
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    &who,
+                    &csrf,
+                    "Bad date",
+                    format!("since: {t:?} is not YYYY-MM-DD"),
+                    "/revoke",
+                );
+            }
+        },
+        None => now - chrono::Duration::days(90),
+    };
+    let report = match state.revoke_cache.get(&state, since, now).await {
+        Ok(report) => report,
+        Err(e) => return server_error(&e),
+    };
+    let mut by_connector: BTreeMap<&str, Vec<&crate::report::ReportRow>> = BTreeMap::new();
+    for row in &report.rows {
+        by_connector
+            .entry(row.connector.as_str())
+            .or_default()
+            .push(row);
+    }
+    let sla = report.summary.sla_seconds;
+    let charts = by_connector
+        .into_iter()
+        .map(|(connector, rows)| super::chart::Chart::weekly(connector, &rows, sla))
+        .collect();
+    let breaches = report.rows.iter().filter(|r| r.breach).cloned().collect();
+    let human = |s: Option<i64>| s.map_or("n/a".to_string(), crate::report::human);
+    render(&RevokePage {
+        title: "Time to revoke".into(),
+        who,
+        csrf: csrf.0,
+        refresh: false,
+        notice: None,
+        since: since.format("%Y-%m-%d").to_string(),
+        sla: crate::report::human(i64::try_from(sla).unwrap_or(i64::MAX)),
+        median: human(report.summary.median_time_to_revoke_seconds),
+        worst: human(report.summary.worst_time_to_revoke_seconds),
+        summary: report.summary.clone(),
+        as_of: report.generated_at.clone(),
+        charts,
+        breaches,
+    })
+}
+
+/// The report behind the time-to-revoke page, kept for a minute: on a large database (100,000
+/// removals: B8) reading it takes most of a second, and the page refreshes often.
+#[derive(Default)]
+pub(crate) struct RevokeCache {
+    kept: tokio::sync::Mutex<Option<Kept>>,
+}
+
+/// A report kept: the `since` it was read for, when, and the report.
+type Kept = (
+    chrono::DateTime<chrono::Utc>,
+    std::time::Instant,
+    std::sync::Arc<crate::report::Report>,
+);
+
+/// How long the time-to-revoke figures are kept.
+const REVOKE_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl RevokeCache {
+    async fn get(
+        &self,
+        state: &ConsoleState,
+        since: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<std::sync::Arc<crate::report::Report>> {
+        // Held while the report is read, so that a burst of requests reads it once.
+        let mut kept = self.kept.lock().await;
+        if let Some((for_since, at, report)) = kept.as_ref()
+            && (*for_since - since).num_days() == 0
+            && at.elapsed() < REVOKE_KEPT
+        {
+            return Ok(report.clone());
+        }
+        let filter = crate::report::ReportFilter {
+            since: Some(since),
+            ..Default::default()
+        };
+        let report = std::sync::Arc::new(
+            crate::report::build(&state.store, &state.config, &filter, now).await?,
+        );
+        *kept = Some((since, std::time::Instant::now(), report.clone()));
+        Ok(report)
+    }
+}
