@@ -1,9 +1,11 @@
 //! No secret leaks, anywhere: every connector kind is configured with its own canary secrets (exec,
 //! scim with a bearer token and with Anaplan's login, panopto with a password and with an
-//! application key, echo360, openconext), plus the feed's basic auth and the push token. Fake
+//! application key, echo360, openconext), plus the feed's basic auth, the push token and a console
+//! login token. Fake
 //! vendors (wiremock) remove one leaver and refuse the other, and their refusals repeat every
 //! credential they received, the way a careless error page does. The real binary runs with text
-//! and with JSON logs at debug level, receives pushes, serves `/metrics`, and every command's output
+//! and with JSON logs at debug level, receives pushes, serves `/metrics` and every console page (with the
+//! audit downloads), and every command's output
 //! is read in every format. None of them, and none of the bytes of the database, may hold a canary
 //! in any form a secret travels in: as written, upper- or lower-cased, percent-encoded, as the
 //! Base64 of a Basic `user:password` pair, as an issued token, or as Panopto's AuthCode derived
@@ -36,6 +38,7 @@ const OC_PASSWORD: &str = "canary-oc-password-b7a3";
 const FEED_USER: &str = "feed-reader";
 const FEED_PASSWORD: &str = "canary-feed-password-6f0c";
 const PUSH_TOKEN: &str = "canary-push-token-a91e3f0c";
+const CONSOLE_TOKEN: &str = "canary-console-token-7d20b9e4";
 
 /// Secrets given as environment variables: the daemon's environment holds them (an exec program
 /// must not see them).
@@ -96,6 +99,7 @@ fn forbidden() -> Vec<String> {
         OC_PASSWORD,
         FEED_PASSWORD,
         PUSH_TOKEN,
+        CONSOLE_TOKEN,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -458,6 +462,11 @@ max_terminations_percent = 100.0
 listen = "127.0.0.1:0"
 push_token_env = "CANARY_PUSH_TOKEN"
 
+[console]
+listen = "127.0.0.1:0"
+auth = "tokens"
+tokens_file = "console-tokens"
+
 [log]
 format = "{log_format}"
 level = "debug"
@@ -677,12 +686,90 @@ async fn run_daemon(dir: &Path, employees: &[&str], pushed: &str) -> (String, St
         .await
         .unwrap();
     assert!(metrics.contains("offboard_"), "{metrics}");
+    let console = console_pages(&std::fs::read_to_string(&log).unwrap()).await;
 
     let status = crate::helpers::sigterm_and_wait(&mut child, Duration::from_secs(15))
         .await
         .expect("no exit within 15 s of SIGTERM");
     assert!(status.success(), "{status}");
-    (std::fs::read_to_string(&log).unwrap(), metrics)
+    (
+        std::fs::read_to_string(&log).unwrap(),
+        format!("{metrics}\n{console}"),
+    )
+}
+
+/// Every console page (and the audit downloads), logged in with the console's token: the address is
+/// the one the log line "The console listens." names.
+async fn console_pages(log: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains("console listens"))
+        .expect("the console's address is logged");
+    let at = line.find("127.0.0.1:").unwrap();
+    let rest = &line[at..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    let site = format!("http://{}", &rest[..end]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http.get(format!("{site}/login")).send().await.unwrap();
+    let cookie = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .find_map(|v| {
+                v.to_str()
+                    .ok()?
+                    .split(';')
+                    .next()?
+                    .strip_prefix(&format!("{name}="))
+                    .map(str::to_string)
+            })
+            .unwrap()
+    };
+    let csrf = cookie(&login, "offboard_csrf");
+    let session = http
+        .post(format!("{site}/login"))
+        .header("cookie", format!("offboard_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&token={CONSOLE_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let session = cookie(&session, "offboard_session");
+    let mut pages = String::new();
+    for path in [
+        "/",
+        "/batches/1",
+        "/removals/1",
+        "/people/E1",
+        "/audit",
+        "/audit?format=csv",
+        "/audit?format=json",
+        "/revoke?since=2026-01-01",
+        "/rejects",
+    ] {
+        let page = http
+            .get(format!("{site}{path}"))
+            .header(
+                "cookie",
+                format!("offboard_csrf={csrf}; offboard_session={session}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200, "{path}");
+        pages.push_str(&page.text().await.unwrap());
+    }
+    assert!(
+        pages.contains("Overview") && pages.contains("vendor_call"),
+        "{pages}"
+    );
+    pages
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,6 +783,11 @@ async fn no_canary_secret_reaches_logs_errors_outputs_metrics_or_the_database() 
     let d = dir.path();
     crate::helpers::write_script(d, "remove.sh", EXEC_SCRIPT);
     write_secret(d, "scim-token", SCIM_TOKEN);
+    write_secret(
+        d,
+        "console-tokens",
+        &format!("auditor approver {CONSOLE_TOKEN}\n"),
+    );
     write_secret(d, "anaplan-password", ANAPLAN_PASSWORD);
     write_secret(d, "panopto-password", PANOPTO_PASSWORD);
     write_secret(d, "echo-client-id", ECHO_CLIENT_ID);
