@@ -335,6 +335,32 @@ async fn an_approver_approves_a_held_batch_in_the_browser_and_a_viewer_and_anoth
             .await
             .is_ok()
     );
+    // The page's figures are `offboard report`'s.
+    let report = offboard::report::build(
+        &t.app.store,
+        &t.app.config,
+        &offboard::report::ReportFilter {
+            since: offboard::cli::parse_time_arg("2026-01-01"),
+            ..Default::default()
+        },
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    let s = &report.summary;
+    let human = |v: Option<i64>| offboard::report::human(v.unwrap());
+    for expected in [
+        format!("{} removals: {} done, {} open", s.removals, s.done, s.open),
+        format!(
+            "median {}, worst {}",
+            human(s.median_time_to_revoke_seconds),
+            human(s.worst_time_to_revoke_seconds)
+        ),
+        format!("{} SLA breaches", s.breaches),
+        format!("Breaches ({})", s.breaches),
+    ] {
+        assert!(page.contains(&expected), "{expected:?} in {page}");
+    }
     shoot(&browser, "revoke").await;
     browser.goto(&format!("{base}/rejects")).await.unwrap();
     let page = text(&browser).await;

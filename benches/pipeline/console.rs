@@ -43,13 +43,21 @@ pub(crate) async fn page_times(
     let clock = Clock::system();
     let app = App::build(config, clock.clone()).await?;
     let now = clock.now();
-    // Effective in a year: nothing is due, the workers (not started) would have nothing to do anyway.
+    // Leavers effective over the last eight weeks (the time-to-revoke page's window holds them all).
+    let mut records = leavers("c", n, now);
+    for (i, record) in records.iter_mut().enumerate() {
+        if let Ok(row) = record.result.as_mut() {
+            row.status = offboard::domain::HrStatus::Terminated {
+                effective_at: now - chrono::Duration::hours(1 + (i % (56 * 24)) as i64),
+            };
+        }
+    }
     let batch = Batch {
         source: BatchSource::Cli,
         source_ref: Some("benchmark".into()),
         actor: "benchmark".into(),
         content_sha256: None,
-        records: leavers("c", n, now + chrono::Duration::days(365)),
+        records,
     };
     let summary = intake::ingest(
         &app.store,
@@ -61,6 +69,20 @@ pub(crate) async fn page_times(
     .await
     .context("queueing the removals")?;
     anyhow::ensure!(summary.removals_planned == n as u64, "{summary:?}");
+    // A fixture, not the pipeline: nine in ten removals done, from minutes to two days after the
+    // effective time, as a working deployment's database holds them (draining 100,000 is B2's job).
+    let pool = app
+        .store
+        .sqlite_pool()
+        .context("the benchmark store is SQLite")?;
+    sqlx::query(
+        "UPDATE removals SET state = 'done', outcome = 'removed', \
+           finished_at = (SELECT strftime('%Y-%m-%dT%H:%M:%fZ', julianday(t.effective_at) + (removals.id % 2880) / 1440.0) \
+                          FROM terminations t WHERE t.id = removals.termination_id) \
+         WHERE id % 10 <> 0",
+    )
+    .execute(pool)
+    .await?;
 
     let state = offboard::console::ConsoleState::new(
         app.store.clone(),

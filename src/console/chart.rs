@@ -1,13 +1,10 @@
 //! The time-to-revoke chart, drawn on the server as SVG (no script): per week of the effective date,
-//! the median, the 95th percentile and the worst time to revoke of one connector, with the SLA as a
-//! dashed line. Our own few lines: a plotting crate would bring fonts and a renderer for three lines.
+//! the median, the 95th percentile and the worst time to revoke of one connector (computed by the
+//! database: `Store::revoke_weeks`), with the SLA as a dashed line. Our own few lines: a plotting crate would bring fonts and a renderer for three lines.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use chrono::Datelike;
-
-use crate::report::ReportRow;
+use crate::store::revoke::RevokeWeek;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 220.0;
@@ -16,6 +13,7 @@ const BOTTOM: f64 = 28.0;
 const TOP: f64 = 12.0;
 
 /// One connector's chart.
+#[derive(Clone)]
 pub(crate) struct Chart {
     /// The connector.
     pub(crate) connector: String,
@@ -23,17 +21,12 @@ pub(crate) struct Chart {
     pub(crate) svg: String,
 }
 
-/// The median, 95th percentile and worst of a week, in hours.
+/// The median, 95th percentile and worst of a week (labelled by its Monday), in hours.
 struct Week {
     label: String,
     median: f64,
     p95: f64,
     worst: f64,
-}
-
-fn percentile(sorted: &[i64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 3600.0
 }
 
 fn escape(text: &str) -> String {
@@ -44,33 +37,16 @@ fn escape(text: &str) -> String {
 }
 
 impl Chart {
-    /// The chart of `rows` (one connector's) by ISO week of the effective date; `sla_seconds` drawn as a
-    /// line. A removal not done yet counts with its age so far, so an open one shows as late.
-    pub(crate) fn weekly(connector: &str, rows: &[&ReportRow], sla_seconds: u64) -> Chart {
-        let mut weeks: BTreeMap<(i32, u32), Vec<i64>> = BTreeMap::new();
-        for row in rows {
-            let (Some(seconds), Ok(effective)) = (
-                row.time_to_revoke_seconds,
-                chrono::DateTime::parse_from_rfc3339(&row.effective_at),
-            ) else {
-                continue;
-            };
-            let week = effective.iso_week();
-            weeks
-                .entry((week.year(), week.week()))
-                .or_default()
-                .push(seconds.max(0));
-        }
+    /// The chart of one connector's `weeks` (from `Store::revoke_weeks`); `sla_seconds` drawn as a line.
+    pub(crate) fn weekly(connector: &str, weeks: &[&RevokeWeek], sla_seconds: u64) -> Chart {
+        let hours = |s: Option<i64>| s.unwrap_or(0) as f64 / 3600.0;
         let weeks: Vec<Week> = weeks
-            .into_iter()
-            .map(|((year, week), mut seconds)| {
-                seconds.sort_unstable();
-                Week {
-                    label: format!("{year}-W{week:02}"),
-                    median: percentile(&seconds, 50.0),
-                    p95: percentile(&seconds, 95.0),
-                    worst: percentile(&seconds, 100.0),
-                }
+            .iter()
+            .map(|w| Week {
+                label: w.starts().format("%Y-%m-%d").to_string(),
+                median: hours(w.median_s),
+                p95: hours(w.p95_s),
+                worst: hours(w.worst_s),
             })
             .collect();
         let sla = sla_seconds as f64 / 3600.0;
@@ -172,37 +148,31 @@ impl Chart {
 mod tests {
     use super::*;
 
-    fn row(effective_at: &str, seconds: i64) -> ReportRow {
-        ReportRow {
-            employee_id: "e".into(),
-            connector: "wiki".into(),
-            effective_at: effective_at.into(),
-            received_at: effective_at.into(),
-            source: "feed".into(),
-            state: "done".into(),
-            outcome: Some("removed".into()),
-            removed_at: None,
-            removed_at_from: None,
-            time_to_revoke_seconds: Some(seconds),
-            deadline: effective_at.into(),
-            breach: false,
-            note: None,
+    fn week(week: i64, median: i64, p95: i64, worst: i64) -> RevokeWeek {
+        RevokeWeek {
+            connector: "wiki <&>".into(),
+            week,
+            n: 3,
+            median_s: Some(median),
+            p95_s: Some(p95),
+            worst_s: Some(worst),
         }
     }
 
     #[test]
     fn one_point_per_week_per_series_and_the_sla_line() {
-        let rows = [
-            row("2026-11-02T09:00:00Z", 3600),
-            row("2026-11-03T09:00:00Z", 7200),
-            row("2026-11-10T09:00:00Z", 1800),
-        ];
-        let refs: Vec<&ReportRow> = rows.iter().collect();
+        let weeks = [week(2913, 3600, 7200, 7200), week(2914, 1800, 1800, 1800)];
+        let refs: Vec<&RevokeWeek> = weeks.iter().collect();
         let chart = Chart::weekly("wiki <&>", &refs, 86_400);
         assert_eq!(chart.svg.matches("<circle").count(), 2 * 3);
         assert_eq!(chart.svg.matches("<polyline").count(), 3);
         assert!(chart.svg.contains("SLA 24.0 h"));
-        assert!(chart.svg.contains("2026-W45 worst: 2.00 h"));
+        assert_eq!(weeks[0].starts().to_string(), "2025-11-10");
+        assert!(
+            chart.svg.contains("2025-11-10 worst: 2.00 h"),
+            "{}",
+            chart.svg
+        );
         assert!(chart.svg.contains("wiki &lt;&amp;&gt;") && !chart.svg.contains("wiki <&>"));
     }
 }

@@ -217,13 +217,20 @@ struct RevokePage {
     refresh: bool,
     notice: Option<String>,
     since: String,
+    f: RevokeFigures,
+}
+
+/// What the time-to-revoke page shows.
+#[derive(Clone)]
+pub(crate) struct RevokeFigures {
+    as_of: String,
     sla: String,
     median: String,
     worst: String,
-    summary: crate::report::ReportSummary,
-    as_of: String,
+    counts: crate::store::revoke::RevokeCounts,
+    breach_count: i64,
     charts: Vec<super::chart::Chart>,
-    breaches: Vec<crate::report::ReportRow>,
+    breaches: Vec<crate::store::revoke::RevokeBreach>,
 }
 
 #[derive(Deserialize, Default)]
@@ -256,24 +263,10 @@ pub(super) async fn revoke(
         },
         None => now - chrono::Duration::days(90),
     };
-    let report = match state.revoke_cache.get(&state, since, now).await {
-        Ok(report) => report,
+    let figures = match state.revoke_cache.get(&state, since, now).await {
+        Ok(figures) => figures,
         Err(e) => return server_error(&e),
     };
-    let mut by_connector: BTreeMap<&str, Vec<&crate::report::ReportRow>> = BTreeMap::new();
-    for row in &report.rows {
-        by_connector
-            .entry(row.connector.as_str())
-            .or_default()
-            .push(row);
-    }
-    let sla = report.summary.sla_seconds;
-    let charts = by_connector
-        .into_iter()
-        .map(|(connector, rows)| super::chart::Chart::weekly(connector, &rows, sla))
-        .collect();
-    let breaches = report.rows.iter().filter(|r| r.breach).cloned().collect();
-    let human = |s: Option<i64>| s.map_or("n/a".to_string(), crate::report::human);
     render(&RevokePage {
         title: "Time to revoke".into(),
         who,
@@ -281,29 +274,78 @@ pub(super) async fn revoke(
         refresh: false,
         notice: None,
         since: since.format("%Y-%m-%d").to_string(),
-        sla: crate::report::human(i64::try_from(sla).unwrap_or(i64::MAX)),
-        median: human(report.summary.median_time_to_revoke_seconds),
-        worst: human(report.summary.worst_time_to_revoke_seconds),
-        summary: report.summary.clone(),
-        as_of: report.generated_at.clone(),
+        f: figures,
+    })
+}
+
+/// The page's figures: `report`'s, computed by the database.
+async fn revoke_figures(
+    state: &ConsoleState,
+    since: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<RevokeFigures> {
+    let sla = state.config.report.sla;
+    let weeks = state.store.revoke_weeks(since).await?;
+    let counts = state.store.revoke_counts(since).await?;
+    let mut by_connector: BTreeMap<&str, Vec<&crate::store::revoke::RevokeWeek>> = BTreeMap::new();
+    for week in &weeks {
+        by_connector
+            .entry(week.connector.as_str())
+            .or_default()
+            .push(week);
+    }
+    let charts = by_connector
+        .into_iter()
+        .map(|(connector, weeks)| super::chart::Chart::weekly(connector, &weeks, sla.as_secs()))
+        .collect();
+    // Breaches, connector by connector: each has its own grace before the SLA counts.
+    let mut breach_count = 0;
+    let mut breaches = Vec::new();
+    let connectors: std::collections::BTreeSet<String> = state
+        .store
+        .removal_counts()
+        .await?
+        .into_keys()
+        .map(|(connector, _)| connector)
+        .collect();
+    for connector in connectors {
+        let grace = state
+            .config
+            .connector(&connector)
+            .map_or(std::time::Duration::ZERO, |c| c.grace);
+        let limit = chrono::Duration::from_std(grace + sla)?;
+        let room = PAGE_ROWS.saturating_sub(u32::try_from(breaches.len()).unwrap_or(PAGE_ROWS));
+        let (count, rows) = state
+            .store
+            .revoke_breaches(since, &connector, limit, now, room)
+            .await?;
+        breach_count += count;
+        breaches.extend(rows);
+    }
+    let human = |s: Option<i64>| s.map_or("n/a".to_string(), crate::report::human);
+    let median = match (counts.median_low_s, counts.median_high_s) {
+        (Some(lo), Some(hi)) => Some((lo + hi).div_euclid(2)),
+        _ => None,
+    };
+    Ok(RevokeFigures {
+        as_of: crate::store::ts(now),
+        sla: crate::report::human(i64::try_from(sla.as_secs()).unwrap_or(i64::MAX)),
+        median: human(median),
+        worst: human(counts.worst_s),
+        counts,
+        breach_count,
         charts,
         breaches,
     })
 }
 
-/// The report behind the time-to-revoke page, kept for a minute: on a large database (100,000
-/// removals: B8) reading it takes most of a second, and the page refreshes often.
+/// The time-to-revoke figures, kept a minute: computed by the database, they still read every done
+/// removal in the window (about half a second for 90,000 of them, BENCHMARKS.md B8), and the page is
+/// looked at often. A burst of requests computes them once; the page says when they were read.
 #[derive(Default)]
 pub(crate) struct RevokeCache {
-    kept: tokio::sync::Mutex<Option<Kept>>,
+    kept: tokio::sync::Mutex<Option<(String, std::time::Instant, RevokeFigures)>>,
 }
-
-/// A report kept: the `since` it was read for, when, and the report.
-type Kept = (
-    chrono::DateTime<chrono::Utc>,
-    std::time::Instant,
-    std::sync::Arc<crate::report::Report>,
-);
 
 /// How long the time-to-revoke figures are kept.
 const REVOKE_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -314,23 +356,17 @@ impl RevokeCache {
         state: &ConsoleState,
         since: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> anyhow::Result<std::sync::Arc<crate::report::Report>> {
-        // Held while the report is read, so that a burst of requests reads it once.
+    ) -> anyhow::Result<RevokeFigures> {
+        let key = since.format("%Y-%m-%d").to_string();
         let mut kept = self.kept.lock().await;
-        if let Some((for_since, at, report)) = kept.as_ref()
-            && (*for_since - since).num_days() == 0
+        if let Some((for_since, at, figures)) = kept.as_ref()
+            && *for_since == key
             && at.elapsed() < REVOKE_KEPT
         {
-            return Ok(report.clone());
+            return Ok(figures.clone());
         }
-        let filter = crate::report::ReportFilter {
-            since: Some(since),
-            ..Default::default()
-        };
-        let report = std::sync::Arc::new(
-            crate::report::build(&state.store, &state.config, &filter, now).await?,
-        );
-        *kept = Some((since, std::time::Instant::now(), report.clone()));
-        Ok(report)
+        let figures = revoke_figures(state, since, now).await?;
+        *kept = Some((key, std::time::Instant::now(), figures.clone()));
+        Ok(figures)
     }
 }

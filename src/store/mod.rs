@@ -52,6 +52,7 @@ mod postgres;
 pub mod queue;
 pub mod reads;
 mod replicas;
+pub mod revoke;
 mod sqlite;
 mod transfer;
 pub mod transition;

@@ -17,6 +17,7 @@ pub(super) mod ingest;
 pub(super) mod notify;
 pub(super) mod queue;
 pub(super) mod reads;
+pub(super) mod revoke;
 mod script;
 pub(super) mod transition;
 
