@@ -235,6 +235,15 @@ impl App {
             None => None,
         };
         let console_addr = console.as_ref().map(|(addr, _)| *addr);
+        tracing::info!(
+            target: "offboard::startup",
+            address = %http_addr,
+            console = %console_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
+            version = env!("CARGO_PKG_VERSION"),
+            database = %self.config.database.describe(),
+            connectors = self.config.connectors.len(),
+            "offboard started."
+        );
 
         let worker_task = tokio::spawn(workers.run_until_stopped(shutdown.clone()));
         let checkpoints = self

@@ -12,6 +12,12 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{level},tokio_cron_scheduler=warn")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // The start-up line (version, addresses, database) is written at any level: the first thing to
+    // know about a daemon, and one line.
+    let filter = match "offboard::startup=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,

@@ -694,3 +694,44 @@ fn check_config_probe_reaches_the_postgres_server_or_says_why_not() {
         text(&check)
     );
 }
+
+/// The daemon's first line names its version, where it listens and its database, even with
+/// `log.level = "warn"`; nothing else is written at that level on a quiet start.
+#[tokio::test]
+async fn the_start_line_is_logged_at_any_level_with_the_version_and_the_address() {
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("daemon.log");
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("offboard started")) {
+            break line.to_string();
+        }
+        assert!(std::time::Instant::now() < until, "no start line: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(line.contains(env!("CARGO_PKG_VERSION")), "{line}");
+    assert!(line.contains("address=127.0.0.1:"), "{line}");
+    assert!(line.contains("console=off"), "{line}");
+    let status = crate::helpers::sigterm_and_wait(&mut child, Duration::from_secs(10))
+        .await
+        .expect("stopped");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "only the start line at warn: {text}"
+    );
+}

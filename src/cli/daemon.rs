@@ -43,11 +43,6 @@ pub(super) async fn run(config: Config) -> anyhow::Result<i32> {
             Err(e) => return Err(e),
         }
     };
-    tracing::info!(
-        connectors = app.config.connectors.len(),
-        feed = app.config.feed.is_some(),
-        "offboard started."
-    );
     app.run_until_stopped(shutdown).await?;
     tracing::info!("offboard stopped.");
     Ok(0)
