@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(chart.svg.matches("<circle").count(), 2 * 3);
         assert_eq!(chart.svg.matches("<polyline").count(), 3);
         assert!(chart.svg.contains("SLA 24.0 h"));
-        assert_eq!(weeks[0].starts().to_string(), "2025-11-10");
+        assert_eq!(weeks[0].starts().to_string(), "2025-11-03");
         assert!(
             chart.svg.contains("2025-11-10 worst: 2.00 h"),
             "{}",
