@@ -169,7 +169,7 @@ mod tests {
         assert!(chart.svg.contains("SLA 24.0 h"));
         assert_eq!(weeks[0].starts().to_string(), "2025-11-03");
         assert!(
-            chart.svg.contains("2025-11-10 worst: 2.00 h"),
+            chart.svg.contains("2025-11-03 worst: 2.00 h"),
             "{}",
             chart.svg
         );
