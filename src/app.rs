@@ -266,15 +266,21 @@ impl App {
             // Ticks go through a one-slot channel to a single poller task: a slow poll is never
             // overlapped, and ticks that arrive meanwhile collapse into one.
             let (tick_tx, mut tick_rx) = mpsc::channel::<()>(1);
-            let _ = tick_tx.try_send(());
-            // A replica that takes the lead polls at once, not at the next scheduled tick.
+            // The feed is polled at start by the process that leads (SQLite: this one), and by a replica
+            // the moment it takes the lead, not at the next scheduled tick.
             let gain_tx = tick_tx.clone();
             let gains = leadership.clone();
             let mut gain_stop = shutdown.clone();
             tokio::spawn(async move {
+                let mut led = false;
                 loop {
+                    let leads = gains.leads();
+                    if leads && !led {
+                        let _ = gain_tx.try_send(());
+                    }
+                    led = leads;
                     tokio::select! {
-                        _ = gains.next_gain() => { let _ = gain_tx.try_send(()); }
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                         _ = gain_stop.changed() => if *gain_stop.borrow() { break },
                     }
                 }

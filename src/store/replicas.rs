@@ -125,7 +125,8 @@ impl Store {
                     }
                 }
             }
-            flag.set(false);
+            // Stopping: the lead goes with the session, without a warning.
+            flag.leads.store(false, Ordering::Relaxed);
             if let Some(conn) = session {
                 let _ = conn.close().await;
             }
