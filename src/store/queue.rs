@@ -1,7 +1,7 @@
 //! The removal queue: claim, record attempts (fenced), reclaim expired leases, operator retry and cancel,
 //! and the listings. Every change is audited in its own transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -387,6 +387,18 @@ async fn record_all(
         .map(|a| (&a.claim, outcome_of(&a.completion)))
         .collect();
     let applied = on_tx!(tx, queue::record(&outcomes, now))?;
+    // An attempt the fence refused may have been recorded already: a commit whose answer was lost (the
+    // database restarted as it committed) is sent again with the next turn. Its rows are in the log;
+    // writing them again, or a refusal, would record what did not happen.
+    let mut recorded_before = HashSet::new();
+    for a in attempts {
+        let key = (a.claim.id, a.claim.attempt);
+        if !applied.contains(&key)
+            && on_tx!(tx, queue::completion_recorded(a.claim.id, a.claim.attempt))?
+        {
+            recorded_before.insert(key);
+        }
+    }
     for a in attempts {
         if let Completion::Failed { error } = &a.completion
             && applied.contains(&(a.claim.id, a.claim.attempt))
@@ -407,6 +419,9 @@ async fn record_all(
     Ok(attempts
         .iter()
         .map(|a| {
+            if recorded_before.contains(&(a.claim.id, a.claim.attempt)) {
+                return Applied::Applied;
+            }
             audit_attempt(
                 chain,
                 a,

@@ -500,3 +500,21 @@ pub(in crate::store) async fn replan(
     .rows_affected()
         == 1)
 }
+
+/// Whether attempt `attempt` of removal `id` already has its completion (or its refusal) in the audit log.
+pub(in crate::store) async fn completion_recorded(
+    tx: &mut Tx,
+    id: i64,
+    attempt: i64,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM audit_log WHERE removal_id = $1 AND attempt = $2 \
+           AND event IN ('removal_done', 'removal_planned_dry_run', 'removal_retry_scheduled', \
+                         'removal_failed', 'removal_cancelled', 'stale_completion_refused') LIMIT 1) AS c",
+    )
+    .bind(id)
+    .bind(attempt)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n > 0)
+}
