@@ -53,6 +53,7 @@ pub mod queue;
 pub mod reads;
 mod replicas;
 pub mod revoke;
+mod rows;
 mod sqlite;
 mod transfer;
 pub mod transition;

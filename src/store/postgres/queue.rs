@@ -7,44 +7,13 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 
 use super::Tx;
 use crate::connectors::Bound;
-use crate::domain::Person;
-use crate::store::queue::{
-    Binding, Claimed, Expired, Outcome, RemovalFilter, RemovalView, RetrySelection,
-};
-use crate::store::{parse_ts, ts};
-
-#[derive(FromRow)]
-struct ClaimRow {
-    id: i64,
-    termination_id: i64,
-    connector: String,
-    account: Option<String>,
-    attempts: i64,
-    retry_base: i64,
-    credential_refusals: i64,
-    due_at: String,
-    remote_id: Option<String>,
-    bound_key: Option<String>,
-    remove_sent_at: Option<String>,
-    /// The termination and the person, as a JSON object ([`Who`]).
-    who: Option<String>,
-}
-
-/// The termination and person columns a claim brings along.
-#[derive(serde::Deserialize)]
-struct Who {
-    effective_at: String,
-    employee_id: String,
-    email: Option<String>,
-    username: Option<String>,
-    upn: Option<String>,
-    display_name: Option<String>,
-    attributes: String,
-}
+use crate::store::queue::{Claimed, Expired, Outcome, RemovalFilter, RemovalView, RetrySelection};
+use crate::store::rows::{ACCOUNT_ROW_SQL, AccountRow, ClaimRow, account_row};
+use crate::store::ts;
 
 /// Claims the next due pending removals of one connector (`$4`, at most `$5`, due by `$6`) for owner `$1`
 /// until `$2`, at `$3`. The subquery reads the partial index `removals_claim` and skips rows another
@@ -83,47 +52,7 @@ pub(in crate::store) async fn claim(
         .await?;
     // RETURNING gives no order: work (and audit) oldest due first.
     rows.sort_by(|a, b| (&a.due_at, a.id).cmp(&(&b.due_at, b.id)));
-    rows.into_iter()
-        .map(|row| {
-            let who: Who =
-                serde_json::from_str(row.who.as_deref().unwrap_or("null")).map_err(|e| {
-                    anyhow::anyhow!(
-                        "removal {}: its termination or person is missing: {e}",
-                        row.id
-                    )
-                })?;
-            let bound = match (row.remove_sent_at, row.remote_id) {
-                (Some(sent_at), Some(id)) => Some(Binding {
-                    account: Bound {
-                        id,
-                        key: row.bound_key,
-                    },
-                    remove_sent_at: parse_ts(&sent_at)?,
-                }),
-                _ => None,
-            };
-            Ok(Claimed {
-                id: row.id,
-                bound,
-                termination_id: row.termination_id,
-                connector: row.connector,
-                account: row.account,
-                attempt: row.attempts,
-                retry_base: row.retry_base,
-                credential_refusals: row.credential_refusals,
-                owner: owner.to_string(),
-                effective_at: parse_ts(&who.effective_at)?,
-                person: Person {
-                    employee_id: who.employee_id,
-                    email: who.email,
-                    username: who.username,
-                    upn: who.upn,
-                    display_name: who.display_name,
-                    attributes: serde_json::from_str(&who.attributes).unwrap_or_default(),
-                },
-            })
-        })
-        .collect()
+    rows.into_iter().map(|row| row.claimed(owner)).collect()
 }
 
 /// Stores the outcome of each attempt in one statement, each fenced by the removal's attempt number and
@@ -389,46 +318,6 @@ pub(in crate::store) async fn removal(
     .bind(id)
     .fetch_optional(&mut **tx)
     .await
-}
-
-#[derive(FromRow)]
-struct AccountRow {
-    id: i64,
-    connector: String,
-    state: String,
-    account: Option<String>,
-    source: String,
-    effective_at: String,
-    employee_id: String,
-    email: Option<String>,
-    username: Option<String>,
-    upn: Option<String>,
-    display_name: Option<String>,
-    attributes: String,
-}
-
-const ACCOUNT_ROW_SQL: &str = "SELECT r.id, r.connector, r.state, r.account, t.source, t.effective_at, \
-       p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
-     FROM removals r JOIN terminations t ON t.id = r.termination_id \
-     JOIN people p ON p.employee_id = t.employee_id";
-
-fn account_row(row: AccountRow) -> anyhow::Result<crate::store::queue::AccountSource> {
-    Ok(crate::store::queue::AccountSource {
-        id: row.id,
-        connector: row.connector,
-        state: row.state,
-        account: row.account,
-        imported: row.source == "import",
-        effective_at: parse_ts(&row.effective_at)?,
-        person: Person {
-            employee_id: row.employee_id,
-            email: row.email,
-            username: row.username,
-            upn: row.upn,
-            display_name: row.display_name,
-            attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
-        },
-    })
 }
 
 /// Each removal of `ids` with what its account is made from: the person as stored now.
