@@ -19,6 +19,21 @@ async fn main() -> ExitCode {
             }
         };
     }
+    // Completions and the manual page are made from the command definitions alone.
+    let made = match &cli.command {
+        Command::Completions { shell } => Some(cli::completions(*shell, &mut std::io::stdout())),
+        Command::Man => Some(cli::man(&mut std::io::stdout())),
+        _ => None,
+    };
+    if let Some(made) = made {
+        return match made {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(e) => {
@@ -29,7 +44,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    offboard::telemetry::init(config.log.format, &config.log.level);
+    let level = if cli.quiet {
+        "warn"
+    } else if cli.verbose {
+        "debug"
+    } else {
+        config.log.level.as_str()
+    };
+    offboard::telemetry::init(config.log.format, level);
     match cli::execute(cli, config).await {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         // A reader that went away (`offboard audit | head`) is not an error.

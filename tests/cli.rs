@@ -735,3 +735,27 @@ async fn the_start_line_is_logged_at_any_level_with_the_version_and_the_address(
         "only the start line at warn: {text}"
     );
 }
+
+/// Shell completions and the manual page come from the command definitions, without a config.
+#[test]
+fn completions_and_the_manual_page_need_no_config() {
+    let nowhere = Path::new("/nonexistent/offboard.toml");
+    let bash = offboard(nowhere, &["completions", "bash"]);
+    assert!(bash.status.success(), "{}", text(&bash));
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(script.contains("complete -F _offboard"), "{script}");
+    assert!(
+        script.contains("migrate") && script.contains("--to"),
+        "{script}"
+    );
+    let zsh = offboard(nowhere, &["completions", "zsh"]);
+    assert!(String::from_utf8_lossy(&zsh.stdout).contains("#compdef offboard"));
+    let man = offboard(nowhere, &["man"]);
+    assert!(man.status.success(), "{}", text(&man));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH offboard 1"), "{page}");
+    assert!(
+        page.contains("completions") && page.contains("quiet"),
+        "{page}"
+    );
+}

@@ -34,6 +34,12 @@ pub struct Cli {
         default_value = "/etc/offboard/offboard.toml"
     )]
     pub config: PathBuf,
+    /// Only warnings and errors in the log (overrides `log.level`).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Debug detail in the log (overrides `log.level`).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     /// Who runs an operator command (recorded in the audit log); default $SUDO_USER, else $USER.
     /// approve, reject, retry, cancel, enqueue and import refuse to run when none is known.
     #[arg(long, global = true)]
@@ -79,6 +85,14 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Prints a shell completion script for bash, zsh, fish, elvish or powershell (no config needed), e.g.
+    /// `offboard completions bash > /etc/bash_completion.d/offboard`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff; no config needed): `offboard man > /usr/share/man/man1/offboard.1`.
+    Man,
     /// Writes a new Ed25519 key pair for signed audit checkpoints: `checkpoint.key` (private, mode
     /// 0600: name it in `[checkpoints] signing_key_file`) and `checkpoint.pub` (give it to the auditors).
     Keygen {
@@ -415,6 +429,8 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             password_file,
         } => daemon::migrate_to(&config, &to, password_file.as_deref(), &mut out).await,
         Command::Keygen { out: dir } => keygen(&dir, &mut out).map(|()| 0),
+        Command::Completions { shell } => completions(shell, &mut out).map(|()| 0),
+        Command::Man => man(&mut out).map(|()| 0),
         Command::Backup { out: file } => evidence::backup(&config, &file, &mut out).await,
         Command::Status { format } => queue::status(&config, format, &mut out).await,
         Command::Removals {
@@ -606,4 +622,21 @@ async fn open_existing(config: &Config) -> anyhow::Result<Store> {
 /// Opens (creating if need be) the database.
 async fn open(config: &Config) -> anyhow::Result<Store> {
     Store::open_configured(&config.database).await
+}
+
+/// `offboard completions SHELL`: the completion script, generated from the command definitions.
+pub fn completions(
+    shell: clap_complete::Shell,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "offboard", out);
+    Ok(())
+}
+
+/// `offboard man`: the manual page, generated from the command definitions.
+pub fn man(out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    clap_mangen::Man::new(command).render(out)?;
+    Ok(())
 }
