@@ -47,6 +47,32 @@ pub(super) fn server_error(e: &anyhow::Error) -> Response {
         .into_response()
 }
 
+/// The refusal of an action that takes `role` (`doing`: "Retrying", ...) to someone with less; `None`
+/// when they have it.
+fn lacks(
+    role: Role,
+    doing: &str,
+    who: &Identity,
+    csrf: &CsrfToken,
+    back: &str,
+) -> Option<Response> {
+    (who.role < role).then(|| {
+        problem(
+            StatusCode::FORBIDDEN,
+            who,
+            csrf,
+            "Not allowed",
+            format!(
+                "{doing} takes the {} role; {} is a {}.",
+                role.as_str(),
+                who.name,
+                who.role.as_str()
+            ),
+            back,
+        )
+    })
+}
+
 /// A problem the person can act on (not found, not allowed), as a page.
 pub(super) fn problem(
     status: StatusCode,
@@ -413,19 +439,14 @@ pub(super) async fn retry(
     if let Err(refusal) = check_form(&headers, &form.csrf) {
         return refusal.into_response();
     }
-    if who.role < Role::Operator {
-        return problem(
-            StatusCode::FORBIDDEN,
-            &who,
-            &csrf,
-            "Not allowed",
-            format!(
-                "Retrying takes the operator role; {} is a {}.",
-                who.name,
-                who.role.as_str()
-            ),
-            &format!("/removals/{id}"),
-        );
+    if let Some(refusal) = lacks(
+        Role::Operator,
+        "Retrying",
+        &who,
+        &csrf,
+        &format!("/removals/{id}"),
+    ) {
+        return refusal;
     }
     let render_account = crate::planner::renderer(&state.config);
     match state
@@ -485,19 +506,14 @@ pub(super) async fn cancel(
     if let Err(refusal) = check_form(&headers, &form.csrf) {
         return refusal.into_response();
     }
-    if who.role < Role::Operator {
-        return problem(
-            StatusCode::FORBIDDEN,
-            &who,
-            &csrf,
-            "Not allowed",
-            format!(
-                "Cancelling takes the operator role; {} is a {}.",
-                who.name,
-                who.role.as_str()
-            ),
-            &format!("/removals/{id}"),
-        );
+    if let Some(refusal) = lacks(
+        Role::Operator,
+        "Cancelling",
+        &who,
+        &csrf,
+        &format!("/removals/{id}"),
+    ) {
+        return refusal;
     }
     let reason = form.reason.trim();
     if reason.is_empty() {

@@ -75,6 +75,14 @@ pub struct RevokeBreach {
     pub last_error: Option<String>,
 }
 
+/// A breach as the statements return it: with how many there are in all.
+#[derive(Debug, Clone, FromRow)]
+pub(in crate::store) struct CountedBreach {
+    total: i64,
+    #[sqlx(flatten)]
+    breach: RevokeBreach,
+}
+
 impl Store {
     /// Per connector and week of the effective date (leavers effective since `since`): the done
     /// removals' median, 95th percentile and worst time to revoke.
@@ -100,9 +108,22 @@ impl Store {
     ) -> anyhow::Result<(i64, Vec<RevokeBreach>)> {
         let cutoff = ts(now - limit);
         let limit_ms = limit.num_milliseconds();
-        Ok(on_pool!(
+        let rows = on_pool!(
             self,
-            revoke::breaches(&ts(since), connector, limit_ms, &cutoff, i64::from(max))
-        )?)
+            revoke::breaches(
+                &ts(since),
+                connector,
+                limit_ms,
+                &cutoff,
+                i64::from(max.max(1))
+            )
+        )?;
+        let total = rows.first().map_or(0, |r| r.total);
+        let shown = rows
+            .into_iter()
+            .take(usize::try_from(max).unwrap_or(0))
+            .map(|r| r.breach)
+            .collect();
+        Ok((total, shown))
     }
 }

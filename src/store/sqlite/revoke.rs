@@ -3,7 +3,7 @@
 
 use sqlx::SqlitePool;
 
-use crate::store::revoke::{RevokeBreach, RevokeCounts, RevokeWeek};
+use crate::store::revoke::{CountedBreach, RevokeCounts, RevokeWeek};
 
 /// Every removal of leavers effective since `$1`, with when access was removed (the first removing
 /// call's time for a removal whose answer was lost, as `report` gives it).
@@ -59,18 +59,6 @@ pub(in crate::store) async fn counts(
     .await
 }
 
-/// A breach with how many there are in all: total, employee, connector, effective time, state, removed
-/// at, last error.
-type Counted = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
-
 pub(in crate::store) async fn breaches(
     pool: &SqlitePool,
     since: &str,
@@ -78,7 +66,7 @@ pub(in crate::store) async fn breaches(
     limit_ms: i64,
     cutoff: &str,
     max: i64,
-) -> Result<(i64, Vec<RevokeBreach>), sqlx::Error> {
+) -> Result<Vec<CountedBreach>, sqlx::Error> {
     let late = format!(
         "WITH d AS ({REMOVALS}) SELECT employee_id, connector, effective_at, state, removed_at, last_error \
          FROM d WHERE connector = $2 AND ((state = 'done' AND removed_at IS NOT NULL \
@@ -86,7 +74,7 @@ pub(in crate::store) async fn breaches(
            OR (state IN ('held', 'planned', 'failed', 'pending', 'running') AND effective_at < $4))"
     );
     // One pass: the rows asked for, each carrying how many there are in all.
-    let rows: Vec<Counted> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) OVER () AS total, late.* FROM ({late}) AS late \
              ORDER BY effective_at, employee_id LIMIT $5"
     )))
@@ -94,21 +82,7 @@ pub(in crate::store) async fn breaches(
     .bind(connector)
     .bind(limit_ms)
     .bind(cutoff)
-    .bind(max.max(1))
+    .bind(max)
     .fetch_all(pool)
-    .await?;
-    let count = rows.first().map_or(0, |r| r.0);
-    let rows = rows
-        .into_iter()
-        .take(usize::try_from(max).unwrap_or(0))
-        .map(|r| RevokeBreach {
-            employee_id: r.1,
-            connector: r.2,
-            effective_at: r.3,
-            state: r.4,
-            removed_at: r.5,
-            last_error: r.6,
-        })
-        .collect();
-    Ok((count, rows))
+    .await
 }
