@@ -194,11 +194,26 @@ impl App {
         // Several replicas on PostgreSQL: one leads (polls the feed, signs checkpoints, notifies), and
         // work committed on any replica wakes the workers of all.
         let leadership = self.store.leadership(shutdown.clone());
-        let wake_listener = self
-            .store
-            .wake_listener()
-            .await?
-            .map(|listener| tokio::spawn(listener.run(waker.clone(), shutdown.clone())));
+        // Listening is set up in the background: a server restarting as the daemon starts must not
+        // stop the start (the workers still look at the queue every idle_poll meanwhile).
+        let wake_listener = self.store.is_shared().then(|| {
+            let (store, waker, mut stop) = (self.store.clone(), waker.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    match store.wake_listener().await {
+                        Ok(Some(listener)) => return listener.run(waker, stop).await,
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "Cannot listen for work from other replicas yet; trying again in 2 s.");
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(2)) => waker.notify_one(),
+                                _ = stop.changed() => if *stop.borrow() { return },
+                            }
+                        }
+                    }
+                }
+            })
+        });
 
         let listener = tokio::net::TcpListener::bind(self.config.http.listen)
             .await
