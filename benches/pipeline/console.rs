@@ -118,6 +118,11 @@ pub(crate) async fn page_times(
         "/audit".to_string(),
         format!("/audit?employee=c{:06}", middle),
         "/revoke".to_string(),
+        // Another window than the default: computed when first asked for, then kept a minute.
+        format!(
+            "/revoke?since={}",
+            (now - chrono::Duration::days(60)).format("%Y-%m-%d")
+        ),
         "/rejects".to_string(),
     ];
     let mut times = Vec::new();

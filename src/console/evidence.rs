@@ -261,7 +261,7 @@ pub(super) async fn revoke(
                 );
             }
         },
-        None => now - chrono::Duration::days(90),
+        None => default_since(now),
     };
     let figures = match state.revoke_cache.get(&state, since, now).await {
         Ok(figures) => figures,
@@ -341,14 +341,27 @@ async fn revoke_figures(
 
 /// The time-to-revoke figures, kept a minute: computed by the database, they still read every done
 /// removal in the window (about half a second for 90,000 of them, BENCHMARKS.md B8), and the page is
-/// looked at often. A burst of requests computes them once; the page says when they were read.
+/// looked at often. A burst of requests computes them once; the page says when they were read. The
+/// default window's figures are read again in the background before they age out ([`keep_fresh`]),
+/// so that page never waits for them; another window is computed when first asked for.
 #[derive(Default)]
 pub(crate) struct RevokeCache {
-    kept: tokio::sync::Mutex<Option<(String, std::time::Instant, RevokeFigures)>>,
+    kept: tokio::sync::Mutex<Vec<(String, std::time::Instant, RevokeFigures)>>,
 }
 
 /// How long the time-to-revoke figures are kept.
 const REVOKE_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often the default window's figures are read again in the background: before they age out.
+const REVOKE_REFRESH: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// How many windows' figures are kept at once.
+const REVOKE_WINDOWS: usize = 8;
+
+/// The page's window when none is asked for: the last 90 days, as `offboard report`'s.
+fn default_since(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    now - chrono::Duration::days(90)
+}
 
 impl RevokeCache {
     async fn get(
@@ -359,14 +372,49 @@ impl RevokeCache {
     ) -> anyhow::Result<RevokeFigures> {
         let key = since.format("%Y-%m-%d").to_string();
         let mut kept = self.kept.lock().await;
-        if let Some((for_since, at, figures)) = kept.as_ref()
-            && *for_since == key
-            && at.elapsed() < REVOKE_KEPT
-        {
+        kept.retain(|(_, at, _)| at.elapsed() < REVOKE_KEPT);
+        if let Some((_, _, figures)) = kept.iter().find(|(k, _, _)| *k == key) {
             return Ok(figures.clone());
         }
         let figures = revoke_figures(state, since, now).await?;
-        *kept = Some((key, std::time::Instant::now(), figures.clone()));
+        Self::keep(&mut kept, key, figures.clone());
         Ok(figures)
+    }
+
+    fn keep(
+        kept: &mut Vec<(String, std::time::Instant, RevokeFigures)>,
+        key: String,
+        figures: RevokeFigures,
+    ) {
+        kept.retain(|(k, _, _)| *k != key);
+        if kept.len() >= REVOKE_WINDOWS {
+            kept.remove(0);
+        }
+        kept.push((key, std::time::Instant::now(), figures));
+    }
+
+    /// Reads the default window's figures again (without holding the others up while it does).
+    async fn refresh(&self, state: &ConsoleState) -> anyhow::Result<()> {
+        let now = state.clock.now();
+        let since = default_since(now);
+        let figures = revoke_figures(state, since, now).await?;
+        let mut kept = self.kept.lock().await;
+        Self::keep(&mut kept, since.format("%Y-%m-%d").to_string(), figures);
+        Ok(())
+    }
+}
+
+/// Reads the default time-to-revoke figures at start and again every 45 s until `stop`, so that the
+/// page serves them without waiting (about half a second of the database's time per minute on
+/// 100,000 removals; nothing on a small one).
+pub(super) async fn keep_fresh(state: ConsoleState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = state.revoke_cache.refresh(&state).await {
+            tracing::warn!(error = %format!("{e:#}"), "Cannot read the time-to-revoke figures.");
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(REVOKE_REFRESH) => {}
+        }
     }
 }

@@ -37,7 +37,7 @@ pub struct ConsoleState {
     /// Wakes the workers after an approve or a retry.
     pub(crate) wake: Arc<Notify>,
     pub(crate) sessions: Arc<auth::Sessions>,
-    /// The time-to-revoke figures, kept a minute.
+    /// The time-to-revoke figures, kept a minute (the default window's read again in the background).
     pub(crate) revoke_cache: Arc<evidence::RevokeCache>,
 }
 
@@ -102,6 +102,7 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on console.listen {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(address = %addr, "The console listens.");
+    tokio::spawn(evidence::keep_fresh(state.clone(), stop.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
