@@ -1,6 +1,6 @@
 //! Per-connector quarantine (a circuit breaker): after `quarantine_after` consecutive vendor failures
-//! (anything retried but a 429 or a refused credential) the workers stop claiming the
-//! connector's removals, so their attempts are not spent while the vendor is down; a probe (the
+//! (anything retried but a 429), or at once when the vendor refuses the credentials for good (again
+//! after the credential rule's retry), the workers stop claiming the connector's removals, so their attempts are not spent while the vendor is down; a probe (the
 //! connector's read-only `probe`) checks the vendor at growing intervals and resumes it on success.
 //! Other connectors are not slowed. The state lives in the store (`connector_state`), so `status`,
 //! `/metrics`, a restart and an operator's `connector pause`/`resume` all see the same thing.
@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::audit::DAEMON;
+use crate::connectors::classify::CHECK_THE_CREDENTIALS;
 use crate::connectors::{Registry, VendorCall};
 use crate::store::Store;
 use crate::store::queue::Completion;
@@ -47,11 +48,12 @@ pub struct Breakers {
     read_at: Mutex<Option<DateTime<Utc>>>,
 }
 
-/// Whether an attempt says the vendor is down (a retry, not a 429), refused the credentials, or
-/// answered.
+/// Whether an attempt says the vendor is down (a retry, not a 429), refused the credentials (once, or
+/// for good: again after the retry the credential rule allows), or answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Down,
+    Refusing,
     Refused,
     Answered,
 }
@@ -61,7 +63,8 @@ fn verdict(completion: &Completion, calls: &[VendorCall]) -> Verdict {
         Completion::Retry {
             credential_refused: true,
             ..
-        } => Verdict::Refused,
+        } => Verdict::Refusing,
+        Completion::Failed { error } if error.ends_with(CHECK_THE_CREDENTIALS) => Verdict::Refused,
         Completion::Retry { .. } if calls.last().and_then(|c| c.http_status) == Some(429) => {
             Verdict::Answered
         }
@@ -98,9 +101,15 @@ impl Breakers {
                 None
             }
             // A refused credential follows the one credential rule of `connectors::classify` (sent
-            // once more, retried once, then failed asking to check the credentials); it neither
+            // once more within the attempt, retried once, in case they are being rotated); it neither
             // counts toward a quarantine nor clears the count.
-            Verdict::Refused => None,
+            Verdict::Refusing => None,
+            // Refused again after that retry: the credentials are wrong, and every other removal of
+            // the connector would meet the same refusal and fail. The connector is quarantined at
+            // once; its probe authenticates, so it resumes once the credentials work again.
+            Verdict::Refused => Some(format!(
+                "the vendor refused the credentials again after a retry; check the connector's credentials and permissions: it resumes when a probe succeeds, or `offboard connector resume {connector}`"
+            )),
             Verdict::Down => {
                 let n = strikes.entry(connector.to_string()).or_default();
                 *n += 1;

@@ -12,10 +12,12 @@ use crate::helpers::{HEADER, OK_SCRIPT, TestApp, config_text, write_script};
 
 const TOKEN: &str = "quarantine-test-token-4d2e";
 
-/// A SCIM service that answers 503 to everything while `down`, and properly after.
+/// A SCIM service that answers 503 to everything while `down`, 401 while `refusing`, and properly
+/// after.
 #[derive(Clone, Default)]
 struct Vendor {
     down: Arc<AtomicBool>,
+    refusing: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
 }
 
@@ -29,6 +31,12 @@ impl Respond for Vendor {
             return scim(
                 503,
                 json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "503", "detail": "maintenance"}),
+            );
+        }
+        if self.refusing.load(Ordering::SeqCst) {
+            return scim(
+                401,
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "401", "detail": "invalid token"}),
             );
         }
         match request.method.as_str() {
@@ -139,6 +147,94 @@ async fn a_vendor_down_for_a_while_quarantines_its_connector_and_no_removal_fail
     assert!(down.iter().all(|r| r.attempts <= 2), "attempts stay low");
     assert!(t.app.store.connector_states().await.unwrap().is_empty());
     assert_eq!(t.events("connector_resumed").await.len(), 1);
+}
+
+#[tokio::test]
+async fn credentials_refused_for_good_quarantine_at_once_and_the_rest_wait_for_good_ones() {
+    let server = MockServer::start().await;
+    let vendor = Vendor::default();
+    vendor.refusing.store(true, Ordering::SeqCst);
+    Mock::given(wiremock::matchers::any())
+        .respond_with(vendor.clone())
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("feed.csv"), HEADER).unwrap();
+    crate::vendor_http::write_secret(dir.path(), "token", TOKEN);
+    let connectors = format!(
+        "[[connector]]\nname = \"wiki\"\nkind = \"scim\"\nbase_url = \"{}/scim/v2\"\nauth = {{ kind = \"bearer\", token_file = \"token\" }}\n\
+         account = \"{{email}}\"\nconcurrency = 1\n",
+        server.uri()
+    );
+    let t = TestApp::in_dir(dir, &config_text(&connectors)).await;
+    let rows: String = (0..6)
+        .map(|i| format!("e{i},p{i}@example.org,p{i},,P,2026-01-05,Terminated\n"))
+        .collect();
+    t.write_feed(&rows);
+    t.poll().await;
+
+    // Each removal's first refused attempt is retried once, later (a rotation may be under way): no
+    // quarantine yet, and nothing failed.
+    t.drain().await;
+    let wiki = by(&t, "wiki").await;
+    assert!(wiki.iter().all(|r| r.state == "pending"), "{wiki:?}");
+    assert!(t.app.store.connector_states().await.unwrap().is_empty());
+
+    // Refused again after the retry: that removal fails asking to check the credentials, and the
+    // connector is quarantined at once, so the others do not each fail the same way.
+    t.advance(Duration::from_secs(6 * 60));
+    t.drain().await;
+    let wiki = by(&t, "wiki").await;
+    let failed = wiki.iter().filter(|r| r.state == "failed").count();
+    // The turn that records the failure has already claimed the next removal (concurrency 1).
+    assert!((1..=2).contains(&failed), "{wiki:?}");
+    assert!(
+        wiki.iter().filter(|r| r.state == "failed").all(|r| r
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("check the connector's credentials")),
+        "{wiki:?}"
+    );
+    let states = t.app.store.connector_states().await.unwrap();
+    assert_eq!((states.len(), states[0].state.as_str()), (1, "quarantined"));
+    assert!(
+        states[0].reason.contains("refused the credentials"),
+        "{}",
+        states[0].reason
+    );
+    assert!(!states[0].reason.contains(TOKEN));
+    assert_eq!(t.events("connector_quarantined").await.len(), 1);
+
+    // Still refused at the first probe (it authenticates): the removals keep waiting.
+    let calls = vendor.requests.load(Ordering::SeqCst);
+    t.advance(Duration::from_secs(61));
+    t.drain().await;
+    assert_eq!(t.app.store.connector_states().await.unwrap()[0].probes, 1);
+    assert!(
+        vendor.requests.load(Ordering::SeqCst) - calls <= 2,
+        "only the probe reached the vendor"
+    );
+    assert_eq!(
+        by(&t, "wiki")
+            .await
+            .iter()
+            .filter(|r| r.state == "failed")
+            .count(),
+        failed
+    );
+
+    // The credentials are fixed: the next probe resumes the connector and the rest complete.
+    vendor.refusing.store(false, Ordering::SeqCst);
+    t.advance(Duration::from_secs(125));
+    t.drain().await;
+    let wiki = by(&t, "wiki").await;
+    assert_eq!(
+        wiki.iter().filter(|r| r.state == "done").count(),
+        6 - failed,
+        "{wiki:?}"
+    );
+    assert!(t.app.store.connector_states().await.unwrap().is_empty());
 }
 
 #[test]
