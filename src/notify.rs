@@ -63,13 +63,18 @@ pub async fn deliver(
     for channel in channels {
         let kinds: Vec<&str> = channel.events.iter().map(String::as_str).collect();
         let mut due = store.notify_due(&channel.name, &kinds, now, 200).await?;
-        // Many removals failing at once (a vendor rejecting a whole batch) make one message.
+        let to_manager = match &channel.target {
+            NotifyTarget::Email { to_manager, .. } => to_manager.as_deref(),
+            NotifyTarget::Webhook { .. } => None,
+        };
+        // Many removals failing at once (a vendor rejecting a whole batch) make one message (not to
+        // managers: each hears of their own leaver only).
         let failed: Vec<NotifyEvent> = due
             .iter()
             .filter(|e| e.event == "removal_failed")
             .cloned()
             .collect();
-        if failed.len() > DIGEST_AFTER {
+        if to_manager.is_none() && failed.len() > DIGEST_AFTER {
             due.retain(|e| e.event != "removal_failed");
             due.insert(0, digest(&failed));
         }
@@ -80,7 +85,17 @@ pub async fn deliver(
                     format,
                     secret,
                 } => post(http, url, *format, secret.as_ref(), &event).await,
-                NotifyTarget::Email { .. } => mail(&channel.target, &event).await,
+                NotifyTarget::Email { to, .. } => match to_manager {
+                    None => mail(&channel.target, to, &event).await,
+                    Some(attribute) => match manager_of(store, attribute, &event).await? {
+                        Some(manager) => mail(&channel.target, &[manager], &event).await,
+                        // Nobody to tell: recorded as done, so it is not tried again.
+                        None => {
+                            tracing::info!(channel = %channel.name, key = %event.key, attribute, "No manager address for this leaver; the notification is skipped.");
+                            None
+                        }
+                    },
+                },
             };
             let next = error.as_ref().map(|_| {
                 now + chrono::Duration::from_std(retry_wait(event.attempts)).unwrap_or_default()
@@ -173,7 +188,24 @@ async fn post(
 
 /// Mails one event over SMTP (lettre); the error, if the server did not take it. The Message-ID is
 /// made from the event's key, so a mail sent twice after a crash is one message to a mail client.
-async fn mail(target: &NotifyTarget, event: &NotifyEvent) -> Option<String> {
+/// The address in the `attribute` of the person an event is about, when there is a valid one.
+async fn manager_of(
+    store: &Store,
+    attribute: &str,
+    event: &NotifyEvent,
+) -> anyhow::Result<Option<String>> {
+    let detail: serde_json::Value = serde_json::from_str(&event.detail).unwrap_or_default();
+    let Some(employee) = detail.get("employee_id").and_then(|e| e.as_str()) else {
+        return Ok(None);
+    };
+    Ok(store
+        .person_attribute(employee, attribute)
+        .await?
+        .map(|a| a.trim().to_string())
+        .filter(|a| a.parse::<lettre::Address>().is_ok()))
+}
+
+async fn mail(target: &NotifyTarget, to: &[String], event: &NotifyEvent) -> Option<String> {
     use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -185,7 +217,7 @@ async fn mail(target: &NotifyTarget, event: &NotifyEvent) -> Option<String> {
         username,
         password,
         from,
-        to,
+        ..
     } = target
     else {
         return Some("not an email channel".into());

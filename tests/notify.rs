@@ -326,6 +326,62 @@ async fn a_held_batch_is_mailed_to_the_operators_over_smtp() {
     );
 }
 
+/// A channel to managers: a failed removal is mailed to the leaver's manager alone (the address from a
+/// feed column mapped to a person attribute), once; a leaver without a manager address is skipped.
+#[tokio::test]
+async fn a_failed_removal_is_mailed_to_the_leavers_manager_alone() {
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_script(dir.path(), "remove.sh", FAILS);
+    // The feed gains a Manager column, mapped to the attribute the channel names.
+    let header = format!("{},Manager\n", HEADER.trim_end());
+    std::fs::write(dir.path().join("feed.csv"), &header).unwrap();
+    let config = config_text(CONNECTOR).replace(
+        "schedule = \"0 0 * * * *\"",
+        "schedule = \"0 0 * * * *\"\n\n[feed.attributes]\nmanager_email = \"Manager\"",
+    );
+    let t = TestApp::in_dir(
+        dir,
+        &format!(
+            "{config}\n[[notify]]\nname = \"managers\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\n\
+             tls = \"none\"\nfrom = \"offboard@example.org\"\nto_manager = \"manager_email\"\n",
+            smtp.port
+        ),
+    )
+    .await;
+    let header = format!("{},Manager\n", HEADER.trim_end());
+    std::fs::write(
+        t.path("feed.csv"),
+        format!(
+            "{header}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated,boss@example.org\n\
+             e2,bob@example.org,bob,,Bob,2026-01-05,Terminated,\n"
+        ),
+    )
+    .unwrap();
+    t.poll().await;
+    assert_eq!(t.drain().await.failed, 2);
+    for _ in 0..2 {
+        offboard::notify::deliver(
+            &t.app.store,
+            &t.app.config.notify,
+            &t.app.http,
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    }
+    let messages = smtp.messages();
+    assert_eq!(
+        messages.len(),
+        1,
+        "one message, to e1's manager: {messages:?}"
+    );
+    let m = &messages[0];
+    assert!(m.contains("To: boss@example.org"), "{m}");
+    assert!(m.contains("e1") && !m.contains("e2 "), "{m}");
+    assert!(m.contains("Subject: offboard: removal failed"), "{m}");
+}
+
 /// Eight removals failing in one drain make one digest message, not eight; none is sent again.
 #[tokio::test]
 async fn many_failed_removals_at_once_make_one_digest() {

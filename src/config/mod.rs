@@ -271,6 +271,9 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "sla_breach",
 ];
 
+/// The events about one leaver, the only ones a channel to managers (`to_manager`) receives.
+pub const LEAVER_EVENTS: &[&str] = &["removal_failed", "sla_warning", "sla_breach"];
+
 /// How a webhook's body is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotifyFormat {
@@ -321,6 +324,9 @@ pub enum NotifyTarget {
         from: String,
         /// The recipients.
         to: Vec<String>,
+        /// Instead of `to`: the person attribute that holds the leaver's manager's address; each
+        /// event about one leaver goes to that address alone.
+        to_manager: Option<String>,
     },
 }
 
@@ -686,7 +692,32 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let events = self.notify_events(&prefix, raw.events.take());
+        let to_manager = raw.to_manager.is_some();
+        if to_manager && !email {
+            self.problem(
+                &format!("{prefix}.to_manager"),
+                "only an email channel can write to managers",
+            );
+        }
+        let explicit = raw.events.is_some();
+        let mut events = self.notify_events(&prefix, raw.events.take());
+        if to_manager {
+            if !explicit {
+                events.retain(|e| LEAVER_EVENTS.contains(&e.as_str()));
+            }
+            for e in events
+                .iter()
+                .filter(|e| !LEAVER_EVENTS.contains(&e.as_str()))
+            {
+                self.problem(
+                    &format!("{prefix}.events"),
+                    format!(
+                        "{e:?} is not about one leaver: a channel to managers takes only {}",
+                        LEAVER_EVENTS.join(", ")
+                    ),
+                );
+            }
+        }
         let target = if email {
             self.email_target(&prefix, raw)?
         } else {
@@ -800,12 +831,30 @@ impl Validator<'_> {
         };
         address(self, "from", &from);
         let to = raw.to.unwrap_or_default();
-        if to.is_empty() {
-            self.problem(
-                &format!("{prefix}.to"),
-                "missing; list at least one recipient",
-            );
-            return None;
+        let to_manager = raw.to_manager.map(|a| a.trim().to_string());
+        match (&to_manager, to.is_empty()) {
+            (None, true) => {
+                self.problem(
+                    &format!("{prefix}.to"),
+                    "missing; list at least one recipient (or set to_manager)",
+                );
+                return None;
+            }
+            (Some(_), false) => {
+                self.problem(
+                    &format!("{prefix}.to_manager"),
+                    "a channel to managers has no `to`: each message goes to one leaver's manager alone; make another channel for the operators",
+                );
+                return None;
+            }
+            (Some(a), true) if a.is_empty() => {
+                self.problem(
+                    &format!("{prefix}.to_manager"),
+                    "empty; name the person attribute that holds the manager's email address",
+                );
+                return None;
+            }
+            _ => {}
         }
         for t in &to {
             address(self, "to", t);
@@ -854,6 +903,7 @@ impl Validator<'_> {
             password,
             from,
             to,
+            to_manager,
         })
     }
 

@@ -168,6 +168,7 @@ pub(super) struct RawNotify {
     pub(super) password_env: Option<String>,
     pub(super) from: Option<String>,
     pub(super) to: Option<Vec<String>>,
+    pub(super) to_manager: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -130,6 +130,7 @@ fn example_config_documents_every_key() {
         "operators",
         "viewers",
         "four_eyes",
+        "to_manager",
         "session_key_file",
         "session_hours",
     ];
@@ -503,6 +504,44 @@ fn secret_needs_exactly_one_source() {
         problem_for(&problems(&neither), "feed.auth.token_file")
             .message
             .starts_with("missing")
+    );
+}
+
+#[test]
+fn a_channel_to_managers_takes_no_to_and_only_events_about_one_leaver() {
+    let mail = "[[notify]]\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"o@example.org\"\n";
+    let found = problems(&format!(
+        "{mail}to = [\"ops@example.org\"]\nto_manager = \"manager_email\"\n"
+    ));
+    assert!(
+        problem_for(&found, "notify[0].to_manager")
+            .message
+            .contains("has no `to`"),
+        "{found:?}"
+    );
+    let found = problems(&format!(
+        "{mail}to_manager = \"manager_email\"\nevents = [\"batch_held\"]\n"
+    ));
+    assert!(
+        problem_for(&found, "notify[0].events")
+            .message
+            .contains("not about one leaver"),
+        "{found:?}"
+    );
+    let found = problems(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"https://hooks.example.org/x\"\nto_manager = \"m\"\n",
+    );
+    assert!(
+        problem_for(&found, "notify[0].to_manager")
+            .message
+            .contains("only an email channel"),
+        "{found:?}"
+    );
+    let config = parse(&format!("{mail}to_manager = \"manager_email\"\n")).unwrap();
+    assert_eq!(
+        config.notify[0].events,
+        ["removal_failed", "sla_warning", "sla_breach"],
+        "a channel to managers gets the events about one leaver by default"
     );
 }
 

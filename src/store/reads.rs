@@ -195,6 +195,20 @@ impl Store {
         on_pool!(self, reads::last_successful_poll_at())
     }
 
+    /// One attribute of a person's record (as the feed gave it), if the person and the attribute exist.
+    pub async fn person_attribute(
+        &self,
+        employee_id: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let attributes: Option<String> = on_pool!(self, reads::person_attributes(employee_id))?;
+        Ok(attributes
+            .and_then(|a| {
+                serde_json::from_str::<std::collections::BTreeMap<String, String>>(&a).ok()
+            })
+            .and_then(|mut a| a.remove(name)))
+    }
+
     /// Removals pending and held, for the summary of a run.
     pub async fn pending_and_held(&self) -> anyhow::Result<(i64, i64)> {
         on_pool!(self, reads::pending_and_held())

@@ -159,6 +159,19 @@ pub(in crate::store) async fn last_successful_poll_at(
     .await?)
 }
 
+/// A person's attributes (JSON text), if the person is known.
+pub(in crate::store) async fn person_attributes(
+    pool: &SqlitePool,
+    employee_id: &str,
+) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT attributes FROM people WHERE employee_id = ?1")
+            .bind(employee_id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 /// Removals pending and held, for the summary of a run.
 pub(in crate::store) async fn pending_and_held(pool: &SqlitePool) -> anyhow::Result<(i64, i64)> {
     Ok(sqlx::query_as(
