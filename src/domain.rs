@@ -342,6 +342,8 @@ pub enum RemovalState {
     Held,
     /// Queued; runs when due.
     Pending,
+    /// A destructive stage (a deletion) of a person under legal hold: waits until the hold ends.
+    OnHold,
     /// Claimed by a worker under a lease.
     Running,
     /// Finished: access is gone.
@@ -356,9 +358,10 @@ pub enum RemovalState {
 
 impl RemovalState {
     /// Every state, in lifecycle order.
-    pub const ALL: [RemovalState; 7] = [
+    pub const ALL: [RemovalState; 8] = [
         Self::Held,
         Self::Pending,
+        Self::OnHold,
         Self::Running,
         Self::Done,
         Self::Planned,
@@ -371,6 +374,7 @@ impl RemovalState {
         match self {
             Self::Held => "held",
             Self::Pending => "pending",
+            Self::OnHold => "on_hold",
             Self::Running => "running",
             Self::Done => "done",
             Self::Planned => "planned",
@@ -393,7 +397,7 @@ impl FromStr for RemovalState {
             .into_iter()
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown state {s:?} (expected one of held, pending, running, done, planned, failed, cancelled)")
+                format!("unknown state {s:?} (expected one of held, pending, on_hold, running, done, planned, failed, cancelled)")
             })
     }
 }

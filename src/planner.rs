@@ -17,6 +17,9 @@ pub struct PlanLine {
     pub employee_id: String,
     /// The connector, or `None` for a line about the termination itself.
     pub connector: Option<String>,
+    /// The stage's action, for a connector with `[[connector.stage]]` entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     /// What happens: new, held, excluded, out_of_scope, unplannable, moved, rescinded, cancelled,
     /// rehired_after_removal, or `already_<state>` for a removal that exists.
     pub action: String,
@@ -28,12 +31,26 @@ pub struct PlanLine {
     pub note: Option<String>,
 }
 
-/// When a removal is due: the termination's effective time plus the connector's grace.
-pub fn due_at(effective_at: DateTime<Utc>, connector: &ConnectorConfig) -> DateTime<Utc> {
-    chrono::Duration::from_std(connector.grace)
+/// When a removal is due: the termination's effective time plus its stage's delay (a connector
+/// without stages: its grace).
+pub fn due_at(effective_at: DateTime<Utc>, after: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(after)
         .ok()
         .and_then(|g| effective_at.checked_add_signed(g))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// When the removal of `connector`'s stage `stage` is due ("" for a connector without stages); a
+/// stage no longer configured: at the first stage's time.
+pub fn stage_due_at(
+    effective_at: DateTime<Utc>,
+    connector: &ConnectorConfig,
+    stage: &str,
+) -> DateTime<Utc> {
+    let after = connector
+        .stage(stage)
+        .map_or(connector.grace, |(_, s)| s.after);
+    due_at(effective_at, after)
 }
 
 /// The account key for a person on a connector, or why none can be made: the template needs a
@@ -84,6 +101,10 @@ pub struct NewRemoval<'a> {
     pub termination_id: i64,
     /// The connector.
     pub connector: &'a str,
+    /// The stage's action ("" for a connector without stages).
+    pub stage: &'a str,
+    /// The stage's place in the connector's list.
+    pub stage_index: i64,
     /// The account key, or the reason it could not be made.
     pub account: Result<String, String>,
     /// When it is due.
@@ -135,6 +156,9 @@ pub fn planned_item(new: &NewRemoval<'_>, stored: &Stored<'_>, id: i64) -> serde
     let mut item = json!({
         "removal_id": id, "connector": new.connector, "to": stored.state.as_str(), "due_at": ts(new.due_at),
     });
+    if !new.stage.is_empty() {
+        item["stage"] = json!(new.stage);
+    }
     if let Some(error) = &stored.error {
         item["error"] = json!(error);
     }
@@ -197,31 +221,39 @@ pub fn decide<'a>(
 ) -> Vec<Decided<'a>> {
     connectors
         .iter()
-        .map(|c| {
-            let due = due_at(termination.effective_at, c);
+        .flat_map(|c| {
             if !c.scope.includes(person) {
-                return Decided {
+                return vec![Decided {
                     removal: None,
                     excluded: false,
                     line: PlanLine {
                         employee_id: person.employee_id.clone(),
                         connector: Some(c.name.clone()),
+                        stage: None,
                         action: "out_of_scope".into(),
                         due_at: None,
                         account: None,
                         note: None,
                     },
-                };
+                }];
             }
             let excluded = exclusion(safety, c, person);
-            decided(
-                c,
-                person,
-                account_for(c, person),
-                due,
-                excluded,
-                termination,
-            )
+            let account = account_for(c, person);
+            c.stages
+                .iter()
+                .enumerate()
+                .map(|(i, stage)| {
+                    decided(
+                        c,
+                        (i, &stage.action),
+                        person,
+                        account.clone(),
+                        due_at(termination.effective_at, stage.after),
+                        excluded,
+                        termination,
+                    )
+                })
+                .collect()
         })
         .collect()
 }
@@ -229,29 +261,43 @@ pub fn decide<'a>(
 /// Decides the removal of a termination made for an account of a vendor's user export (`offboard
 /// import`): on `connector` only, whatever its scope, due when the termination takes effect (no grace),
 /// for the account given, unless a `never_remove` pattern matches the account.
+/// A connector with stages gets every stage, the first due at the effective time and each later one
+/// as long after it as in the connector's list.
 pub fn decide_account<'a>(
     connector: &'a ConnectorConfig,
     safety: &SafetyConfig,
     person: &Person,
     account: &str,
     termination: Planned,
-) -> Decided<'a> {
+) -> Vec<Decided<'a>> {
     let excluded = exclusion_by(safety, connector, |p| p.matches(account));
     let account = given_account(connector, account);
-    decided(
-        connector,
-        person,
-        account,
-        termination.effective_at,
-        excluded,
-        termination,
-    )
+    connector
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            decided(
+                connector,
+                (i, &stage.action),
+                person,
+                account.clone(),
+                due_at(
+                    termination.effective_at,
+                    stage.after.saturating_sub(connector.grace),
+                ),
+                excluded,
+                termination,
+            )
+        })
+        .collect()
 }
 
 /// The removal on `connector`, with the account key (or why there is none) and the pattern that excludes
 /// the person, if any.
 fn decided<'a>(
     connector: &'a ConnectorConfig,
+    (stage_index, stage): (usize, &'a str),
     person: &Person,
     account: Result<String, String>,
     due: DateTime<Utc>,
@@ -261,6 +307,7 @@ fn decided<'a>(
     let mut line = PlanLine {
         employee_id: person.employee_id.clone(),
         connector: Some(connector.name.clone()),
+        stage: (!stage.is_empty()).then(|| stage.to_string()),
         action: String::new(),
         due_at: Some(ts(due)),
         account: account.as_ref().ok().cloned(),
@@ -274,6 +321,8 @@ fn decided<'a>(
     let new = NewRemoval {
         termination_id: termination.termination_id,
         connector: &connector.name,
+        stage,
+        stage_index: i64::try_from(stage_index).unwrap_or(0),
         account,
         due_at: due,
         batch_id: termination.batch_id,

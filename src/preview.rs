@@ -103,6 +103,7 @@ pub async fn plan(
                 attempt: 0,
                 account: account.clone(),
                 person: person.clone(),
+                stage: line.stage.clone().unwrap_or_default(),
                 calls: CallLog::default(),
             };
             resolved = Some(match c.resolve(&target).await {

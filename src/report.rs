@@ -53,6 +53,14 @@ pub struct ReportRow {
     pub breach: bool,
     /// Why not removed (held, excluded, failed: reason), when it was not.
     pub note: Option<String>,
+    /// For a connector with stages, the stage this row is about (the first: the one that removes
+    /// access) and what became of the later ones (a deletion 30 days on), e.g.
+    /// `delete: done 2027-01-04T09:00:00Z`; not part of the time to revoke.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The later stages, as above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub later_stages: Option<String>,
 }
 
 /// The report's summary figures.
@@ -112,7 +120,27 @@ pub async fn build(
     };
     let mut leavers = std::collections::BTreeSet::new();
     let mut ttrs = Vec::new();
-    for r in raw {
+    // A staged connector's later stages (a deletion after the deactivation) are told on the row of
+    // its first stage: the time to revoke is the first stage's.
+    let mut later: std::collections::HashMap<(i64, String), Vec<String>> =
+        std::collections::HashMap::new();
+    for r in raw.iter().filter(|r| r.stage_index > 0) {
+        let what = match r.state.as_str() {
+            "done" => format!(
+                "{}: done {}",
+                r.stage,
+                r.finished_at.as_deref().unwrap_or("")
+            ),
+            "pending" | "held" => format!("{}: {} (due {})", r.stage, r.state, r.due_at),
+            "on_hold" => format!("{}: on_hold (legal hold)", r.stage),
+            state => format!("{}: {state}", r.stage),
+        };
+        later
+            .entry((r.termination_id, r.connector.clone()))
+            .or_default()
+            .push(what);
+    }
+    for r in raw.into_iter().filter(|r| r.stage_index == 0) {
         leavers.insert(r.termination_id);
         let effective = parse_ts(&r.effective_at)?;
         let grace = config
@@ -151,6 +179,12 @@ pub async fn build(
                 Some("dry-run: nothing was removed".into()),
             ),
             "failed" => (None, None, now > deadline, r.last_error.clone()),
+            "on_hold" => (
+                None,
+                None,
+                now > deadline,
+                Some("waits for a legal hold to end (`offboard hold list`)".into()),
+            ),
             _ => (
                 None,
                 None,
@@ -171,7 +205,12 @@ pub async fn build(
         if breach {
             summary.breaches += 1;
         }
+        let later_stages = later
+            .remove(&(r.termination_id, r.connector.clone()))
+            .map(|l| l.join("; "));
         rows.push(ReportRow {
+            stage: (!r.stage.is_empty()).then(|| r.stage.clone()),
+            later_stages,
             employee_id: r.employee_id,
             connector: r.connector,
             effective_at: r.effective_at,
@@ -242,6 +281,8 @@ pub fn print(out: &mut impl Write, report: &Report, format: Format) -> anyhow::R
         "time_to_revoke",
         "breach",
         "note",
+        "stage",
+        "later_stages",
     ];
     let rows: Vec<Vec<String>> = report
         .rows
@@ -266,6 +307,8 @@ pub fn print(out: &mut impl Write, report: &Report, format: Format) -> anyhow::R
                     String::new()
                 },
                 r.note.clone().unwrap_or_default(),
+                r.stage.clone().unwrap_or_default(),
+                r.later_stages.clone().unwrap_or_default(),
             ]
         })
         .collect();

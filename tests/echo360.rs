@@ -384,6 +384,7 @@ async fn the_anonymous_accounts_are_refused_at_planning_and_at_lookup() {
         account,
         person,
         bound: None,
+        stage: String::new(),
         calls: Default::default(),
     };
     let connector = t.app.registry.get("echo").unwrap();

@@ -106,6 +106,7 @@ async fn attempt(connector: &dyn Connector, account: &str) -> Attempt {
             ..Person::default()
         },
         bound: None,
+        stage: String::new(),
         calls: CallLog::default(),
     };
     let mut resend = CredentialResend::for_attempt(0);

@@ -28,5 +28,6 @@ mod retry;
 mod safety;
 mod scim;
 mod secrets;
+mod stages;
 mod storage;
 mod vendor_http;

@@ -301,6 +301,7 @@ async fn one_turn_records_several_attempts_and_the_fence_refuses_only_the_stale_
         .record_and_claim(
             &attempts,
             &[],
+            &[],
             0,
             "worker",
             Duration::from_secs(60),
@@ -353,6 +354,7 @@ async fn a_turn_shares_the_free_slots_between_connectors_and_skips_one_with_noth
         .record_and_claim(
             &[],
             &[("later", 2), ("now", 2)],
+            &[],
             2,
             "worker",
             Duration::from_secs(60),

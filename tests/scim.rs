@@ -1675,6 +1675,7 @@ mod wire {
             account: account.to_string(),
             person: Default::default(),
             bound: None,
+            stage: String::new(),
             calls: CallLog::default(),
         };
 

@@ -6,6 +6,7 @@
 mod daemon;
 mod evidence;
 mod feed;
+mod holds;
 mod queue;
 
 use std::path::PathBuf;
@@ -127,6 +128,13 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: ConnectorAction,
+    },
+    /// Legal holds: while a person is on hold, their removals' deletions wait (access is still
+    /// removed). Placing and lifting a hold is an operator's act, audited.
+    Hold {
+        /// What to do.
+        #[command(subcommand)]
+        action: HoldAction,
     },
     /// Lists rejected feed rows: batch, row, line, field and reason (never the rejected values).
     Rejects {
@@ -275,6 +283,33 @@ pub enum ConnectorAction {
     Resume {
         /// The connector.
         name: String,
+    },
+}
+
+/// `offboard hold` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HoldAction {
+    /// The holds in force: person, reason, until, who placed it and when.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Places a legal hold on a person: the deleting stages of their removals wait until it ends.
+    Add {
+        /// The employee id.
+        employee: String,
+        /// Why (a case or matter reference; recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// When the hold ends by itself (YYYY-MM-DD or RFC 3339). Default: when removed.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Lifts a person's hold: their waiting deletions run when due.
+    Remove {
+        /// The employee id.
+        employee: String,
     },
 }
 
@@ -486,6 +521,22 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
             ConnectorAction::Resume { name } => {
                 let actor = operator(&actor, "connector resume")?;
                 queue::resume(&config, &name, &actor, &mut out).await
+            }
+        },
+        Command::Hold { action } => match action {
+            HoldAction::List { format } => holds::list(&config, format, &mut out).await,
+            HoldAction::Add {
+                employee,
+                reason,
+                until,
+            } => {
+                let actor = operator(&actor, "hold add")?;
+                let until = time_arg("--until", until.as_deref())?;
+                holds::add(&config, &employee, &reason, until, &actor, &mut out).await
+            }
+            HoldAction::Remove { employee } => {
+                let actor = operator(&actor, "hold remove")?;
+                holds::remove(&config, &employee, &actor, &mut out).await
             }
         },
         Command::Unreject { employee } => {

@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostics::backticked;
-use super::raw::{CONNECTOR_COMMON_KEYS, RawConnectorCommon};
+use super::raw::{CONNECTOR_COMMON_KEYS, RawConnectorCommon, RawStage};
 use super::values::parse_rate;
 use super::{MAX_CONCURRENCY, Rate, RetryPolicy, SafetyConfig, Validator, WorkersConfig};
 use crate::connectors::{ConnectorKind, RawKind};
@@ -32,8 +32,11 @@ pub struct ConnectorConfig {
     pub name: String,
     /// How the vendor's account key is built from the person, e.g. `{email}`.
     pub account: Template,
-    /// Delay after the effective time before removing.
+    /// Delay after the effective time before access is removed: the first stage's `after`.
     pub grace: Duration,
+    /// The removal's stages, in order (never empty): without `[[connector.stage]]`, one stage with
+    /// no action of its own (the connector's removal as configured) due after `grace`.
+    pub stages: Vec<Stage>,
     /// Effective dry-run: the connector's own `dry_run` or `safety.dry_run`.
     pub dry_run: bool,
     /// Removals of this connector running at the same time (1..=256).
@@ -51,6 +54,55 @@ pub struct ConnectorConfig {
     pub retry: RetryPolicy,
     /// The kind-specific settings.
     pub kind: ConnectorKind,
+}
+
+/// One stage of a connector's removal (`[[connector.stage]]`): an action, due `after` the effective
+/// time. Each stage is a removal of its own in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// The action (`deactivate`, `remove_entitlements`, `delete`, `deprovision`), or "" for the
+    /// connector's removal as configured (a connector without stages).
+    pub action: String,
+    /// Its delay after the effective time.
+    pub after: Duration,
+}
+
+/// The stage actions that delete the account and its data: a legal hold makes them wait.
+pub const DESTRUCTIVE_ACTIONS: &[&str] = &["delete", "deprovision"];
+
+/// Each connector's destructive stages, which a legal hold stops (`store::holds`).
+pub fn hold_stages(connectors: &[ConnectorConfig]) -> Vec<(String, Vec<String>)> {
+    connectors
+        .iter()
+        .map(|c| {
+            let stages = c
+                .stages
+                .iter()
+                .filter(|s| c.destructive(&s.action))
+                .map(|s| s.action.clone())
+                .collect();
+            (c.name.clone(), stages)
+        })
+        .collect()
+}
+
+impl ConnectorConfig {
+    /// The stage named `action` ("" for a connector without stages), with its place in the list.
+    pub fn stage(&self, action: &str) -> Option<(usize, &Stage)> {
+        self.stages
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.action == action)
+    }
+
+    /// Whether the stage named `action` deletes the account: a legal hold makes it wait.
+    pub fn destructive(&self, action: &str) -> bool {
+        if action.is_empty() {
+            self.kind.deletes()
+        } else {
+            DESTRUCTIVE_ACTIONS.contains(&action)
+        }
+    }
 }
 
 /// Which people a connector is asked about: every listed field must match one of its patterns.
@@ -247,11 +299,18 @@ impl Validator<'_> {
                 None
             }
         };
-        let grace = self.duration(
+        let mut grace = self.duration(
             &format!("{prefix}.grace"),
             raw_common.grace.as_deref(),
             Duration::ZERO,
         );
+        let raw_stages = raw_common.stage.clone().unwrap_or_default();
+        if !raw_stages.is_empty() && raw_common.grace.is_some() {
+            self.problem(
+                &format!("{prefix}.grace"),
+                "with [[connector.stage]] entries each stage has its own delay (`after`); remove grace",
+            );
+        }
         let concurrency = self.integer_in(
             &format!("{prefix}.concurrency"),
             raw_common.concurrency,
@@ -293,6 +352,10 @@ impl Validator<'_> {
         let scope = self.scope(&format!("{prefix}.scope"), raw_common.scope.clone());
         let own_dry_run = raw_common.dry_run.unwrap_or(false);
         let kind = raw_kind?.validate(self, &prefix, workers)?;
+        let stages = self.stages(&prefix, &raw_stages, &kind, grace);
+        if let Some(first) = stages.first() {
+            grace = first.after;
+        }
         let name = name?;
         if own_dry_run && !safety.dry_run {
             self.warn(format!(
@@ -303,6 +366,7 @@ impl Validator<'_> {
             name,
             account: account?,
             grace,
+            stages,
             dry_run: own_dry_run || safety.dry_run,
             concurrency: usize::try_from(concurrency).unwrap_or(DEFAULT_CONNECTOR_CONCURRENCY),
             quarantine_after: u32::try_from(quarantine_after).unwrap_or(10),
@@ -312,6 +376,78 @@ impl Validator<'_> {
             retry,
             kind,
         })
+    }
+
+    /// The `[[connector.stage]]` entries: each an action the kind supports, once, with a delay no
+    /// shorter than the stage before; none: one stage of the connector's own removal after `grace`.
+    fn stages(
+        &mut self,
+        prefix: &str,
+        raw: &[RawStage],
+        kind: &ConnectorKind,
+        grace: Duration,
+    ) -> Vec<Stage> {
+        if raw.is_empty() {
+            return vec![Stage {
+                action: String::new(),
+                after: grace,
+            }];
+        }
+        let allowed = kind.stage_actions();
+        let mut stages: Vec<Stage> = Vec::new();
+        for (i, stage) in raw.iter().enumerate() {
+            let key = format!("{prefix}.stage[{i}]");
+            let action = match stage.action.as_deref().map(str::trim) {
+                None | Some("") => {
+                    self.problem(
+                        &format!("{key}.action"),
+                        format!("missing; one of {}", backticked(&allowed)),
+                    );
+                    continue;
+                }
+                Some(a) if !allowed.contains(&a) => {
+                    self.problem(
+                        &format!("{key}.action"),
+                        format!(
+                            "{a:?} is not an action of a {} connector: expected one of {}",
+                            kind.as_str(),
+                            backticked(&allowed)
+                        ),
+                    );
+                    continue;
+                }
+                Some(a) => a.to_string(),
+            };
+            let Some(after) = stage.after.as_deref() else {
+                self.problem(
+                    &format!("{key}.after"),
+                    "missing; the delay after the effective date, e.g. \"0d\" or \"30d\"",
+                );
+                continue;
+            };
+            let after = self.duration(&format!("{key}.after"), Some(after), Duration::ZERO);
+            if stages.iter().any(|s| s.action == action) {
+                self.problem(
+                    &format!("{key}.action"),
+                    format!("{action:?} is already a stage of this connector"),
+                );
+                continue;
+            }
+            if let Some(before) = stages.last()
+                && after < before.after
+            {
+                self.problem(
+                    &format!("{key}.after"),
+                    format!(
+                        "comes before the stage above it ({}); list the stages in the order they run",
+                        before.action
+                    ),
+                );
+                continue;
+            }
+            stages.push(Stage { action, after });
+        }
+        stages
     }
 
     fn scope(&mut self, key: &str, raw: Option<BTreeMap<String, Vec<String>>>) -> Scope {

@@ -36,7 +36,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use connector::{
-    ConnectorConfig, DEFAULT_ACCOUNT_TEMPLATE, DEFAULT_CONNECTOR_CONCURRENCY, Scope,
+    ConnectorConfig, DEFAULT_ACCOUNT_TEMPLATE, DEFAULT_CONNECTOR_CONCURRENCY, DESTRUCTIVE_ACTIONS,
+    Scope, Stage, hold_stages,
 };
 pub use console::{ConsoleAuth, ConsoleConfig, ConsoleUser, Role};
 pub use database::{Backend, DatabaseConfig, PostgresConfig};

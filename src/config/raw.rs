@@ -35,6 +35,7 @@ pub(super) const CONNECTOR_COMMON_KEYS: &[&str] = &[
     "retry",
     "never_remove",
     "scope",
+    "stage",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +209,15 @@ pub(super) struct RawConnectorCommon {
     pub(super) retry: Option<RawRetry>,
     pub(super) never_remove: Option<Vec<String>>,
     pub(super) scope: Option<BTreeMap<String, Vec<String>>>,
+    pub(super) stage: Option<Vec<RawStage>>,
+}
+
+/// One `[[connector.stage]]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawStage {
+    pub(super) action: Option<String>,
+    pub(super) after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -35,6 +35,13 @@ pub(crate) trait KindConfig: Sized {
         Ok(())
     }
 
+    /// The actions a `[[connector.stage]]` of this connector may name, in the order stages may run them.
+    fn stage_actions(&self) -> Vec<&'static str>;
+
+    /// Whether the connector's removal without stages deletes the account (and with it the person's
+    /// data): a legal hold makes such a removal wait.
+    fn deletes(&self) -> bool;
+
     /// Where the vendor counts this connector's calls, when it counts them per credential rather than per
     /// connector: connectors of the kind with the same scope share one limiter (and its 429 pause), so
     /// that three connectors on one API client do not each spend the client's whole rate. Made of the
@@ -150,6 +157,20 @@ macro_rules! connector_kinds {
             pub fn check_account(&self, account: &str) -> Result<(), String> {
                 match self {
                     $(Self::$variant(c) => $crate::connectors::KindConfig::check_account(c, account),)+
+                }
+            }
+
+            /// The actions a `[[connector.stage]]` of this connector may name (`KindConfig::stage_actions`).
+            pub fn stage_actions(&self) -> Vec<&'static str> {
+                match self {
+                    $(Self::$variant(c) => $crate::connectors::KindConfig::stage_actions(c),)+
+                }
+            }
+
+            /// Whether the removal without stages deletes the account (`KindConfig::deletes`).
+            pub fn deletes(&self) -> bool {
+                match self {
+                    $(Self::$variant(c) => $crate::connectors::KindConfig::deletes(c),)+
                 }
             }
 

@@ -38,6 +38,9 @@ pub struct Target {
     /// removal is bound to it, and the worker looks up that account alone
     /// ([`Connector::resolve_bound`]), never another key, prefix or match mode.
     pub bound: Option<Bound>,
+    /// The stage's action (`deactivate`, `remove_entitlements`, `delete`, `deprovision`), or "" for
+    /// the connector's removal as configured. Connectors with one action ignore it.
+    pub stage: String,
     /// Every vendor call made for this target, in order; the worker writes each to the audit log.
     pub calls: CallLog,
 }

@@ -411,7 +411,7 @@ pub(super) async fn removal(
     let retryable = matches!(removal.state.as_str(), "failed" | "planned");
     let cancellable = matches!(
         removal.state.as_str(),
-        "pending" | "held" | "failed" | "planned"
+        "pending" | "held" | "on_hold" | "failed" | "planned"
     );
     render(&RemovalPage {
         title: format!("Removal {id}"),

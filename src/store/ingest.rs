@@ -80,6 +80,10 @@ pub struct RemovalRow<'a> {
     pub termination_id: i64,
     /// The connector.
     pub connector: &'a str,
+    /// The stage's action ('' for a connector without stages).
+    pub stage: &'a str,
+    /// The stage's place in the connector's list.
+    pub stage_index: i64,
     /// The account key, when one could be made.
     pub account: Option<&'a str>,
     /// Its first state.
@@ -356,18 +360,21 @@ impl Ingest {
     }
 
     /// Moves a termination to a new effective time and its pending and held removals to their new due times
-    /// (connector → due time); returns how many removals moved.
+    /// ((connector, stage) → due time); returns how many removals moved.
     pub async fn move_termination(
         &mut self,
         id: i64,
         effective_at: DateTime<Utc>,
-        due: &[(&str, DateTime<Utc>)],
+        due: &[(&str, &str, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<u64, Error> {
         on_tx!(self.tx, ingest::move_termination(id, effective_at, now))?;
         let mut moved = 0;
-        for (connector, due_at) in due {
-            moved += on_tx!(self.tx, ingest::move_due(id, connector, *due_at, now))?;
+        for (connector, stage, due_at) in due {
+            moved += on_tx!(
+                self.tx,
+                ingest::move_due(id, connector, stage, *due_at, now)
+            )?;
         }
         Ok(moved)
     }
@@ -377,7 +384,7 @@ impl Ingest {
         on_tx!(self.tx, ingest::rescind(id, now))
     }
 
-    /// A termination's pending and held removals: id, connector and state.
+    /// A termination's pending, held and on-hold removals: id, connector and state.
     pub async fn open_removals(
         &mut self,
         termination_id: i64,
@@ -385,16 +392,21 @@ impl Ingest {
         on_tx!(self.tx, ingest::open_removals(termination_id))
     }
 
-    /// The connectors on which a termination's removal is done.
-    pub async fn done_connectors(&mut self, termination_id: i64) -> Result<Vec<String>, Error> {
+    /// The connectors on which a termination's removal is done, with the stage ("" for a connector
+    /// without stages).
+    pub async fn done_connectors(
+        &mut self,
+        termination_id: i64,
+    ) -> Result<Vec<(String, String)>, Error> {
         on_tx!(self.tx, ingest::done_connectors(termination_id))
     }
 
-    /// Every removal of a termination: connector, state, due time and account, in connector order.
+    /// Every removal of a termination: connector, stage, state, due time and account, in connector
+    /// and stage order.
     pub async fn removals_of(
         &mut self,
         termination_id: i64,
-    ) -> Result<Vec<(String, String, String, Option<String>)>, Error> {
+    ) -> Result<Vec<(String, String, String, String, Option<String>)>, Error> {
         on_tx!(self.tx, ingest::removals_of(termination_id))
     }
 

@@ -45,6 +45,7 @@ pub mod audit_log;
 pub mod batches;
 pub mod checkpoints;
 pub mod connectors;
+pub mod holds;
 pub mod ingest;
 pub mod leases;
 pub mod notify;

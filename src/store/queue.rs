@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::FromRow;
 
+use super::holds::HoldStages;
 use super::transition::To;
 use super::{Store, Tx, parse_ts, ts};
 use crate::audit::{self, Entry};
@@ -42,6 +43,8 @@ pub struct AccountSource {
     pub id: i64,
     /// Connector name.
     pub connector: String,
+    /// The stage's action ("" for a connector without stages).
+    pub stage: String,
     /// Its state.
     pub state: String,
     /// The account key it holds, if one could be made.
@@ -78,6 +81,8 @@ pub struct Claimed {
     pub termination_id: i64,
     /// Connector name.
     pub connector: String,
+    /// The stage's action ("" for a connector without stages).
+    pub stage: String,
     /// The account key, if the template could be rendered.
     pub account: Option<String>,
     /// This attempt's number (the fence).
@@ -180,7 +185,16 @@ impl Store {
             return Ok(Vec::new());
         }
         let turn = self
-            .record_and_claim(&[], &[(connector, limit)], limit, owner, lease, now, now)
+            .record_and_claim(
+                &[],
+                &[(connector, limit)],
+                &[],
+                limit,
+                owner,
+                lease,
+                now,
+                now,
+            )
             .await?;
         Ok(turn.claimed)
     }
@@ -190,12 +204,15 @@ impl Store {
     /// `(connector, limit)` of `wanted` in turn, up to `limit` due removals for `owner` under a lease until
     /// `now + lease`, and no more than `total` over all connectors. Only removals due at or before `due_by`
     /// (capped at `now`) are claimed: a drain takes what was due when it started, never a retry it scheduled
-    /// itself. Every change is audited in the same transaction.
+    /// itself. Before it claims, the pending removals of `holds` (each connector's destructive stages) of
+    /// people under a legal hold are put on hold, so none of them is claimed. Every change is audited in
+    /// the same transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_and_claim(
         &self,
         finished: &[Attempt],
         wanted: &[(&str, u32)],
+        holds: HoldStages<'_>,
         total: u32,
         owner: &str,
         lease: Duration,
@@ -209,6 +226,9 @@ impl Store {
             applied: record_all(&mut tx, &mut chain, finished, now).await?,
             claimed: Vec::new(),
         };
+        if !wanted.is_empty() {
+            super::holds::put_on_hold(&mut tx, &mut chain, holds, audit::DAEMON, now).await?;
+        }
         let mut left = total;
         for (connector, limit) in wanted {
             let limit = left.min(*limit);
@@ -288,7 +308,16 @@ impl Store {
             completion: completion.clone(),
         };
         let turn = self
-            .record_and_claim(&[attempt], &[], 0, &claim.owner, Duration::ZERO, now, now)
+            .record_and_claim(
+                &[attempt],
+                &[],
+                &[],
+                0,
+                &claim.owner,
+                Duration::ZERO,
+                now,
+                now,
+            )
             .await?;
         turn.applied
             .first()
@@ -563,6 +592,8 @@ pub struct RemovalView {
     pub employee_id: String,
     /// Connector name.
     pub connector: String,
+    /// The stage's action ("" for a connector without stages).
+    pub stage: String,
     /// Account key.
     pub account: Option<String>,
     /// State.
@@ -729,9 +760,12 @@ impl Store {
         let Some((connector, state, employee)) = on_tx!(tx, queue::removal(id))? else {
             anyhow::bail!("no removal with id {id}");
         };
-        if !matches!(state.as_str(), "pending" | "held" | "failed" | "planned") {
+        if !matches!(
+            state.as_str(),
+            "pending" | "held" | "on_hold" | "failed" | "planned"
+        ) {
             anyhow::bail!(
-                "removal {id} is {state}; only pending, held, failed or planned removals can be cancelled"
+                "removal {id} is {state}; only pending, held, on_hold, failed or planned removals can be cancelled"
             );
         }
         let mut chain = audit::Chain::start(&mut tx).await?;

@@ -104,6 +104,12 @@ pub struct ReportSource {
     pub source: String,
     /// The connector.
     pub connector: String,
+    /// The stage's action ("" for a connector without stages).
+    pub stage: String,
+    /// The stage's place in its connector's list (0: the one that removes access).
+    pub stage_index: i64,
+    /// When it is (or was) due.
+    pub due_at: String,
     /// The removal's state.
     pub state: String,
     /// Its outcome.

@@ -14,6 +14,7 @@ pub(in crate::store) struct ClaimRow {
     pub(in crate::store) id: i64,
     termination_id: i64,
     connector: String,
+    stage: String,
     account: Option<String>,
     attempts: i64,
     retry_base: i64,
@@ -63,6 +64,7 @@ impl ClaimRow {
             bound,
             termination_id: row.termination_id,
             connector: row.connector,
+            stage: row.stage,
             account: row.account,
             attempt: row.attempts,
             retry_base: row.retry_base,
@@ -85,6 +87,7 @@ impl ClaimRow {
 pub(in crate::store) struct AccountRow {
     id: i64,
     connector: String,
+    stage: String,
     state: String,
     account: Option<String>,
     source: String,
@@ -97,7 +100,7 @@ pub(in crate::store) struct AccountRow {
     attributes: String,
 }
 
-pub(in crate::store) const ACCOUNT_ROW_SQL: &str = "SELECT r.id, r.connector, r.state, r.account, t.source, t.effective_at, \
+pub(in crate::store) const ACCOUNT_ROW_SQL: &str = "SELECT r.id, r.connector, r.stage, r.state, r.account, t.source, t.effective_at, \
        p.employee_id, p.email, p.username, p.upn, p.display_name, p.attributes \
      FROM removals r JOIN terminations t ON t.id = r.termination_id \
      JOIN people p ON p.employee_id = t.employee_id";
@@ -106,6 +109,7 @@ pub(in crate::store) fn account_row(row: AccountRow) -> anyhow::Result<AccountSo
     Ok(AccountSource {
         id: row.id,
         connector: row.connector,
+        stage: row.stage,
         state: row.state,
         account: row.account,
         imported: row.source == "import",

@@ -23,10 +23,11 @@ const TABLES: &[&str] = &[
     "connector_state",
     "notify_events",
     "notify_deliveries",
+    "holds",
 ];
 
 /// Tables whose ids PostgreSQL gives from a sequence: it must start after the copied rows.
-const SEQUENCED: &[&str] = &["batches", "feed_rejects", "notify_events"];
+const SEQUENCED: &[&str] = &["batches", "feed_rejects", "notify_events", "holds"];
 
 /// Rows copied per statement.
 const ROWS_PER_INSERT: usize = 500;

@@ -74,6 +74,13 @@ impl ReclaimSchedule {
                 "Removals failed for good: their attempts kept ending without a result until the retry limit; an operator must act (offboard retry)."
             );
         }
+        let released = store.release_expired_holds(now).await?;
+        if !released.is_empty() {
+            tracing::info!(
+                people = released.len(),
+                "Legal holds ended (their `until` passed); the deletions they held are due again."
+            );
+        }
         self.next = Some(now + chrono::Duration::seconds(1));
         Ok(())
     }

@@ -77,6 +77,8 @@ pub struct Workers {
     health: Arc<crate::http::Health>,
     metrics: Arc<crate::metrics::Metrics>,
     breakers: Arc<crate::quarantine::Breakers>,
+    /// Each connector's destructive stages: a legal hold stops them.
+    hold_stages: Arc<Vec<(String, Vec<String>)>>,
 }
 
 impl Workers {
@@ -94,6 +96,7 @@ impl Workers {
             rand::random::<u32>()
         );
         Self {
+            hold_stages: Arc::new(crate::config::hold_stages(&config.connectors)),
             global: Arc::new(Semaphore::new(config.workers.concurrency)),
             store,
             config,
@@ -183,6 +186,7 @@ impl Workers {
             .record_and_claim(
                 finished,
                 &asked,
+                &self.hold_stages,
                 total,
                 &self.owner,
                 self.config.workers.lease,
@@ -518,6 +522,7 @@ impl Workers {
             account,
             person: claim.person.clone(),
             bound: claim.bound.as_ref().map(|b| b.account.clone()),
+            stage: claim.stage.clone(),
             calls: calls.clone(),
         };
         // A refused credential is sent once more at once on the removal's first refused attempt.

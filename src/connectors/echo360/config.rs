@@ -264,6 +264,18 @@ impl KindConfig for Echo360Config {
         })
     }
 
+    fn stage_actions(&self) -> Vec<&'static str> {
+        // The configured action only: a deactivation needs its `deactivate_fields`.
+        match self.action {
+            Echo360Action::Delete => vec!["delete"],
+            Echo360Action::Deactivate { .. } => vec!["deactivate"],
+        }
+    }
+
+    fn deletes(&self) -> bool {
+        matches!(self.action, Echo360Action::Delete)
+    }
+
     fn check_account(&self, account: &str) -> Result<(), String> {
         super::check_account(self, account)
     }

@@ -51,6 +51,16 @@ pub(crate) struct RawExec {
 impl KindConfig for ExecConfig {
     type Raw = RawExec;
 
+    fn stage_actions(&self) -> Vec<&'static str> {
+        vec!["deactivate", "remove_entitlements", "delete"]
+    }
+
+    /// The program's removal is whatever it does; without stages it is not taken as a deletion (a
+    /// legal hold does not stop it). Name a `delete` stage for one a hold must stop.
+    fn deletes(&self) -> bool {
+        false
+    }
+
     fn validate(
         cx: &mut Validator<'_>,
         prefix: &str,

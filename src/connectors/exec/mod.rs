@@ -114,6 +114,16 @@ impl ExecConnector {
             .env("OFFBOARD_EMPLOYEE_ID", &target.person.employee_id)
             .env("OFFBOARD_REMOVAL_ID", target.removal_id.to_string())
             .env("OFFBOARD_ATTEMPT", target.attempt.to_string())
+            // The stage's action (`deactivate`, `remove_entitlements`, `delete`), or `remove` for a
+            // connector without stages.
+            .env(
+                "OFFBOARD_ACTION",
+                if target.stage.is_empty() {
+                    "remove"
+                } else {
+                    target.stage.as_str()
+                },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -103,6 +103,14 @@ impl KindConfig for OpenconextConfig {
         })
     }
 
+    fn stage_actions(&self) -> Vec<&'static str> {
+        vec!["deprovision"]
+    }
+
+    fn deletes(&self) -> bool {
+        true
+    }
+
     fn check_account(&self, account: &str) -> Result<(), String> {
         super::check_collab_person_id(account)
     }

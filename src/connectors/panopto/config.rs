@@ -247,6 +247,14 @@ impl KindConfig for PanoptoConfig {
         })
     }
 
+    fn stage_actions(&self) -> Vec<&'static str> {
+        vec!["delete"]
+    }
+
+    fn deletes(&self) -> bool {
+        true
+    }
+
     fn limit_scope(&self) -> Option<String> {
         // Panopto counts per site and API user.
         Some(crate::connectors::kind::limit_scope(

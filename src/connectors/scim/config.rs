@@ -91,6 +91,13 @@ pub enum ScimAction {
 }
 
 impl ScimAction {
+    /// The action named `name` as in `actions` (and a stage's `action`).
+    pub fn parse(name: &str) -> Option<ScimAction> {
+        [Self::Deactivate, Self::RemoveEntitlements, Self::Delete]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
+
     /// The action as written in `actions`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -225,6 +232,14 @@ impl KindConfig for ScimConfig {
             entitlements_path,
             timeout,
         })
+    }
+
+    fn stage_actions(&self) -> Vec<&'static str> {
+        vec!["deactivate", "remove_entitlements", "delete"]
+    }
+
+    fn deletes(&self) -> bool {
+        self.actions.contains(&ScimAction::Delete)
     }
 
     fn limit_scope(&self) -> Option<String> {

@@ -413,18 +413,27 @@ impl ScimConnector {
     // Remove
     // -----------------------------------------------------------------------------------------------------
 
+    /// What a removal does: a stage its one action, a connector without stages its `actions`.
+    fn actions_for(&self, target: &Target) -> Vec<ScimAction> {
+        match ScimAction::parse(&target.stage) {
+            Some(action) => vec![action],
+            None => self.config.actions.clone(),
+        }
+    }
+
     async fn strip(
         &self,
         target: &Target,
         account: &RemoteAccount,
     ) -> Result<RemovalOutcome, ConnectorError> {
-        let goal = if self.config.actions.contains(&ScimAction::Delete) {
+        let actions = &self.actions_for(target);
+        let goal = if actions.contains(&ScimAction::Delete) {
             RemovalOutcome::Removed
         } else {
             RemovalOutcome::Deactivated
         };
         let mut changed = false;
-        for action in &self.config.actions {
+        for action in actions {
             let step = match action {
                 ScimAction::Deactivate if summary(account, SUMMARY_ACTIVE) == Some("false") => {
                     Step::Skipped
@@ -629,10 +638,9 @@ impl super::Connector for ScimConnector {
         })
     }
 
-    fn describe_removal(&self, _target: &Target, account: &RemoteAccount) -> String {
+    fn describe_removal(&self, target: &Target, account: &RemoteAccount) -> String {
         let steps: Vec<String> = self
-            .config
-            .actions
+            .actions_for(target)
             .iter()
             .map(|action| match action {
                 ScimAction::Deactivate if summary(account, SUMMARY_ACTIVE) == Some("false") => {
@@ -1004,6 +1012,7 @@ mod tests {
                 ..Person::default()
             },
             bound: None,
+            stage: String::new(),
             calls: CallLog::default(),
         };
         let text = "user ANN.SMITH@example.org (Ann Smith, asmith, E100) with tok-abcdef123456 by svc@example.com:pa55word-xyz";
@@ -1030,6 +1039,7 @@ mod tests {
             account: "a@example.org".into(),
             person: Person::default(),
             bound: None,
+            stage: String::new(),
             calls: CallLog::default(),
         };
         let mut account = c.remote(

@@ -64,13 +64,13 @@ impl<'a> Applying<'a> {
                 connector,
                 accounts,
                 ..
-            } => vec![planner::decide_account(
+            } => planner::decide_account(
                 connector,
                 self.safety,
                 person,
                 &accounts[slot],
                 termination,
-            )],
+            ),
         }
     }
 
@@ -224,9 +224,17 @@ impl<'a> Applying<'a> {
                         Planning::Connectors(connectors) => connectors,
                         Planning::Accounts { connector, .. } => std::slice::from_ref(connector),
                     };
-                    let due: Vec<(&str, DateTime<Utc>)> = connectors
+                    let due: Vec<(&str, &str, DateTime<Utc>)> = connectors
                         .iter()
-                        .map(|c| (c.name.as_str(), planner::due_at(effective_at, c)))
+                        .flat_map(|c| {
+                            c.stages.iter().map(move |s| {
+                                (
+                                    c.name.as_str(),
+                                    s.action.as_str(),
+                                    planner::due_at(effective_at, s.after),
+                                )
+                            })
+                        })
                         .collect();
                     let moved = ingest.move_termination(id, effective_at, &due, now).await?;
                     summary.moved += 1;
@@ -243,6 +251,7 @@ impl<'a> Applying<'a> {
                         made.push(PlanLine {
                             employee_id: row.person.employee_id.clone(),
                             connector: None,
+                            stage: None,
                             action: "moved".into(),
                             due_at: None,
                             account: None,
@@ -280,6 +289,8 @@ fn removal_row<'a>(id: i64, new: &'a planner::NewRemoval<'_>) -> RemovalRow<'a> 
         id,
         termination_id: new.termination_id,
         connector: new.connector,
+        stage: new.stage,
+        stage_index: new.stage_index,
         account: stored.account,
         state: stored.state,
         due_at: new.due_at,
@@ -298,9 +309,10 @@ async fn existing_lines(
         .removals_of(termination_id)
         .await?
         .into_iter()
-        .map(|(connector, state, due_at, account)| PlanLine {
+        .map(|(connector, stage, state, due_at, account)| PlanLine {
             employee_id: employee_id.to_string(),
             connector: Some(connector),
+            stage: (!stage.is_empty()).then_some(stage),
             action: format!("already_{state}"),
             due_at: Some(due_at),
             account,
@@ -336,6 +348,7 @@ impl Rescinded<'_> {
         let line = |connector: Option<&str>, action: &str, note: Option<String>| PlanLine {
             employee_id: employee_id.to_string(),
             connector: connector.map(str::to_string),
+            stage: None,
             action: action.into(),
             due_at: None,
             account: None,
@@ -373,16 +386,32 @@ impl Rescinded<'_> {
                 connectors = ?done,
                 "Rehired after removal: access was already removed and must be restored by hand."
             );
-            for connector in &done {
-                let note = "access was already removed; restore it by hand".to_string();
+            for (connector, stage) in &done {
+                let note = match stage.as_str() {
+                    "" => "access was already removed; restore it by hand".to_string(),
+                    stage => format!(
+                        "rehired after the {stage} stage: undo it by hand in {connector} (later stages are cancelled)"
+                    ),
+                };
                 lines.push(line(Some(connector), "rehired_after_removal", Some(note)));
+            }
+            let mut removed_on: Vec<String> = done.iter().map(|(c, _)| c.clone()).collect();
+            removed_on.dedup();
+            let stages: Vec<serde_json::Value> = done
+                .iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(c, s)| json!({"connector": c, "stage": s}))
+                .collect();
+            let mut detail = json!({"termination_id": termination_id, "removed_on": removed_on});
+            if !stages.is_empty() {
+                detail["stages_done"] = json!(stages);
             }
             chain.push(
                 now,
                 Entry::daemon("rehired_after_removal")
                     .employee(employee_id)
                     .batch(batch_id)
-                    .detail(json!({"termination_id": termination_id, "removed_on": done})),
+                    .detail(detail),
             );
         }
         Ok(())

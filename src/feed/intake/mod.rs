@@ -462,7 +462,8 @@ async fn ingest_in(
                 continue;
             };
             if let Ok(account) = crate::planner::account_for(connector, &source.person) {
-                let due = crate::planner::due_at(source.effective_at, connector);
+                let due =
+                    crate::planner::stage_due_at(source.effective_at, connector, &source.stage);
                 if ingest
                     .replan(&mut chain, &source, &account, due, batch_id, now)
                     .await?

@@ -123,22 +123,25 @@ pub(in crate::store) async fn move_termination(
     Ok(())
 }
 
-/// Moves the due time of a termination's pending and held removals on one connector; returns how many.
+/// Moves the due time of a termination's pending, held and on-hold removals of one connector's stage;
+/// returns how many.
 pub(in crate::store) async fn move_due(
     tx: &mut Tx,
     termination_id: i64,
     connector: &str,
+    stage: &str,
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
         "UPDATE removals SET due_at = ?1, updated_at = ?2 \
-         WHERE termination_id = ?3 AND connector = ?4 AND state IN ('pending', 'held')",
+         WHERE termination_id = ?3 AND connector = ?4 AND stage = ?5 AND state IN ('pending', 'held', 'on_hold')",
     )
     .bind(ts(due_at))
     .bind(ts(now))
     .bind(termination_id)
     .bind(connector)
+    .bind(stage)
     .execute(&mut **tx)
     .await?
     .rows_affected())
@@ -166,31 +169,36 @@ pub(in crate::store) async fn open_removals(
     termination_id: i64,
 ) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, connector, state FROM removals WHERE termination_id = ? AND state IN ('pending', 'held')",
+        "SELECT id, connector, state FROM removals WHERE termination_id = ? AND state IN ('pending', 'held', 'on_hold')",
     )
     .bind(termination_id)
     .fetch_all(&mut **tx)
     .await
 }
 
-/// The connectors on which a termination's removal is done.
+/// The connectors (and stages) on which a termination's removal is done.
 pub(in crate::store) async fn done_connectors(
     tx: &mut Tx,
     termination_id: i64,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT connector FROM removals WHERE termination_id = ? AND state = 'done'")
-        .bind(termination_id)
-        .fetch_all(&mut **tx)
-        .await
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT connector, stage FROM removals WHERE termination_id = ? AND state = 'done' \
+         ORDER BY connector, stage_index",
+    )
+    .bind(termination_id)
+    .fetch_all(&mut **tx)
+    .await
 }
 
-/// Every removal of a termination: connector, state, due time and account, in connector order.
+/// Every removal of a termination: connector, stage, state, due time and account, in connector and
+/// stage order.
 pub(in crate::store) async fn removals_of(
     tx: &mut Tx,
     termination_id: i64,
-) -> Result<Vec<(String, String, String, Option<String>)>, sqlx::Error> {
+) -> Result<Vec<(String, String, String, String, Option<String>)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT connector, state, due_at, account FROM removals WHERE termination_id = ? ORDER BY connector",
+        "SELECT connector, stage, state, due_at, account FROM removals WHERE termination_id = ? \
+         ORDER BY connector, stage_index",
     )
     .bind(termination_id)
     .fetch_all(&mut **tx)
@@ -289,9 +297,9 @@ pub(in crate::store) fn removals_into(
 ) -> Result<(), sqlx::Error> {
     let t = shared.time(shared.now);
     script.insert(
-        "INSERT INTO removals (id, termination_id, connector, account, state, due_at, last_error, outcome, \
-                               batch_id, created_at, updated_at, finished_at)",
-        12,
+        "INSERT INTO removals (id, termination_id, connector, stage, stage_index, account, state, due_at, \
+                               last_error, outcome, batch_id, created_at, updated_at, finished_at)",
+        14,
         "",
         removals,
         |b, new| {
@@ -304,6 +312,8 @@ pub(in crate::store) fn removals_into(
             b.add(new.id)
                 .add(new.termination_id)
                 .add(shared.text(new.connector))
+                .add(shared.text(new.stage))
+                .add(new.stage_index)
                 .add(new.account)
                 .add(shared.text(new.state.as_str()))
                 .add(shared.time(new.due_at))

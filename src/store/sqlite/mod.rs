@@ -7,6 +7,7 @@ pub(super) mod audit_log;
 pub(super) mod batches;
 pub(super) mod checkpoints;
 pub(super) mod connectors;
+pub(super) mod holds;
 pub(super) mod ingest;
 pub(super) mod notify;
 pub(super) mod queue;

@@ -38,7 +38,7 @@ pub(in crate::store) async fn open_removals(
     sqlx::query_as(
         "SELECT r.id, r.connector, r.state, t.employee_id, t.effective_at FROM removals r \
          JOIN terminations t ON t.id = r.termination_id \
-         WHERE r.state IN ('held', 'pending', 'running', 'failed') AND t.status = 'active' AND t.effective_at <= ?",
+         WHERE r.state IN ('held', 'pending', 'on_hold', 'running', 'failed') AND r.stage_index = 0 AND t.status = 'active' AND t.effective_at <= ?",
     )
     .bind(ts(now))
     .fetch_all(pool)

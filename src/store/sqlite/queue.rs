@@ -21,7 +21,7 @@ const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attem
      lease_expires_at = ?2, updated_at = ?3 \
      WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?6 AND connector = ?4 \
                   ORDER BY due_at, id LIMIT ?5) \
-     RETURNING id, termination_id, connector, account, attempts, retry_base, credential_refusals, due_at, \
+     RETURNING id, termination_id, connector, stage, account, attempts, retry_base, credential_refusals, due_at, \
        remote_id, bound_key, remove_sent_at, \
        (SELECT json_object('effective_at', t.effective_at, 'employee_id', p.employee_id, 'email', p.email, \
                            'username', p.username, 'upn', p.upn, 'display_name', p.display_name, \
@@ -247,8 +247,8 @@ pub(in crate::store) async fn list(
     filter: &RemovalFilter,
 ) -> Result<Vec<RemovalView>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT r.id, t.employee_id, r.connector, r.account, r.state, r.due_at, r.attempts, r.outcome, \
-                r.last_error, t.effective_at, r.finished_at \
+        "SELECT r.id, t.employee_id, r.connector, r.stage, r.account, r.state, r.due_at, r.attempts, \
+                r.outcome, r.last_error, t.effective_at, r.finished_at \
          FROM removals r JOIN terminations t ON t.id = r.termination_id \
          WHERE (?1 IS NULL OR r.state = ?1) AND (?2 IS NULL OR r.connector = ?2) AND (?3 IS NULL OR t.employee_id = ?3) \
            AND (?4 IS NULL OR r.id = ?4) AND (?5 IS NULL OR r.batch_id = ?5) \

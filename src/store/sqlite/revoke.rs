@@ -5,13 +5,15 @@ use sqlx::SqlitePool;
 
 use crate::store::revoke::{CountedBreach, RevokeCounts, RevokeWeek};
 
-/// Every removal of leavers effective since `$1`, with when access was removed (the first removing
+/// Every removal of leavers effective since `$1` (the first stage of a staged connector: the one that
+/// removes access; a later deletion is not time to revoke), with when access was removed (the first removing
 /// call's time for a removal whose answer was lost, as `report` gives it).
 const REMOVALS: &str = "SELECT r.connector AS connector, r.state AS state, t.effective_at AS effective_at, \
        t.employee_id AS employee_id, t.id AS termination_id, r.last_error AS last_error, \
        CASE WHEN r.outcome = 'removed_unconfirmed' THEN COALESCE(r.remove_sent_at, r.finished_at) \
             ELSE r.finished_at END AS removed_at \
-     FROM removals r JOIN terminations t ON t.id = r.termination_id WHERE t.effective_at >= $1";
+     FROM removals r JOIN terminations t ON t.id = r.termination_id \
+     WHERE t.effective_at >= $1 AND r.stage_index = 0";
 
 /// Seconds from the effective time to the removal (truncated, as `chrono`'s `num_seconds`).
 const SECONDS: &str = "CAST((julianday(removed_at) - julianday(effective_at)) * 86400 AS INTEGER)";
@@ -71,7 +73,7 @@ pub(in crate::store) async fn breaches(
         "WITH d AS ({REMOVALS}) SELECT employee_id, connector, effective_at, state, removed_at, last_error \
          FROM d WHERE connector = $2 AND ((state = 'done' AND removed_at IS NOT NULL \
            AND (julianday(removed_at) - julianday(effective_at)) * 86400000 > $3) \
-           OR (state IN ('held', 'planned', 'failed', 'pending', 'running') AND effective_at < $4))"
+           OR (state IN ('held', 'planned', 'failed', 'pending', 'on_hold', 'running') AND effective_at < $4))"
     );
     // One pass: the rows asked for, each carrying how many there are in all.
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

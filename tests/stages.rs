@@ -1,0 +1,238 @@
+//! Leaver policy: staged removals across simulated time (deactivate now, delete later), legal holds
+//! that make deletions wait while access is still removed, and a rehire between stages.
+
+use std::time::Duration;
+
+use crate::helpers::{TestApp, detail};
+
+/// A program that records each call as `ACTION EMPLOYEE` in `calls.log` beside it.
+const LOGS: &str = "#!/bin/sh\necho \"$OFFBOARD_ACTION $OFFBOARD_EMPLOYEE_ID\" >> \"$(dirname \"$0\")/calls.log\"\nexit 0\n";
+
+const STAGED: &str = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n\n\
+    [[connector.stage]]\naction = \"deactivate\"\nafter = \"0d\"\n\n\
+    [[connector.stage]]\naction = \"delete\"\nafter = \"30d\"\n";
+
+async fn staged() -> TestApp {
+    TestApp::with(STAGED, &[("remove.sh", LOGS)]).await
+}
+
+fn calls(t: &TestApp) -> Vec<String> {
+    std::fs::read_to_string(t.path("calls.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Feed rows for `people`, effective today (the test clock's date).
+fn rows(t: &TestApp, people: &[&str]) -> String {
+    let today = t.clock.now().format("%Y-%m-%d");
+    people
+        .iter()
+        .map(|p| format!("{p},{p}@example.org,{p},,{p},{today},Terminated\n"))
+        .collect()
+}
+
+/// (stage, state) of each of a person's removals, in stage order.
+async fn stages_of(t: &TestApp, employee: &str) -> Vec<(String, String)> {
+    let mut all: Vec<_> = t
+        .removals()
+        .await
+        .into_iter()
+        .filter(|r| r.employee_id == employee)
+        .collect();
+    all.sort_by_key(|r| r.id);
+    all.into_iter().map(|r| (r.stage, r.state)).collect()
+}
+
+fn pair(stage: &str, state: &str) -> (String, String) {
+    (stage.to_string(), state.to_string())
+}
+
+#[tokio::test]
+async fn each_stage_is_a_removal_of_its_own_due_after_its_delay() {
+    let t = staged().await;
+    t.write_feed(&rows(&t, &["e1"]));
+    let s = t.poll().await;
+    assert_eq!(s.removals_planned, 2, "one removal per stage");
+    let planned = t.planned().await;
+    assert_eq!(
+        planned
+            .iter()
+            .map(|p| p["stage"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["deactivate", "delete"]
+    );
+
+    t.drain().await;
+    assert_eq!(calls(&t), ["deactivate e1"], "only the first stage is due");
+    assert_eq!(
+        stages_of(&t, "e1").await,
+        [pair("deactivate", "done"), pair("delete", "pending")]
+    );
+
+    // 29 days on: still not due.
+    t.advance(Duration::from_secs(29 * 86_400));
+    t.drain().await;
+    assert_eq!(calls(&t).len(), 1);
+
+    t.advance(Duration::from_secs(2 * 86_400));
+    t.drain().await;
+    assert_eq!(calls(&t), ["deactivate e1", "delete e1"]);
+    assert_eq!(
+        stages_of(&t, "e1").await,
+        [pair("deactivate", "done"), pair("delete", "done")]
+    );
+
+    // The report counts the time to revoke of the first stage and tells the deletion beside it.
+    let report = offboard::report::build(
+        &t.app.store,
+        &t.app.config,
+        &offboard::report::ReportFilter::default(),
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.rows.len(), 1, "{:?}", report.rows);
+    let row = &report.rows[0];
+    assert_eq!(row.stage.as_deref(), Some("deactivate"));
+    assert!(!row.breach, "{row:?}");
+    assert!(
+        row.later_stages
+            .as_deref()
+            .unwrap()
+            .starts_with("delete: done "),
+        "{row:?}"
+    );
+    assert!(row.time_to_revoke_seconds.unwrap() < 86_400, "{row:?}");
+    assert_eq!(report.summary.removals, 1);
+}
+
+#[tokio::test]
+async fn a_legal_hold_stops_the_deletion_but_not_the_deactivation_until_it_is_lifted() {
+    let t = staged().await;
+    let stages = offboard::config::hold_stages(&t.app.config.connectors);
+    t.app
+        .store
+        .hold_add(
+            "e1",
+            "matter 2026-17",
+            None,
+            "cli",
+            &stages,
+            "legal",
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    // A second hold on the same person is refused with the first's reason.
+    let again = t
+        .app
+        .store
+        .hold_add("e1", "other", None, "cli", &stages, "legal", t.clock.now())
+        .await
+        .unwrap_err();
+    assert!(format!("{again:#}").contains("matter 2026-17"), "{again:#}");
+
+    t.write_feed(&rows(&t, &["e1", "e2"]));
+    t.poll().await;
+    t.drain().await;
+    t.advance(Duration::from_secs(31 * 86_400));
+    t.drain().await;
+    let log = calls(&t);
+    assert!(
+        log.contains(&"deactivate e1".to_string()),
+        "access still goes: {log:?}"
+    );
+    assert!(log.contains(&"delete e2".to_string()), "{log:?}");
+    assert!(!log.contains(&"delete e1".to_string()), "held: {log:?}");
+    assert_eq!(
+        stages_of(&t, "e1").await,
+        [pair("deactivate", "done"), pair("delete", "on_hold")]
+    );
+    let on_hold = t.events("removal_on_hold").await;
+    assert_eq!(on_hold.len(), 1);
+    assert_eq!(on_hold[0].employee_id.as_deref(), Some("e1"));
+    assert_eq!(t.events("hold_added").await[0].actor, "legal");
+
+    // Draining again changes nothing: a held deletion is never claimed, and nothing spins.
+    let again = t.drain().await;
+    assert_eq!(again.done, 0);
+
+    let released = t
+        .app
+        .store
+        .hold_remove("e1", "legal", t.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(released, 1);
+    t.drain().await;
+    assert!(calls(&t).contains(&"delete e1".to_string()));
+    assert_eq!(
+        stages_of(&t, "e1").await,
+        [pair("deactivate", "done"), pair("delete", "done")]
+    );
+    assert_eq!(t.events("removal_released").await.len(), 1);
+    assert!(t.app.store.holds().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_hold_with_an_end_date_ends_by_itself() {
+    let t = staged().await;
+    let stages = offboard::config::hold_stages(&t.app.config.connectors);
+    let until = t.clock.now() + chrono::Duration::days(40);
+    t.app
+        .store
+        .hold_add(
+            "e3",
+            "until the audit",
+            Some(until),
+            "cli",
+            &stages,
+            "legal",
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    t.write_feed(&rows(&t, &["e3"]));
+    t.poll().await;
+    t.advance(Duration::from_secs(31 * 86_400));
+    t.drain().await;
+    assert_eq!(
+        stages_of(&t, "e3").await,
+        [pair("deactivate", "done"), pair("delete", "on_hold")]
+    );
+    t.advance(Duration::from_secs(10 * 86_400));
+    t.drain().await;
+    assert_eq!(
+        stages_of(&t, "e3").await,
+        [pair("deactivate", "done"), pair("delete", "done")]
+    );
+    let removed = t.events("hold_removed").await;
+    assert_eq!(removed[0].actor, offboard::audit::DAEMON);
+}
+
+#[tokio::test]
+async fn a_rehire_between_stages_cancels_the_rest_and_says_what_to_undo() {
+    let t = staged().await;
+    t.write_feed(&rows(&t, &["e4"]));
+    t.poll().await;
+    t.drain().await;
+    // Rehired: the same person active again.
+    let today = t.clock.now().format("%Y-%m-%d");
+    t.write_feed(&format!("e4,e4@example.org,e4,,e4,{today},Active\n"));
+    let s = t.poll().await;
+    assert_eq!(s.rehired_after_removal, 1);
+    assert_eq!(
+        stages_of(&t, "e4").await,
+        [pair("deactivate", "done"), pair("delete", "cancelled")]
+    );
+    let rehired = t.events("rehired_after_removal").await;
+    assert_eq!(
+        detail(&rehired[0])["stages_done"],
+        serde_json::json!([{"connector": "app", "stage": "deactivate"}])
+    );
+    t.advance(Duration::from_secs(31 * 86_400));
+    t.drain().await;
+    assert_eq!(calls(&t), ["deactivate e4"], "the deletion never runs");
+}
