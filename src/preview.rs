@@ -134,6 +134,7 @@ pub fn print(out: &mut impl Write, plan: &Plan, format: Format) -> anyhow::Resul
             vec![
                 i.line.employee_id.clone(),
                 i.line.connector.clone().unwrap_or_default(),
+                i.line.stage.clone().unwrap_or_default(),
                 i.line.action.clone(),
                 i.line.due_at.clone().unwrap_or_default(),
                 i.line.account.clone().unwrap_or_default(),
@@ -152,6 +153,7 @@ pub fn print(out: &mut impl Write, plan: &Plan, format: Format) -> anyhow::Resul
             &[
                 "employee",
                 "connector",
+                "stage",
                 "action",
                 "due_at",
                 "account",
@@ -183,6 +185,7 @@ pub fn print(out: &mut impl Write, plan: &Plan, format: Format) -> anyhow::Resul
         &[
             "employee",
             "connector",
+            "stage",
             "action",
             "due_at",
             "account",

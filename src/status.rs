@@ -23,6 +23,8 @@ pub struct Status {
     pub connectors_stopped: Vec<crate::store::connectors::ConnectorState>,
     /// Rejected terminations remembered: the feed repeating them is not held again (`offboard rejected`).
     pub rejected_terminations: usize,
+    /// Legal holds in force: these people's deletions wait (`offboard hold list`).
+    pub legal_holds: Vec<crate::store::holds::Hold>,
     /// Counts per connector and state.
     pub counts: BTreeMap<String, BTreeMap<String, i64>>,
     /// The oldest pending removal that is due, if any.
@@ -63,6 +65,7 @@ pub async fn gather(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status>
     Ok(Status {
         held_batches: store.held_batches().await?,
         rejected_terminations: store.rejected_terminations().await?.len(),
+        legal_holds: store.holds().await?,
         connectors_stopped: store.connector_states().await?,
         at: ts(now),
         counts,
@@ -135,6 +138,13 @@ pub fn print(out: &mut impl Write, status: &Status, format: Format) -> anyhow::R
                 .collect::<Vec<_>>(),
         )?;
         writeln!(out)?;
+    }
+    if !status.legal_holds.is_empty() {
+        writeln!(
+            out,
+            "Legal holds: {} people whose deletions wait, access still removed (`offboard hold list`; `offboard hold remove EMPLOYEE` lifts one)\n",
+            status.legal_holds.len()
+        )?;
     }
     if status.rejected_terminations > 0 {
         writeln!(

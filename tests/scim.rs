@@ -267,6 +267,55 @@ mod real_server {
             .unwrap_or_default()
     }
 
+    /// Stages on a real SCIM server: the leaver is deactivated on the day and deleted 30 days later,
+    /// on the daemon's clock; the report's time to revoke is the deactivation's.
+    #[tokio::test]
+    async fn a_staged_leaver_is_deactivated_at_once_and_deleted_a_month_later() {
+        let server = ScimServer::start().await;
+        let ann = server
+            .create(json!({"userName": "ann", "active": true}))
+            .await;
+        let dir = server.workspace(
+            "account = \"{username}\"\n\n[[connector.stage]]\naction = \"deactivate\"\nafter = \"0d\"\n\n\
+             [[connector.stage]]\naction = \"delete\"\nafter = \"30d\"\n",
+        );
+        let text = std::fs::read_to_string(dir.path().join("offboard.toml")).unwrap();
+        let t = TestApp::in_dir(dir, &text).await;
+        let today = t.clock.now().format("%Y-%m-%d");
+        t.write_feed(&format!("e1,ann@example.org,ann,,Ann,{today},Terminated\n"));
+        t.poll().await;
+
+        t.drain().await;
+        let now = server.get(&ann).await.expect("kept for 30 days");
+        assert_eq!(now["active"], false, "access removed on the day");
+
+        t.advance(Duration::from_secs(29 * 86_400));
+        t.drain().await;
+        assert!(server.get(&ann).await.is_some(), "not yet deleted");
+
+        t.advance(Duration::from_secs(2 * 86_400));
+        t.drain().await;
+        assert!(server.get(&ann).await.is_none(), "deleted after 30 days");
+        let mut stages: Vec<(String, String, Option<String>)> = t
+            .removals()
+            .await
+            .into_iter()
+            .map(|r| (r.stage, r.state, r.outcome))
+            .collect();
+        stages.sort();
+        assert_eq!(
+            stages,
+            [
+                (
+                    "deactivate".into(),
+                    "done".into(),
+                    Some("deactivated".into())
+                ),
+                ("delete".into(), "done".into(), Some("removed".into())),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn users_are_deactivated_and_lose_their_workspaces_and_a_second_run_changes_nothing() {
         let server = ScimServer::start().await;

@@ -236,3 +236,59 @@ async fn a_rehire_between_stages_cancels_the_rest_and_says_what_to_undo() {
     t.drain().await;
     assert_eq!(calls(&t), ["deactivate e4"], "the deletion never runs");
 }
+
+#[tokio::test]
+async fn the_feed_places_and_lifts_a_hold_through_an_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::write_script(dir.path(), "remove.sh", LOGS);
+    let header = format!("{},Legal Hold\n", crate::helpers::HEADER.trim_end());
+    std::fs::write(dir.path().join("feed.csv"), &header).unwrap();
+    let config = crate::helpers::config_text(STAGED)
+        .replace(
+            "schedule = \"0 0 * * * *\"",
+            "schedule = \"0 0 * * * *\"\n\n[feed.attributes]\nlegal_hold = \"Legal Hold\"",
+        )
+        .replace(
+            "max_terminations_percent = 100.0",
+            "max_terminations_percent = 100.0\nlegal_hold_attribute = \"legal_hold\"",
+        );
+    let t = TestApp::in_dir(dir, &config).await;
+    let today = t.clock.now().format("%Y-%m-%d");
+    let feed = |e5: &str| {
+        std::fs::write(
+            t.path("feed.csv"),
+            format!(
+                "{header}e5,e5@example.org,e5,,e5,{today},Terminated,{e5}\ne6,e6@example.org,e6,,e6,{today},Terminated,\n"
+            ),
+        )
+        .unwrap();
+    };
+    feed("yes");
+    t.poll().await;
+    let holds = t.app.store.holds().await.unwrap();
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    assert_eq!(
+        (holds[0].employee_id.as_str(), holds[0].source.as_str()),
+        ("e5", "feed")
+    );
+    t.advance(Duration::from_secs(31 * 86_400));
+    t.drain().await;
+    assert_eq!(
+        stages_of(&t, "e5").await,
+        [pair("deactivate", "done"), pair("delete", "on_hold")]
+    );
+    assert_eq!(
+        stages_of(&t, "e6").await,
+        [pair("deactivate", "done"), pair("delete", "done")]
+    );
+
+    // The feed clears the attribute: the hold ends and the deletion runs.
+    feed("");
+    t.poll().await;
+    assert!(t.app.store.holds().await.unwrap().is_empty());
+    t.drain().await;
+    assert_eq!(
+        stages_of(&t, "e5").await,
+        [pair("deactivate", "done"), pair("delete", "done")]
+    );
+}

@@ -214,6 +214,10 @@ pub struct SafetyConfig {
     pub max_terminations_percent: f64,
     /// People never removed anywhere: employee ids, emails or usernames, with `*` and `?` globs.
     pub never_remove: Vec<Pattern>,
+    /// The person attribute (from the feed) that places a legal hold: a person whose value is set
+    /// (anything but empty, "false", "no", "0", "off") gets a hold; a feed hold ends when the value is
+    /// cleared.
+    pub legal_hold_attribute: Option<String>,
 }
 
 impl Default for SafetyConfig {
@@ -223,11 +227,18 @@ impl Default for SafetyConfig {
             max_terminations_per_batch: 50,
             max_terminations_percent: 5.0,
             never_remove: Vec::new(),
+            legal_hold_attribute: None,
         }
     }
 }
 
 impl SafetyConfig {
+    /// Whether a person's `legal_hold_attribute` value places a hold.
+    pub fn holds(value: &str) -> bool {
+        let v = value.trim().to_ascii_lowercase();
+        !matches!(v.as_str(), "" | "false" | "no" | "0" | "off" | "n")
+    }
+
     /// The most new terminations a batch may create before it is held: the absolute limit, and for
     /// feed polls (whose rows are the HR system's view) also the percentage of the rows, whichever
     /// is lower. Pushes and CLI batches only have the absolute limit.
@@ -666,6 +677,10 @@ impl Validator<'_> {
             max_terminations_per_batch: u32::try_from(per_batch).unwrap_or(u32::MAX),
             max_terminations_percent: percent,
             never_remove: self.patterns("safety.never_remove", raw.never_remove),
+            legal_hold_attribute: raw
+                .legal_hold_attribute
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty()),
         }
     }
 

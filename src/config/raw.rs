@@ -126,6 +126,7 @@ pub(super) struct RawSafety {
     pub(super) max_terminations_per_batch: Option<i64>,
     pub(super) max_terminations_percent: Option<f64>,
     pub(super) never_remove: Option<Vec<String>>,
+    pub(super) legal_hold_attribute: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

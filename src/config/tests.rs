@@ -131,6 +131,8 @@ fn example_config_documents_every_key() {
         "viewers",
         "four_eyes",
         "to_manager",
+        "after",
+        "legal_hold_attribute",
         "session_key_file",
         "session_hours",
     ];
@@ -340,6 +342,68 @@ fn unknown_key_in_connector_is_named_by_connector_name() {
     assert!(
         p.message.contains("`grace`"),
         "shared keys should be listed: {p:?}"
+    );
+}
+
+#[test]
+fn stages_are_checked_against_the_kind_and_run_in_order() {
+    let exec = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n";
+    let config = parse(&format!(
+        "{exec}\n[[connector.stage]]\naction = \"deactivate\"\nafter = \"0d\"\n\n[[connector.stage]]\naction = \"delete\"\nafter = \"30d\"\n"
+    ))
+    .unwrap();
+    let app = &config.connectors[0];
+    assert_eq!(
+        app.stages
+            .iter()
+            .map(|s| (s.action.as_str(), s.after))
+            .collect::<Vec<_>>(),
+        [
+            ("deactivate", Duration::ZERO),
+            ("delete", Duration::from_secs(30 * 86_400))
+        ]
+    );
+    assert!(!app.destructive("deactivate") && app.destructive("delete"));
+    assert_eq!(
+        hold_stages(&config.connectors),
+        [("app".to_string(), vec!["delete".to_string()])]
+    );
+
+    // Without stages: one stage of the connector's own removal after its grace.
+    let plain = parse(&format!("{exec}grace = \"2d\"\n")).unwrap();
+    assert_eq!(plain.connectors[0].stages.len(), 1);
+    assert_eq!(plain.connectors[0].stages[0].action, "");
+    assert_eq!(
+        plain.connectors[0].stages[0].after,
+        Duration::from_secs(2 * 86_400)
+    );
+
+    let found = problems(&format!(
+        "{exec}grace = \"1d\"\n\n[[connector.stage]]\naction = \"wipe\"\nafter = \"0d\"\n\n[[connector.stage]]\naction = \"delete\"\nafter = \"30d\"\n\n[[connector.stage]]\naction = \"deactivate\"\nafter = \"1d\"\n\n[[connector.stage]]\naction = \"delete\"\n"
+    ));
+    assert!(
+        problem_for(&found, "connector.app.grace")
+            .message
+            .contains("its own delay"),
+        "{found:?}"
+    );
+    assert!(
+        problem_for(&found, "connector.app.stage[0].action")
+            .message
+            .contains("\"wipe\" is not an action of a exec connector"),
+        "{found:?}"
+    );
+    assert!(
+        problem_for(&found, "connector.app.stage[2].after")
+            .message
+            .contains("comes before"),
+        "{found:?}"
+    );
+    assert!(
+        problem_for(&found, "connector.app.stage[3].after")
+            .message
+            .contains("missing"),
+        "{found:?}"
     );
 }
 

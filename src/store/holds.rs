@@ -124,6 +124,55 @@ impl Store {
     }
 }
 
+/// In an ingest's transaction: the holds the feed places and lifts (`safety.legal_hold_attribute`).
+/// Each of `flagged` without an open hold gets one (source `feed`); each of `cleared` whose open hold
+/// came from the feed is released (a hold an operator placed stays). Then the pending deleting
+/// stages of held people go on hold. Returns (placed, lifted).
+pub async fn sync_feed_holds(
+    tx: &mut Tx,
+    chain: &mut Chain,
+    attribute: &str,
+    flagged: &[String],
+    cleared: &[String],
+    stages: HoldStages<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(usize, usize)> {
+    const FEED: &str = "feed";
+    let open = on_tx!(tx, holds::open_in_tx())?;
+    let open: std::collections::HashMap<&str, &Hold> =
+        open.iter().map(|h| (h.employee_id.as_str(), h)).collect();
+    let mut placed = 0;
+    for employee_id in flagged.iter().filter(|e| !open.contains_key(e.as_str())) {
+        let reason = format!("feed attribute {attribute}");
+        on_tx!(
+            tx,
+            holds::insert(employee_id, &reason, None, FEED, FEED, now)
+        )?;
+        chain.push(
+            now,
+            Entry::by(FEED, "hold_added")
+                .employee(employee_id)
+                .detail(json!({"reason": reason, "until": null, "source": FEED})),
+        );
+        placed += 1;
+    }
+    let mut lifted = 0;
+    for employee_id in cleared {
+        if open
+            .get(employee_id.as_str())
+            .is_some_and(|h| h.source == FEED)
+        {
+            on_tx!(tx, holds::release(employee_id, FEED, now))?;
+            release(tx, chain, employee_id, FEED, now).await?;
+            lifted += 1;
+        }
+    }
+    if placed > 0 {
+        put_on_hold(tx, chain, stages, FEED, now).await?;
+    }
+    Ok((placed, lifted))
+}
+
 /// In a write transaction: puts the pending removals of `stages` whose person is under a hold in
 /// force on hold, each audited (`removal_on_hold`) by `actor`; returns how many. Cheap when no
 /// hold is open.

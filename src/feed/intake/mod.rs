@@ -312,6 +312,23 @@ async fn ingest_in(
     }
     ingest.insert_rejects(batch_id, rejects).await?;
 
+    // Legal holds the feed places and lifts, read before the rows move on (applied once the batch's
+    // removals exist, in the same transaction).
+    let (mut flagged, mut cleared) = (Vec::new(), Vec::new());
+    if let (Some(attribute), Planning::Connectors(_)) = (&safety.legal_hold_attribute, &planning) {
+        for &i in &slots {
+            if let Ok(row) = &records[i].result {
+                let value = row.person.attributes.get(attribute).map(String::as_str);
+                let target = if value.is_some_and(SafetyConfig::holds) {
+                    &mut flagged
+                } else {
+                    &mut cleared
+                };
+                target.push(row.person.employee_id.clone());
+            }
+        }
+    }
+
     // Removals that failed at planning for want of an account: a re-sent termination of the same person
     // gives them a second chance with the record as it is now (read again once the batch's people are
     // written).
@@ -471,6 +488,31 @@ async fn ingest_in(
                     summary.replanned += 1;
                 }
             }
+        }
+    }
+
+    if let (Some(attribute), Planning::Connectors(connectors)) =
+        (&safety.legal_hold_attribute, &planning)
+        && (!flagged.is_empty() || !cleared.is_empty())
+    {
+        let stages = crate::config::hold_stages(connectors);
+        let (placed, lifted) = crate::store::holds::sync_feed_holds(
+            ingest.tx(),
+            &mut chain,
+            attribute,
+            &flagged,
+            &cleared,
+            &stages,
+            now,
+        )
+        .await?;
+        if placed + lifted > 0 {
+            tracing::info!(
+                placed,
+                lifted,
+                attribute,
+                "Legal holds from the feed: placed on the people it flags, lifted where it no longer does."
+            );
         }
     }
 

@@ -21,6 +21,16 @@ pub(in crate::store) async fn open(pool: &SqlitePool) -> Result<Vec<Hold>, sqlx:
     .await
 }
 
+/// The open holds, in a write transaction.
+pub(in crate::store) async fn open_in_tx(tx: &mut Tx) -> Result<Vec<Hold>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, employee_id, reason, until, source, created_by, created_at FROM holds \
+         WHERE released_at IS NULL ORDER BY created_at, id",
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
 /// The open hold of a person, if any.
 pub(in crate::store) async fn of(
     tx: &mut Tx,
