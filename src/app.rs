@@ -139,6 +139,7 @@ impl App {
 
     /// Polls the feed once (if configured), then processes everything due.
     pub async fn run_once(&self) -> anyhow::Result<OnceSummary> {
+        scan_inactive(&self.store, &self.config, self.clock.now()).await;
         let poll = match &self.config.feed {
             Some(_) => Some(
                 feed::poll_once(&self.store, &self.config, &self.http, self.clock.now())
@@ -332,6 +333,7 @@ impl App {
             let alert_after =
                 chrono::Duration::from_std(feed.alert_after).unwrap_or(chrono::Duration::MAX);
             let mut failing_since: Option<chrono::DateTime<chrono::Utc>> = None;
+            let mut inactive_scanned: Option<tokio::time::Instant> = None;
             let waker = waker.clone();
             alive.poller_alive.store(true, Ordering::Relaxed);
             poller = Some(tokio::spawn(async move {
@@ -346,6 +348,14 @@ impl App {
                     if !poll_leadership.leads() {
                         tracing::debug!("Another replica leads and polls the feed.");
                         continue;
+                    }
+                    // The apps' last-login exports are read at the first tick and then daily:
+                    // inactivity is counted in days, and each scan is a batch of its own.
+                    if inactive_scanned.is_none_or(|t: tokio::time::Instant| {
+                        t.elapsed() >= Duration::from_secs(86_400)
+                    }) {
+                        scan_inactive(&store, &config, clock.now()).await;
+                        inactive_scanned = Some(tokio::time::Instant::now());
                     }
                     match feed::poll_once(&store, &config, &http, clock.now()).await {
                         Ok(PollOutcome::Ingested(s)) => {
@@ -465,4 +475,33 @@ pub fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
         let _ = tx.send(true);
     });
     Ok(rx)
+}
+
+/// Reads each connector's last-login export (`[connector.inactive]`) and queues the accounts unused
+/// past its threshold; a failure is logged and the next tick tries again.
+pub async fn scan_inactive(store: &Store, config: &Config, now: chrono::DateTime<chrono::Utc>) {
+    for connector in config.connectors.iter().filter(|c| c.inactive.is_some()) {
+        match crate::feed::inactive::scan(
+            store,
+            connector,
+            &config.safety,
+            crate::audit::DAEMON,
+            now,
+        )
+        .await
+        {
+            Ok(Some(s)) if s.new_terminations + s.rescinded > 0 || s.rejected > 0 => {
+                tracing::info!(
+                    connector = %connector.name, batch_id = s.batch_id, rows = s.rows,
+                    inactive = s.new_terminations, used_again = s.rescinded, rejected = s.rejected, held = s.held,
+                    "Inactive accounts scanned."
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                connector = %connector.name, error = %format!("{e:#}"),
+                "Scanning the connector's last-login export failed; the next tick tries again."
+            ),
+        }
+    }
 }

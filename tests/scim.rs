@@ -120,6 +120,7 @@ mod real_server {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::helpers::detail;
 
     /// scim2-server on a free 127.0.0.1 port with a random bearer token; killed when dropped.
     struct ScimServer {
@@ -265,6 +266,81 @@ mod real_server {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Inactive accounts on a real SCIM server: the app's last-login export is read; the account unused
+    /// for over 180 days is deactivated, the one in use is not, a row without a last login is rejected,
+    /// and reading the same export again changes nothing.
+    #[tokio::test]
+    async fn accounts_unused_past_the_threshold_are_deactivated_and_a_second_scan_changes_nothing()
+    {
+        let server = ScimServer::start().await;
+        let idle = server
+            .create(json!({"userName": "idle", "active": true}))
+            .await;
+        let busy = server
+            .create(json!({"userName": "busy", "active": true}))
+            .await;
+        let dir = server.workspace(
+            "account = \"{username}\"\n\n[connector.inactive]\nafter = \"180d\"\npath = \"last-login.csv\"\n\
+             account_column = \"userName\"\nlast_login_column = \"lastLogin\"\n",
+        );
+        let text = std::fs::read_to_string(dir.path().join("offboard.toml")).unwrap();
+        let t = TestApp::in_dir(dir, &text).await;
+        let day = |days: i64| (t.clock.now() - chrono::Duration::days(days)).to_rfc3339();
+        std::fs::write(
+            t.path("last-login.csv"),
+            format!(
+                "userName,lastLogin\nidle,{}\nbusy,{}\nghost,\n",
+                day(400),
+                day(10)
+            ),
+        )
+        .unwrap();
+
+        // The plan first: nothing written.
+        let connector = &t.app.config.connectors[0];
+        let (summary, lines) = offboard::feed::inactive::plan(
+            &t.app.store,
+            connector,
+            &t.app.config.safety,
+            t.clock.now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!((summary.new_terminations, summary.rejected), (1, 1));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.employee_id == "inactive:app:idle" && l.action == "new"),
+            "{lines:?}"
+        );
+        assert!(t.removals().await.is_empty(), "the plan writes nothing");
+
+        offboard::app::scan_inactive(&t.app.store, &t.app.config, t.clock.now()).await;
+        t.drain().await;
+        assert_eq!(server.get(&idle).await.unwrap()["active"], false);
+        assert_eq!(server.get(&busy).await.unwrap()["active"], true);
+        let removals = t.removals().await;
+        assert_eq!(removals.len(), 1, "{removals:?}");
+        assert_eq!(removals[0].employee_id, "inactive:app:idle");
+        assert_eq!(removals[0].outcome.as_deref(), Some("deactivated"));
+        let created = t.events("termination_created").await;
+        assert_eq!(detail(&created[0])["source"], "inactive");
+        let rejects = t.app.store.rejected_rows(None).await.unwrap();
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].field.as_deref(), Some("last_login"));
+
+        // Read again: the same accounts, nothing new.
+        offboard::app::scan_inactive(&t.app.store, &t.app.config, t.clock.now()).await;
+        assert_eq!(t.removals().await.len(), 1);
+
+        // 180 days on, the busy account is unused too.
+        t.advance(Duration::from_secs(180 * 86_400));
+        offboard::app::scan_inactive(&t.app.store, &t.app.config, t.clock.now()).await;
+        t.drain().await;
+        assert_eq!(server.get(&busy).await.unwrap()["active"], false);
     }
 
     /// Stages on a real SCIM server: the leaver is deactivated on the day and deleted 30 days later,

@@ -292,3 +292,38 @@ async fn the_feed_places_and_lifts_a_hold_through_an_attribute() {
         [pair("deactivate", "done"), pair("delete", "done")]
     );
 }
+
+#[tokio::test]
+async fn inactive_accounts_go_through_the_guard_and_never_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::write_script(dir.path(), "remove.sh", LOGS);
+    std::fs::write(dir.path().join("feed.csv"), crate::helpers::HEADER).unwrap();
+    let connector = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\nnever_remove = [\"svc-*\"]\n\n\
+        [connector.inactive]\nafter = \"90d\"\npath = \"logins.csv\"\naccount_column = \"login\"\nlast_login_column = \"seen\"\n";
+    let config = crate::helpers::config_text(connector).replace(
+        "max_terminations_percent = 100.0",
+        "max_terminations_percent = 100.0\nmax_terminations_per_batch = 2",
+    );
+    let t = TestApp::in_dir(dir, &config).await;
+    let old = (t.clock.now() - chrono::Duration::days(100)).format("%Y-%m-%d");
+    std::fs::write(
+        t.path("logins.csv"),
+        format!("login,seen\na@example.org,{old}\nb@example.org,{old}\nc@example.org,{old}\nsvc-backup,{old}\n"),
+    )
+    .unwrap();
+    offboard::app::scan_inactive(&t.app.store, &t.app.config, t.clock.now()).await;
+    let removals = t.removals().await;
+    assert_eq!(removals.len(), 4);
+    assert_eq!(
+        removals.iter().filter(|r| r.state == "held").count(),
+        3,
+        "over the guard's limit: held for approval {removals:?}"
+    );
+    let excluded: Vec<_> = removals.iter().filter(|r| r.state == "cancelled").collect();
+    assert_eq!(excluded.len(), 1);
+    assert_eq!(excluded[0].employee_id, "inactive:app:svc-backup");
+    t.drain().await;
+    assert!(calls(&t).is_empty(), "nothing runs while held");
+    let held = t.app.store.held_batches().await.unwrap();
+    assert_eq!(held.len(), 1);
+}

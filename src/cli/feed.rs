@@ -212,6 +212,73 @@ pub(super) async fn import(
     Ok(0)
 }
 
+/// `offboard inactive [--connector C] [--plan]`.
+pub(super) async fn inactive(
+    config: &Config,
+    connector: Option<&str>,
+    plan: bool,
+    format: Format,
+    actor: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let chosen: Vec<&crate::config::ConnectorConfig> = config
+        .connectors
+        .iter()
+        .filter(|c| c.inactive.is_some() && connector.is_none_or(|n| n == c.name))
+        .collect();
+    if chosen.is_empty() {
+        anyhow::bail!(
+            "no connector{} has [connector.inactive] in {}: nothing to scan",
+            connector.map_or(String::new(), |c| format!(" named {c:?}")),
+            config.path.display()
+        );
+    }
+    let store = open(config).await?;
+    let now = Utc::now();
+    for c in chosen {
+        if plan {
+            let Some((summary, lines)) =
+                crate::feed::inactive::plan(&store, c, &config.safety, now).await?
+            else {
+                continue;
+            };
+            if format != Format::Json && format != Format::Csv {
+                writeln!(out, "connector {}: the last-login export says", c.name)?;
+            }
+            let plan = crate::preview::Plan {
+                summary,
+                lines: lines
+                    .into_iter()
+                    .map(|line| crate::preview::PlanItem {
+                        line,
+                        resolved: None,
+                    })
+                    .collect(),
+            };
+            crate::preview::print(out, &plan, format)?;
+            continue;
+        }
+        let Some(s) = crate::feed::inactive::scan(&store, c, &config.safety, actor, now).await?
+        else {
+            continue;
+        };
+        writeln!(
+            out,
+            "connector {}: batch {}: {} account(s) in the export, {} newly inactive and queued for removal, {} used again (rescinded), {} rejected",
+            c.name, s.batch_id, s.rows, s.new_terminations, s.rescinded, s.rejected
+        )?;
+        if s.held {
+            writeln!(
+                out,
+                "batch {id} is HELD by the mass-removal guard (limit {}): nothing is removed until `offboard approve {id}`",
+                s.limit,
+                id = s.batch_id
+            )?;
+        }
+    }
+    Ok(0)
+}
+
 fn opt(v: &Option<String>) -> RawValue<'_> {
     v.as_deref().map_or(RawValue::Absent, RawValue::Str)
 }

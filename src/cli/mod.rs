@@ -129,6 +129,20 @@ pub enum Command {
         #[command(subcommand)]
         action: ConnectorAction,
     },
+    /// Reads each connector's last-login export (`[connector.inactive]`) and queues the accounts
+    /// unused past its threshold (reason `inactive`), through the guard like any batch. `--plan` shows
+    /// what it would do and writes nothing. The daemon does this daily.
+    Inactive {
+        /// Only this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Show the plan; write nothing.
+        #[arg(long)]
+        plan: bool,
+        /// Output format (of --plan).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Legal holds: while a person is on hold, their removals' deletions wait (access is still
     /// removed). Placing and lifting a hold is an operator's act, audited.
     Hold {
@@ -433,7 +447,8 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
         | Command::Retry { connector, .. }
         | Command::Approve { connector, .. }
         | Command::Report { connector, .. }
-        | Command::Audit { connector, .. } => connector.as_deref(),
+        | Command::Audit { connector, .. }
+        | Command::Inactive { connector, .. } => connector.as_deref(),
         Command::Import { connector, .. } => Some(connector.as_str()),
         Command::Connector {
             action: ConnectorAction::Pause { name, .. } | ConnectorAction::Resume { name },
@@ -523,6 +538,26 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
                 queue::resume(&config, &name, &actor, &mut out).await
             }
         },
+        Command::Inactive {
+            connector,
+            plan,
+            format,
+        } => {
+            let actor = if plan {
+                crate::audit::DAEMON.to_string()
+            } else {
+                operator(&actor, "inactive")?
+            };
+            feed::inactive(
+                &config,
+                connector.as_deref(),
+                plan,
+                format,
+                &actor,
+                &mut out,
+            )
+            .await
+        }
         Command::Hold { action } => match action {
             HoldAction::List { format } => holds::list(&config, format, &mut out).await,
             HoldAction::Add {

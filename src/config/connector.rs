@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostics::backticked;
-use super::raw::{CONNECTOR_COMMON_KEYS, RawConnectorCommon, RawStage};
+use super::raw::{CONNECTOR_COMMON_KEYS, RawConnectorCommon, RawInactive, RawStage};
 use super::values::parse_rate;
 use super::{MAX_CONCURRENCY, Rate, RetryPolicy, SafetyConfig, Validator, WorkersConfig};
 use crate::connectors::{ConnectorKind, RawKind};
@@ -34,6 +34,8 @@ pub struct ConnectorConfig {
     pub account: Template,
     /// Delay after the effective time before access is removed: the first stage's `after`.
     pub grace: Duration,
+    /// Accounts unused for a while become removals too (`[connector.inactive]`), if set.
+    pub inactive: Option<InactiveConfig>,
     /// The removal's stages, in order (never empty): without `[[connector.stage]]`, one stage with
     /// no action of its own (the connector's removal as configured) due after `grace`.
     pub stages: Vec<Stage>,
@@ -65,6 +67,20 @@ pub struct Stage {
     pub action: String,
     /// Its delay after the effective time.
     pub after: Duration,
+}
+
+/// `[connector.inactive]`: the app's last-login export, and how long unused makes an account a
+/// leaver's (reason `inactive`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InactiveConfig {
+    /// Unused this long (since the last login) makes an account inactive.
+    pub after: Duration,
+    /// The export: a CSV file with a header row, re-read on every scan (absolute path).
+    pub path: std::path::PathBuf,
+    /// The column holding the account key (as the connector's `account` template would make it).
+    pub account_column: String,
+    /// The column holding the last login (RFC 3339, or YYYY-MM-DD in UTC).
+    pub last_login_column: String,
 }
 
 /// The stage actions that delete the account and its data: a legal hold makes them wait.
@@ -353,6 +369,10 @@ impl Validator<'_> {
         let own_dry_run = raw_common.dry_run.unwrap_or(false);
         let kind = raw_kind?.validate(self, &prefix, workers)?;
         let stages = self.stages(&prefix, &raw_stages, &kind, grace);
+        let inactive = raw_common
+            .inactive
+            .clone()
+            .and_then(|raw| self.inactive(&format!("{prefix}.inactive"), raw));
         if let Some(first) = stages.first() {
             grace = first.after;
         }
@@ -367,6 +387,7 @@ impl Validator<'_> {
             account: account?,
             grace,
             stages,
+            inactive,
             dry_run: own_dry_run || safety.dry_run,
             concurrency: usize::try_from(concurrency).unwrap_or(DEFAULT_CONNECTOR_CONCURRENCY),
             quarantine_after: u32::try_from(quarantine_after).unwrap_or(10),
@@ -375,6 +396,55 @@ impl Validator<'_> {
             scope,
             retry,
             kind,
+        })
+    }
+
+    /// `[connector.inactive]`: every key is required.
+    fn inactive(&mut self, key: &str, raw: RawInactive) -> Option<InactiveConfig> {
+        let missing = |cx: &mut Self, name: &str, example: &str| {
+            cx.problem(
+                &format!("{key}.{name}"),
+                format!("missing; e.g. {name} = {example}"),
+            );
+        };
+        let after = match raw.after.as_deref() {
+            None => {
+                missing(self, "after", "\"180d\"");
+                None
+            }
+            Some(a) => {
+                let d = self.duration(&format!("{key}.after"), Some(a), Duration::ZERO);
+                if d < Duration::from_secs(86_400) {
+                    self.problem(
+                        &format!("{key}.after"),
+                        "is under a day: an account in use would be taken for unused",
+                    );
+                    None
+                } else {
+                    Some(d)
+                }
+            }
+        };
+        let path = match raw.path.as_deref() {
+            None | Some("") => {
+                missing(self, "path", "\"exports/app-last-login.csv\"");
+                None
+            }
+            Some(p) => Some(self.path(p)),
+        };
+        let account_column = raw.account_column.filter(|c| !c.trim().is_empty());
+        if account_column.is_none() {
+            missing(self, "account_column", "\"email\"");
+        }
+        let last_login_column = raw.last_login_column.filter(|c| !c.trim().is_empty());
+        if last_login_column.is_none() {
+            missing(self, "last_login_column", "\"last_login\"");
+        }
+        Some(InactiveConfig {
+            after: after?,
+            path: path?,
+            account_column: account_column?,
+            last_login_column: last_login_column?,
         })
     }
 

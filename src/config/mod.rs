@@ -37,7 +37,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use connector::{
     ConnectorConfig, DEFAULT_ACCOUNT_TEMPLATE, DEFAULT_CONNECTOR_CONCURRENCY, DESTRUCTIVE_ACTIONS,
-    Scope, Stage, hold_stages,
+    InactiveConfig, Scope, Stage, hold_stages,
 };
 pub use console::{ConsoleAuth, ConsoleConfig, ConsoleUser, Role};
 pub use database::{Backend, DatabaseConfig, PostgresConfig};

@@ -36,6 +36,7 @@ pub(super) const CONNECTOR_COMMON_KEYS: &[&str] = &[
     "never_remove",
     "scope",
     "stage",
+    "inactive",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +212,17 @@ pub(super) struct RawConnectorCommon {
     pub(super) never_remove: Option<Vec<String>>,
     pub(super) scope: Option<BTreeMap<String, Vec<String>>>,
     pub(super) stage: Option<Vec<RawStage>>,
+    pub(super) inactive: Option<RawInactive>,
+}
+
+/// `[connector.inactive]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawInactive {
+    pub(super) after: Option<String>,
+    pub(super) path: Option<String>,
+    pub(super) account_column: Option<String>,
+    pub(super) last_login_column: Option<String>,
 }
 
 /// One `[[connector.stage]]`.

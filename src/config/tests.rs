@@ -133,6 +133,8 @@ fn example_config_documents_every_key() {
         "to_manager",
         "after",
         "legal_hold_attribute",
+        "account_column",
+        "last_login_column",
         "session_key_file",
         "session_hours",
     ];
@@ -343,6 +345,33 @@ fn unknown_key_in_connector_is_named_by_connector_name() {
         p.message.contains("`grace`"),
         "shared keys should be listed: {p:?}"
     );
+}
+
+#[test]
+fn an_inactivity_export_needs_every_key_and_at_least_a_day() {
+    let exec = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"/bin/sh\"\n";
+    let found = problems(&format!("{exec}\n[connector.inactive]\nafter = \"12h\"\n"));
+    for key in ["path", "account_column", "last_login_column"] {
+        assert!(
+            problem_for(&found, &format!("connector.app.inactive.{key}"))
+                .message
+                .starts_with("missing"),
+            "{found:?}"
+        );
+    }
+    assert!(
+        problem_for(&found, "connector.app.inactive.after")
+            .message
+            .contains("under a day"),
+        "{found:?}"
+    );
+    let config = parse(&format!(
+        "{exec}\n[connector.inactive]\nafter = \"180d\"\npath = \"logins.csv\"\naccount_column = \"uid\"\nlast_login_column = \"seen\"\n"
+    ))
+    .unwrap();
+    let inactive = config.connectors[0].inactive.as_ref().unwrap();
+    assert_eq!(inactive.after, Duration::from_secs(180 * 86_400));
+    assert_eq!(inactive.path, PathBuf::from("/etc/offboard/logins.csv"));
 }
 
 #[test]

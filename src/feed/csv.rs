@@ -81,20 +81,55 @@ pub fn read_column(data: &[u8], column: &str) -> Result<Vec<ColumnValue>, FileEr
     read_records(
         data,
         |header| find_column(header, column),
-        |index, row, line, record| {
-            let value = match record.get(*index).map(std::str::from_utf8) {
-                None => Err(Reason::ColumnCount),
-                Some(Err(_)) => Err(Reason::InvalidUtf8),
-                Some(Ok(value)) => match value.trim() {
-                    "" => Err(Reason::Missing),
-                    v if v.chars().any(char::is_control) => Err(Reason::ControlChar),
-                    v if v.len() > 1024 => Err(Reason::TooLong),
-                    v => Ok(v.to_string()),
-                },
-            };
-            ColumnValue { row, line, value }
+        |index, row, line, record| ColumnValue {
+            row,
+            line,
+            value: cell(record, *index),
         },
     )
+}
+
+/// The trimmed value of one cell of an export, or why it is refused.
+fn cell(record: &ByteRecord, index: usize) -> Result<String, Reason> {
+    match record.get(index).map(std::str::from_utf8) {
+        None => Err(Reason::ColumnCount),
+        Some(Err(_)) => Err(Reason::InvalidUtf8),
+        Some(Ok(value)) => match value.trim() {
+            "" => Err(Reason::Missing),
+            v if v.chars().any(char::is_control) => Err(Reason::ControlChar),
+            v if v.len() > 1024 => Err(Reason::TooLong),
+            v => Ok(v.to_string()),
+        },
+    }
+}
+
+/// [`read_column`] for several columns at once: per data record, the trimmed value of each of
+/// `columns`, in that order (an inactivity export's account and last login).
+pub fn read_columns(data: &[u8], columns: &[&str]) -> Result<Vec<ColumnValues>, FileError> {
+    read_records(
+        data,
+        |header| {
+            columns
+                .iter()
+                .map(|c| find_column(header, c))
+                .collect::<Result<Vec<usize>, FileError>>()
+        },
+        |indices, row, line, record| {
+            let values = indices.iter().map(|index| cell(record, *index)).collect();
+            ColumnValues { row, line, values }
+        },
+    )
+}
+
+/// One record of [`read_columns`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnValues {
+    /// 1-based number of the data record (header excluded).
+    pub row: u64,
+    /// 1-based physical line on which the record starts.
+    pub line: u64,
+    /// Each asked column's trimmed value, or why it is refused.
+    pub values: Vec<Result<String, Reason>>,
 }
 
 /// Reads the header with `header`, then every data record, in file order, with `record`, given what

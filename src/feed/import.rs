@@ -69,6 +69,7 @@ pub async fn import_accounts(
         connector,
         accounts: &accounts,
         column,
+        stable_ids: false,
     };
     intake::ingest_planned(store, planning, safety, batch, now).await
 }

@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod import;
+pub mod inactive;
 pub mod intake;
 pub mod json;
 pub mod push;

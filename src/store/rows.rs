@@ -112,7 +112,7 @@ pub(in crate::store) fn account_row(row: AccountRow) -> anyhow::Result<AccountSo
         stage: row.stage,
         state: row.state,
         account: row.account,
-        imported: row.source == "import",
+        imported: row.source == "import" || row.source == "inactive",
         effective_at: parse_ts(&row.effective_at)?,
         person: Person {
             employee_id: row.employee_id,

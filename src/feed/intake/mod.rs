@@ -35,6 +35,8 @@ pub enum BatchSource {
     Cli,
     /// `offboard import`.
     Import,
+    /// An inactivity scan (`[connector.inactive]`): accounts unused past the connector's threshold.
+    Inactive,
 }
 
 impl BatchSource {
@@ -45,6 +47,16 @@ impl BatchSource {
             Self::Push => "push",
             Self::Cli => "cli",
             Self::Import => "import",
+            Self::Inactive => "inactive",
+        }
+    }
+
+    /// The kind of batch as the batches table records it: an inactivity scan is an import of the
+    /// app's accounts (its terminations keep the source `inactive`).
+    pub fn batch_kind(self) -> &'static str {
+        match self {
+            Self::Inactive => "import",
+            other => other.as_str(),
         }
     }
 }
@@ -121,8 +133,10 @@ pub struct BatchSummary {
 pub(crate) enum Planning<'a> {
     /// Every configured connector, as the planner decides for an HR row.
     Connectors(&'a [ConnectorConfig]),
-    /// One connector and the account each record stands for (`offboard import`, by record index). The
-    /// records' people get the employee id `import-BATCH-ROW` once the batch has its id.
+    /// One connector and the account each record stands for (`offboard import`, an inactivity scan;
+    /// by record index). Without `stable_ids` the records' people get the employee id
+    /// `import-BATCH-ROW` once the batch has its id; with it they keep theirs (an inactivity scan's
+    /// `inactive:CONNECTOR:ACCOUNT`, the same at every scan, so a scan repeats nothing).
     Accounts {
         /// The connector.
         connector: &'a ConnectorConfig,
@@ -130,6 +144,8 @@ pub(crate) enum Planning<'a> {
         accounts: &'a [String],
         /// The column the accounts were read from, for the audit row.
         column: &'a str,
+        /// The records carry their own employee ids.
+        stable_ids: bool,
     },
 }
 
@@ -178,8 +194,18 @@ pub async fn simulate(
     batch: Batch,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(BatchSummary, Vec<PlanLine>)> {
+    simulate_planned(store, Planning::Connectors(connectors), safety, batch, now).await
+}
+
+/// [`simulate`] with the removals planned as `planning` says.
+pub(crate) async fn simulate_planned(
+    store: &Store,
+    planning: Planning<'_>,
+    safety: &SafetyConfig,
+    batch: Batch,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(BatchSummary, Vec<PlanLine>)> {
     let mut ingest = store.begin_ingest().await?;
-    let planning = Planning::Connectors(connectors);
     let result = ingest_in(&mut ingest, planning, safety, batch, now, true).await;
     ingest.rollback().await?;
     result
@@ -253,7 +279,7 @@ async fn ingest_in(
     let batch_id = ingest
         .insert_batch(
             &NewBatch {
-                source: batch.source.as_str(),
+                source: batch.source.batch_kind(),
                 source_ref: batch.source_ref.as_deref(),
                 content_sha256: batch.content_sha256.as_deref(),
                 rows,
@@ -275,7 +301,10 @@ async fn ingest_in(
     let mut chain = Chain::start(ingest.tx()).await?;
 
     let mut records = batch.records;
-    if let Planning::Accounts { .. } = planning {
+    if let Planning::Accounts {
+        stable_ids: false, ..
+    } = planning
+    {
         for record in &mut records {
             if let Ok(row) = &mut record.result {
                 row.person.employee_id = format!("import-{batch_id}-{}", record.row);
