@@ -93,13 +93,16 @@ impl App {
         let store = Store::open_configured(&config.database).await?;
         let registry = Arc::new(Registry::build(&config, &clock)?);
         let http = feed_client()?;
+        let metrics = Arc::new(Metrics::for_connectors(
+            config.connectors.iter().map(|c| c.name.clone()).collect(),
+        ));
         Ok(Self {
             store,
             config: Arc::new(config),
             registry,
             clock,
             http,
-            metrics: Arc::default(),
+            metrics,
         })
     }
 

@@ -134,7 +134,14 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// `POST /v1/terminations`, counted by result.
 async fn push(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let response = take_push(&state, headers, body).await;
+    state.metrics.push(response.status().as_u16());
+    response
+}
+
+async fn take_push(state: &HttpState, headers: HeaderMap, body: Body) -> Response {
     let Some(token) = &state.config.http.push_token else {
         return error(
             StatusCode::NOT_FOUND,

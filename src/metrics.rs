@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, prometheus_text,
 };
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -76,6 +76,75 @@ impl EncodeLabelValue for AttemptResult {
 }
 
 /// What one feed poll came to, as the `result` label of `offboard_feed_polls_total`.
+/// How a push ended, by its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushResult {
+    /// 202: stored as a batch.
+    Accepted,
+    /// 400: invalid JSON or records; nothing stored.
+    Rejected,
+    /// 401: missing or wrong token.
+    Unauthorized,
+    /// 404: pushes are not configured.
+    Disabled,
+    /// 413 or 415: too large, or not JSON.
+    Refused,
+    /// 503: the batch could not be stored.
+    NotStored,
+}
+
+impl PushResult {
+    /// Every result, in the order `/metrics` shows them.
+    pub const ALL: [PushResult; 6] = [
+        Self::Accepted,
+        Self::Rejected,
+        Self::Unauthorized,
+        Self::Disabled,
+        Self::Refused,
+        Self::NotStored,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Unauthorized => "unauthorized",
+            Self::Disabled => "disabled",
+            Self::Refused => "refused",
+            Self::NotStored => "not_stored",
+        }
+    }
+
+    /// The result an answer's status stands for.
+    pub fn of(status: u16) -> PushResult {
+        match status {
+            200..=299 => Self::Accepted,
+            401 => Self::Unauthorized,
+            404 => Self::Disabled,
+            413 | 415 => Self::Refused,
+            400..=499 => Self::Rejected,
+            _ => Self::NotStored,
+        }
+    }
+}
+
+impl EncodeLabelValue for PushResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PushLabels {
+    result: PushResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PollResult {
     /// The feed was read and its batch ingested.
@@ -139,6 +208,10 @@ pub struct Metrics {
     batches_held: Counter,
     rehired_after_removal: Counter,
     time_to_revoke: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
+    pushes: Family<PushLabels, Counter>,
+    /// The configured connectors: each gets a series of 0 for every state and result it has none of,
+    /// so that a rate or an alert has a series to work on before the first removal.
+    connectors: Vec<String>,
 }
 
 impl Default for Metrics {
@@ -157,7 +230,24 @@ impl Metrics {
     /// Every metric kept in the process, registered in the order `/metrics` shows them (after the
     /// database gauges).
     pub fn new() -> Self {
+        Self::for_connectors(Vec::new())
+    }
+
+    /// [`Metrics::new`] for a daemon with these connectors: their series start at 0.
+    pub fn for_connectors(connectors: Vec<String>) -> Self {
         let mut registry = Registry::default();
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        register(
+            &mut registry,
+            "offboard_build_info",
+            "The running build: 1, labelled with its version.",
+            build,
+        );
         let attempts = Family::default();
         register(
             &mut registry,
@@ -200,6 +290,39 @@ impl Metrics {
             "Time from a termination's effective time to its removal, per connector.",
             time_to_revoke.clone(),
         );
+        let pushes = Family::default();
+        register(
+            &mut registry,
+            "offboard_pushes",
+            "Pushed bodies (POST /v1/terminations) by result.",
+            Family::clone(&pushes),
+        );
+        // Every series starts at 0.
+        for result in [
+            PollResult::Ingested,
+            PollResult::Unchanged,
+            PollResult::Failed,
+        ] {
+            polls.get_or_create(&PollLabels { result });
+        }
+        for result in PushResult::ALL {
+            pushes.get_or_create(&PushLabels { result });
+        }
+        for connector in &connectors {
+            for result in [
+                AttemptResult::Done,
+                AttemptResult::Planned,
+                AttemptResult::Retry,
+                AttemptResult::Failed,
+                AttemptResult::Cancelled,
+                AttemptResult::Stale,
+            ] {
+                attempts.get_or_create(&AttemptLabels {
+                    connector: connector.clone(),
+                    result,
+                });
+            }
+        }
         Self {
             registry,
             attempts,
@@ -208,7 +331,18 @@ impl Metrics {
             batches_held,
             rehired_after_removal,
             time_to_revoke,
+            pushes,
+            connectors,
         }
+    }
+
+    /// Records one push's answer.
+    pub fn push(&self, status: u16) {
+        self.pushes
+            .get_or_create(&PushLabels {
+                result: PushResult::of(status),
+            })
+            .inc();
     }
 
     /// Records one attempt's result.
@@ -253,10 +387,11 @@ impl Metrics {
 
     /// The Prometheus text exposition: the database gauges, the counters and the histogram.
     pub async fn render(&self, store: &Store, now: DateTime<Utc>) -> anyhow::Result<String> {
-        let gauges = database_gauges(store, now).await?;
+        let gauges = database_gauges(store, now, &self.connectors).await?;
         let mut out = String::new();
         prometheus_text::encode(&mut out, &gauges)?;
         prometheus_text::encode(&mut out, &self.registry)?;
+        prometheus_text::encode(&mut out, &process_metrics())?;
         Ok(out)
     }
 }
@@ -264,11 +399,24 @@ impl Metrics {
 /// The gauges read from the database for one scrape. They are registered afresh each time, so a
 /// connector or state with no removals left leaves no stale series, and the last-poll time is shown
 /// only once a poll has succeeded.
-async fn database_gauges(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Registry> {
+async fn database_gauges(
+    store: &Store,
+    now: DateTime<Utc>,
+    connectors: &[String],
+) -> anyhow::Result<Registry> {
     let mut registry = Registry::default();
 
     let by_state = store.removal_counts().await?;
     let removals = Family::<RemovalLabels, Gauge>::default();
+    // A configured connector shows every state, 0 where it has none.
+    for connector in connectors {
+        for state in crate::domain::RemovalState::ALL {
+            removals.get_or_create(&RemovalLabels {
+                connector: connector.clone(),
+                state: state.as_str().to_string(),
+            });
+        }
+    }
     for ((connector, state), n) in &by_state {
         removals
             .get_or_create(&RemovalLabels {
@@ -342,6 +490,104 @@ async fn database_gauges(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Re
     Ok(registry)
 }
 
+/// The process's own figures, under the names Prometheus client libraries use: CPU seconds, resident
+/// and virtual memory, open and allowed file descriptors, start time (read from `/proc/self`; none
+/// elsewhere).
+fn process_metrics() -> Registry {
+    let mut registry = Registry::default();
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return registry;
+    };
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // /proc counts CPU time in USER_HZ ticks, 100 a second on every architecture Linux exports it on.
+    const TICKS: f64 = 100.0;
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    if let (Some(user), Some(system)) = (field(11), field(12)) {
+        register(
+            &mut registry,
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            ConstCounter::new((user + system) / TICKS),
+        );
+    }
+    // Memory from /proc/self/status, in kB there.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v * 1024.0)
+    };
+    for (key, name, help) in [
+        (
+            "VmSize:",
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+        ),
+        (
+            "VmRSS:",
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+        ),
+    ] {
+        if let Some(bytes) = kb(key) {
+            let g = Gauge::<f64, AtomicU64>::default();
+            g.set(bytes);
+            register(&mut registry, name, help, g);
+        }
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    if let (Some(boot), Some(start)) = (boot, field(19)) {
+        let g = Gauge::<f64, AtomicU64>::default();
+        g.set(boot + start / TICKS);
+        register(
+            &mut registry,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            g,
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let g = Gauge::<i64>::default();
+        g.set(i64::try_from(fds.count()).unwrap_or(i64::MAX));
+        register(
+            &mut registry,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            g,
+        );
+    }
+    let max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<i64>().ok())
+        });
+    if let Some(max) = max_fds {
+        let g = Gauge::<i64>::default();
+        g.set(max);
+        register(
+            &mut registry,
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            g,
+        );
+    }
+    registry
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,11 +599,67 @@ mod tests {
     }
 
     #[test]
+    fn build_info_push_and_attempt_series_start_at_zero_and_the_process_is_measured() {
+        let m = Metrics::for_connectors(vec!["wiki".into()]);
+        let text = encode(&m);
+        assert!(
+            text.contains(&format!(
+                "offboard_build_info{{version=\"{}\"}} 1\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("offboard_pushes_total{result=\"accepted\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "offboard_removal_attempts_total{connector=\"wiki\",result=\"failed\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("offboard_feed_polls_total{result=\"failed\"} 0\n"),
+            "{text}"
+        );
+        m.push(401);
+        m.push(202);
+        m.push(202);
+        let text = encode(&m);
+        assert!(text.contains("offboard_pushes_total{result=\"unauthorized\"} 1\n"));
+        assert!(text.contains("offboard_pushes_total{result=\"accepted\"} 2\n"));
+
+        let mut process = String::new();
+        prometheus_text::encode(&mut process, &process_metrics()).unwrap();
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_virtual_memory_bytes ",
+            "process_open_fds ",
+            "process_max_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(process.contains(&format!("\n{name}")), "{name}: {process}");
+        }
+        let rss: f64 = process
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            rss > 1_000_000.0,
+            "a test process holds more than 1 MB: {rss}"
+        );
+    }
+
+    #[test]
     fn names_help_and_types_are_the_documented_ones() {
         let m = Metrics::new();
         let text = encode(&m);
-        // A labelled family shows nothing, not even its HELP, until it has a series; counters
-        // without labels start at 0.
+        // A labelled family shows nothing, not even its HELP, until it has a series (without
+        // connectors, attempts have none); counters without labels start at 0.
         assert!(!text.contains("offboard_removal_attempts_total"), "{text}");
         assert!(!text.contains("offboard_time_to_revoke_seconds"), "{text}");
         assert!(

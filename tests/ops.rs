@@ -83,6 +83,24 @@ async fn metrics_expose_queue_state_attempts_and_time_to_revoke() {
         ),
         1.0
     );
+    // Every state of a configured connector has a series, 0 where it has no removal.
+    for state in ["held", "on_hold", "running", "planned", "cancelled"] {
+        assert_eq!(
+            value(
+                "offboard_removals",
+                &[("connector", "app"), ("state", state)]
+            ),
+            0.0,
+            "{state}"
+        );
+    }
+    assert_eq!(value("offboard_build_info", &[]), 1.0);
+    assert_eq!(
+        value("offboard_pushes_total", &[("result", "accepted")]),
+        0.0
+    );
+    assert!(value("process_resident_memory_bytes", &[]) > 1_000_000.0);
+    assert!(value("process_open_fds", &[]) > 0.0);
     assert_eq!(
         value(
             "offboard_removal_attempts_total",
