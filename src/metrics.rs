@@ -75,8 +75,7 @@ impl EncodeLabelValue for AttemptResult {
     }
 }
 
-/// What one feed poll came to, as the `result` label of `offboard_feed_polls_total`.
-/// How a push ended, by its answer.
+/// How a push ended, by its answer: the `result` label of `offboard_pushes_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PushResult {
     /// 202: stored as a batch.
@@ -145,6 +144,7 @@ struct BuildLabels {
     version: String,
 }
 
+/// What one feed poll came to, as the `result` label of `offboard_feed_polls_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PollResult {
     /// The feed was read and its batch ingested.
@@ -303,10 +303,10 @@ impl Metrics {
             PollResult::Unchanged,
             PollResult::Failed,
         ] {
-            polls.get_or_create(&PollLabels { result });
+            let _ = polls.get_or_create(&PollLabels { result });
         }
         for result in PushResult::ALL {
-            pushes.get_or_create(&PushLabels { result });
+            let _ = pushes.get_or_create(&PushLabels { result });
         }
         for connector in &connectors {
             for result in [
@@ -317,7 +317,7 @@ impl Metrics {
                 AttemptResult::Cancelled,
                 AttemptResult::Stale,
             ] {
-                attempts.get_or_create(&AttemptLabels {
+                let _ = attempts.get_or_create(&AttemptLabels {
                     connector: connector.clone(),
                     result,
                 });
@@ -411,7 +411,7 @@ async fn database_gauges(
     // A configured connector shows every state, 0 where it has none.
     for connector in connectors {
         for state in crate::domain::RemovalState::ALL {
-            removals.get_or_create(&RemovalLabels {
+            let _ = removals.get_or_create(&RemovalLabels {
                 connector: connector.clone(),
                 state: state.as_str().to_string(),
             });
