@@ -302,7 +302,7 @@ async fn json_logs_are_json_lines_with_span_fields_and_no_secret() {
     let attempt = lines
         .iter()
         .find(|l| {
-            l["fields"]["message"]
+            l["message"]
                 .as_str()
                 .is_some_and(|m| m.starts_with("Attempt failed"))
         })
@@ -348,7 +348,7 @@ async fn a_feed_failing_longer_than_alert_after_is_logged_at_error() {
         .find(|l| l["level"] == "ERROR")
         .unwrap_or_else(|| panic!("no ERROR line:\n{stderr}"));
     assert!(
-        error["fields"]["message"]
+        error["message"]
             .as_str()
             .unwrap()
             .contains("feed.alert_after")

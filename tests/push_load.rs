@@ -83,7 +83,7 @@ async fn listening_address(log: &Path, daemon: &mut tokio::process::Child) -> St
         if let Some(address) = text
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find_map(|l| l["fields"]["address"].as_str().map(str::to_string))
+            .find_map(|l| l["address"].as_str().map(str::to_string))
         {
             return address;
         }
