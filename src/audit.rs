@@ -644,48 +644,34 @@ pub async fn list(store: &Store, filter: &Filter) -> anyhow::Result<Vec<AuditRow
         .await
 }
 
-/// Prints audit rows as a table, JSON or CSV (`offboard audit`, the console's downloads): the same
+/// Prints audit rows in any output format (`offboard audit`, the console's downloads): the same
 /// columns everywhere.
 pub fn print_rows(
     out: &mut impl std::io::Write,
     rows: &[AuditRow],
     format: crate::output::Format,
 ) -> anyhow::Result<()> {
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.seq.to_string(),
-                r.at.clone(),
-                r.actor.clone(),
-                r.event.clone(),
-                r.employee_id.clone().unwrap_or_default(),
-                r.connector.clone().unwrap_or_default(),
-                r.removal_id.map(|v| v.to_string()).unwrap_or_default(),
-                r.attempt.map(|v| v.to_string()).unwrap_or_default(),
-                r.outcome.clone().unwrap_or_default(),
-                r.http_status.map(|v| v.to_string()).unwrap_or_default(),
-                r.detail.clone(),
-            ]
-        })
-        .collect();
-    crate::output::emit(
+    use crate::output::{extra, main};
+    crate::output::list(
         out,
         format,
         &[
-            "seq",
-            "at",
-            "actor",
-            "event",
-            "employee",
-            "connector",
-            "removal",
-            "attempt",
-            "outcome",
-            "http",
-            "detail",
+            main("seq"),
+            main("at"),
+            main("actor"),
+            main("event"),
+            main("employee_id"),
+            main("connector"),
+            main("removal_id"),
+            extra("batch_id"),
+            main("attempt"),
+            main("outcome"),
+            main("http_status"),
+            extra("duration_ms"),
+            main("detail"),
+            extra("prev_hash"),
+            extra("hash"),
         ],
-        &table,
         rows,
     )
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::connectors::{CallLog, Registry, Resolution, Target};
 use crate::domain::Person;
 use crate::feed::intake::{self, Batch, BatchSource, BatchSummary, PlanLine};
-use crate::output::{Format, emit};
+use crate::output::{Column, Format, list, main};
 
 /// The plan for the feed as it reads now.
 #[derive(Debug, Clone, Serialize)]
@@ -123,45 +123,21 @@ pub async fn plan(
 
 /// Prints the plan.
 pub fn print(out: &mut impl Write, plan: &Plan, format: Format) -> anyhow::Result<()> {
-    if format == Format::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(plan)?)?;
-        return Ok(());
+    if matches!(format, Format::Json | Format::Yaml) {
+        return crate::output::document(out, format, plan);
     }
-    let rows: Vec<Vec<String>> = plan
-        .lines
-        .iter()
-        .map(|i| {
-            vec![
-                i.line.employee_id.clone(),
-                i.line.connector.clone().unwrap_or_default(),
-                i.line.stage.clone().unwrap_or_default(),
-                i.line.action.clone(),
-                i.line.due_at.clone().unwrap_or_default(),
-                i.line.account.clone().unwrap_or_default(),
-                i.line
-                    .note
-                    .clone()
-                    .or_else(|| i.resolved.clone())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    if format == Format::Csv {
-        return emit(
-            out,
-            format,
-            &[
-                "employee",
-                "connector",
-                "stage",
-                "action",
-                "due_at",
-                "account",
-                "note",
-            ],
-            &rows,
-            &plan.lines,
-        );
+    const COLUMNS: [Column; 8] = [
+        main("employee_id"),
+        main("connector"),
+        main("stage"),
+        main("action"),
+        main("due_at"),
+        main("account"),
+        main("note"),
+        main("resolved"),
+    ];
+    if !format.is_table() {
+        return list(out, format, &COLUMNS, &plan.lines);
     }
     let s = &plan.summary;
     writeln!(
@@ -179,19 +155,5 @@ pub fn print(out: &mut impl Write, plan: &Plan, format: Format) -> anyhow::Resul
             ""
         }
     )?;
-    emit(
-        out,
-        format,
-        &[
-            "employee",
-            "connector",
-            "stage",
-            "action",
-            "due_at",
-            "account",
-            "note",
-        ],
-        &rows,
-        &plan.lines,
-    )
+    list(out, format, &COLUMNS, &plan.lines)
 }

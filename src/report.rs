@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::connectors::RemovalOutcome;
-use crate::output::{Format, emit};
+use crate::output::{Format, extra, main};
 use crate::store::{Store, parse_ts, ts};
 
 /// Which terminations the report covers.
@@ -266,54 +266,32 @@ pub fn human(seconds: i64) -> String {
 
 /// Prints the report.
 pub fn print(out: &mut impl Write, report: &Report, format: Format) -> anyhow::Result<()> {
-    if format == Format::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
-        return Ok(());
+    if matches!(format, Format::Json | Format::Yaml) {
+        return crate::output::document(out, format, report);
     }
-    let headers = [
-        "employee",
-        "connector",
-        "effective_at",
-        "received_at",
-        "state",
-        "removed_at",
-        "removed_at_from",
-        "time_to_revoke",
-        "breach",
-        "note",
-        "stage",
-        "later_stages",
-    ];
-    let rows: Vec<Vec<String>> = report
-        .rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.employee_id.clone(),
-                r.connector.clone(),
-                r.effective_at.clone(),
-                r.received_at.clone(),
-                r.state.clone(),
-                r.removed_at.clone().unwrap_or_default(),
-                r.removed_at_from.unwrap_or_default().to_string(),
-                match (format, r.time_to_revoke_seconds) {
-                    (_, None) => String::new(),
-                    (Format::Csv, Some(s)) => s.to_string(),
-                    (_, Some(s)) => human(s),
-                },
-                if r.breach {
-                    "BREACH".into()
-                } else {
-                    String::new()
-                },
-                r.note.clone().unwrap_or_default(),
-                r.stage.clone().unwrap_or_default(),
-                r.later_stages.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    emit(out, format, &headers, &rows, &report.rows)?;
-    if format == Format::Table {
+    crate::output::list(
+        out,
+        format,
+        &[
+            main("employee_id"),
+            main("connector"),
+            extra("stage"),
+            main("effective_at"),
+            extra("received_at"),
+            extra("source"),
+            main("state"),
+            extra("outcome"),
+            main("removed_at"),
+            extra("removed_at_from"),
+            main("time_to_revoke_seconds"),
+            extra("deadline"),
+            main("breach"),
+            main("note"),
+            extra("later_stages"),
+        ],
+        &report.rows,
+    )?;
+    if format.is_table() {
         let s = &report.summary;
         writeln!(
             out,

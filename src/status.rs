@@ -79,9 +79,31 @@ pub async fn gather(store: &Store, now: DateTime<Utc>) -> anyhow::Result<Status>
 
 /// Prints the status.
 pub fn print(out: &mut impl Write, status: &Status, format: Format) -> anyhow::Result<()> {
-    if format == Format::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(status)?)?;
-        return Ok(());
+    match format {
+        Format::Json | Format::Yaml => return crate::output::document(out, format, status),
+        // The queue as rows: connector, state, removals.
+        Format::Csv => {
+            let rows: Vec<serde_json::Value> = status
+                .counts
+                .iter()
+                .flat_map(|(connector, states)| {
+                    states.iter().map(move |(state, n)| {
+                        serde_json::json!({"connector": connector, "state": state, "removals": n})
+                    })
+                })
+                .collect();
+            return crate::output::list(
+                out,
+                format,
+                &[
+                    crate::output::main("connector"),
+                    crate::output::main("state"),
+                    crate::output::main("removals"),
+                ],
+                &rows,
+            );
+        }
+        Format::Table | Format::Wide => {}
     }
     if !status.held_batches.is_empty() {
         writeln!(

@@ -200,7 +200,10 @@ fn operator_commands_are_audited_with_the_actor() {
         &["removals", "--state", "cancelled", "--format", "csv"],
     );
     let csv = String::from_utf8_lossy(&removals.stdout);
-    assert!(csv.starts_with("id,employee,connector"), "{csv}");
+    assert!(
+        csv.starts_with("id,employee_id,connector,stage,account,state,due_at,attempts,outcome,last_error,effective_at,finished_at\n"),
+        "the JSON keys, every column: {csv}"
+    );
     assert!(
         csv.contains("zed@example.org"),
         "email is lower-cased: {csv}"
@@ -420,6 +423,65 @@ fn run_once_fails_on_a_failed_poll_and_does_the_retries_that_fall_due_within_it(
     );
 }
 
+/// Every listing takes the same `-o` formats and `--no-headers`, status and `run --once` included.
+#[test]
+fn every_listing_speaks_table_wide_json_yaml_and_csv() {
+    let dir = workspace(CONNECTOR);
+    let config = dir.path().join("offboard.toml");
+    std::fs::write(
+        dir.path().join("feed.csv"),
+        format!(
+            "{}e1,ann@example.org,ann,,Ann,2026-01-05,Terminated\n",
+            crate::helpers::HEADER
+        ),
+    )
+    .unwrap();
+    let once = offboard(&config, &["run", "--once", "-o", "yaml"]);
+    assert_eq!(once.status.code(), Some(0), "{}", text(&once));
+    let yaml = String::from_utf8_lossy(&once.stdout).to_string();
+    assert!(yaml.contains("\"ok\": true\n"), "{yaml}");
+    let once = offboard(&config, &["run", "--once", "-o", "csv", "--no-headers"]);
+    let csv = String::from_utf8_lossy(&once.stdout).to_string();
+    assert!(csv.lines().any(|l| l == "ok,true"), "{csv}");
+
+    let status = offboard(&config, &["status", "-o", "csv"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .starts_with("connector,state,removals\napp,done,1\n"),
+        "{}",
+        text(&status)
+    );
+    let table = String::from_utf8_lossy(&offboard(&config, &["removals"]).stdout).to_string();
+    let wide =
+        String::from_utf8_lossy(&offboard(&config, &["removals", "-o", "wide"]).stdout).to_string();
+    assert!(
+        !table.contains("FINISHED_AT") && wide.contains("FINISHED_AT"),
+        "{table}\n{wide}"
+    );
+    let bare = String::from_utf8_lossy(
+        &offboard(&config, &["removals", "--output", "wide", "--no-headers"]).stdout,
+    )
+    .to_string();
+    assert!(bare.starts_with("1 "), "{bare}");
+    let yaml =
+        String::from_utf8_lossy(&offboard(&config, &["audit", "-o", "yaml"]).stdout).to_string();
+    assert!(
+        yaml.starts_with("- \"actor\": ") && yaml.contains("\n  \"seq\": 1\n"),
+        "{yaml}"
+    );
+    for args in [
+        &["plan", "-o", "yaml"][..],
+        &["report", "-o", "wide"],
+        &["rejects", "-o", "yaml"],
+        &["rejected", "-o", "csv"],
+        &["connector", "list", "-o", "json"],
+        &["hold", "list", "-o", "wide"],
+    ] {
+        let o = offboard(&config, args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
+}
+
 /// `offboard rejects` lists the rejected rows of the feed (where and why, never their values).
 #[test]
 fn rejects_lists_the_rejected_feed_rows_with_row_line_field_and_reason() {
@@ -456,7 +518,7 @@ fn rejects_lists_the_rejected_feed_rows_with_row_line_field_and_reason() {
     let csv = offboard(&config, &["rejects", "--batch", "1", "--format", "csv"]);
     assert!(
         String::from_utf8_lossy(&csv.stdout)
-            .starts_with("batch,received_at,source,row,line,field,reason\n"),
+            .starts_with("batch_id,received_at,source,row,line,field,reason\n"),
         "{}",
         text(&csv)
     );

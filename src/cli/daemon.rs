@@ -67,16 +67,20 @@ pub(super) async fn run_once(
             "{failed} removal(s) are failed (see `offboard removals --state failed`)"
         ));
     }
+    let document = json!({
+        "summary": summary, "failed_total": failed,
+        "ok": problems.is_empty(), "problems": problems,
+    });
     match format {
-        Format::Json => writeln!(
+        Format::Json | Format::Yaml => crate::output::document(out, format, &document)?,
+        // One row per figure: `summary.drain.done,18`.
+        Format::Csv => crate::output::list(
             out,
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "summary": summary, "failed_total": failed,
-                "ok": problems.is_empty(), "problems": problems,
-            }))?
+            format,
+            &[crate::output::main("key"), crate::output::main("value")],
+            &crate::output::flatten(&document),
         )?,
-        _ => {
+        Format::Table | Format::Wide => {
             print_once_summary(out, &summary, failed)?;
             match problems.as_slice() {
                 [] => writeln!(out, "result: ok")?,

@@ -74,7 +74,7 @@ pub(super) async fn plan(
             let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
         }
         let plan = result?;
-        if format == Format::Table {
+        if format.is_table() {
             writeln!(
                 out,
                 "note: no database at {} yet: planned as the first run will find it (empty)",
@@ -242,7 +242,7 @@ pub(super) async fn inactive(
             else {
                 continue;
             };
-            if format != Format::Json && format != Format::Csv {
+            if format.is_table() {
                 writeln!(out, "connector {}: the last-login export says", c.name)?;
             }
             let plan = crate::preview::Plan {

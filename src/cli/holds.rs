@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::open_existing;
 use crate::config::{Config, hold_stages};
-use crate::output::{Format, emit};
+use crate::output::{Format, extra, main};
 
 /// `offboard hold list`.
 pub(super) async fn list(
@@ -16,24 +16,18 @@ pub(super) async fn list(
 ) -> anyhow::Result<i32> {
     let store = open_existing(config).await?;
     let holds = store.holds().await?;
-    let rows: Vec<Vec<String>> = holds
-        .iter()
-        .map(|h| {
-            vec![
-                h.employee_id.clone(),
-                h.reason.clone(),
-                h.until.clone().unwrap_or_default(),
-                h.source.clone(),
-                h.created_by.clone(),
-                h.created_at.clone(),
-            ]
-        })
-        .collect();
-    emit(
+    crate::output::list(
         out,
         format,
-        &["employee", "reason", "until", "source", "by", "since"],
-        &rows,
+        &[
+            extra("id"),
+            main("employee_id"),
+            main("reason"),
+            main("until"),
+            main("source"),
+            main("created_by"),
+            main("created_at"),
+        ],
         &holds,
     )?;
     Ok(0)

@@ -41,6 +41,9 @@ pub struct Cli {
     /// Debug detail in the log (overrides `log.level`).
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Tables and CSV without their header row (for scripts).
+    #[arg(long, global = true)]
+    pub no_headers: bool,
     /// Who runs an operator command (recorded in the audit log); default $SUDO_USER, else $USER.
     /// approve, reject, retry, cancel, enqueue and import refuse to run when none is known.
     #[arg(long, global = true)]
@@ -59,7 +62,13 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         /// Summary format for --once.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Checks the config: prints "ok" or every problem (exit 1).
@@ -104,7 +113,13 @@ pub enum Command {
     /// The queue by state and connector, the oldest due removal, failures, rehires after removal.
     Status {
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Lists removals.
@@ -119,7 +134,13 @@ pub enum Command {
         #[arg(long)]
         employee: Option<String>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Connector states: list them, or pause and resume one (an operator's act, audited). A
@@ -140,7 +161,13 @@ pub enum Command {
         #[arg(long)]
         plan: bool,
         /// Output format (of --plan).
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Legal holds: while a person is on hold, their removals' deletions wait (access is still
@@ -156,7 +183,13 @@ pub enum Command {
         #[arg(long)]
         batch: Option<i64>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Puts a failed (or planned) removal, or every failed one, back in the queue.
@@ -192,7 +225,13 @@ pub enum Command {
     /// same person and effective date is not taken (nor held) again.
     Rejected {
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Lifts the rejection of a person's rejected termination: the next feed or push that reports it
@@ -207,7 +246,13 @@ pub enum Command {
         #[arg(long)]
         resolve: bool,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Cancels a pending, held, failed or planned removal.
@@ -243,7 +288,13 @@ pub enum Command {
         #[arg(long)]
         connector: Option<String>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// The evidence record of one leaver for an auditor: termination, each app's removal with its
@@ -271,7 +322,13 @@ pub enum Command {
         #[arg(long)]
         since: Option<String>,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
 }
@@ -282,7 +339,13 @@ pub enum ConnectorAction {
     /// The connectors that are quarantined or paused, with why and since when.
     List {
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Stops claiming the connector's removals (they wait, attempts untouched) until `resume`.
@@ -306,7 +369,13 @@ pub enum HoldAction {
     /// The holds in force: person, reason, until, who placed it and when.
     List {
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(
+            long,
+            short = 'o',
+            visible_alias = "output",
+            value_enum,
+            default_value_t
+        )]
         format: Format,
     },
     /// Places a legal hold on a person: the deleting stages of their removals wait until it ends.
@@ -431,16 +500,7 @@ fn operator(actor: &Option<String>, command: &str) -> anyhow::Result<String> {
 pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<i32> {
     let actor = actor(cli.actor.as_deref());
     let mut out = std::io::stdout().lock();
-    if let Command::Status {
-        format: Format::Csv,
-    }
-    | Command::Run {
-        format: Format::Csv,
-        ..
-    } = cli.command
-    {
-        anyhow::bail!("--format csv is not available for this command; use table or json");
-    }
+    crate::output::set_headers(!cli.no_headers);
     // A connector name that is not configured is a typo, not an empty result.
     let named = match &cli.command {
         Command::Removals { connector, .. }

@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::open_existing;
 use crate::config::Config;
-use crate::output::{Format, emit};
+use crate::output::{Format, extra, list, main};
 use crate::store::batches;
 use crate::store::queue::{RemovalFilter, RetrySelection};
 
@@ -34,39 +34,23 @@ pub(super) async fn removals(
 ) -> anyhow::Result<i32> {
     let store = open_existing(config).await?;
     let rows = store.removals(filter).await?;
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                r.employee_id.clone(),
-                r.connector.clone(),
-                r.stage.clone(),
-                r.account.clone().unwrap_or_default(),
-                r.state.clone(),
-                r.due_at.clone(),
-                r.attempts.to_string(),
-                r.outcome.clone().unwrap_or_default(),
-                r.last_error.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    emit(
+    list(
         out,
         format,
         &[
-            "id",
-            "employee",
-            "connector",
-            "stage",
-            "account",
-            "state",
-            "due_at",
-            "attempts",
-            "outcome",
-            "last_error",
+            main("id"),
+            main("employee_id"),
+            main("connector"),
+            main("stage"),
+            main("account"),
+            main("state"),
+            main("due_at"),
+            main("attempts"),
+            main("outcome"),
+            main("last_error"),
+            extra("effective_at"),
+            extra("finished_at"),
         ],
-        &table,
         &rows,
     )?;
     Ok(0)
@@ -81,34 +65,18 @@ pub(super) async fn rejects(
 ) -> anyhow::Result<i32> {
     let store = open_existing(config).await?;
     let rows = store.rejected_rows(batch).await?;
-    let opt = |v: &Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.batch_id.to_string(),
-                r.received_at.clone(),
-                r.source.clone(),
-                r.row.to_string(),
-                opt(&r.line),
-                r.field.clone().unwrap_or_default(),
-                r.reason.clone(),
-            ]
-        })
-        .collect();
-    emit(
+    list(
         out,
         format,
         &[
-            "batch",
-            "received_at",
-            "source",
-            "row",
-            "line",
-            "field",
-            "reason",
+            main("batch_id"),
+            main("received_at"),
+            main("source"),
+            main("row"),
+            main("line"),
+            main("field"),
+            main("reason"),
         ],
-        &table,
         &rows,
     )?;
     Ok(0)
@@ -187,31 +155,17 @@ pub(super) async fn connector_states(
 ) -> anyhow::Result<i32> {
     let store = open_existing(config).await?;
     let rows = store.connector_states().await?;
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|s| {
-            vec![
-                s.connector.clone(),
-                s.state.clone(),
-                s.since.clone(),
-                s.probes.to_string(),
-                s.next_probe_at.clone().unwrap_or_default(),
-                s.reason.clone(),
-            ]
-        })
-        .collect();
-    emit(
+    list(
         out,
         format,
         &[
-            "connector",
-            "state",
-            "since",
-            "failed_probes",
-            "next_probe_at",
-            "reason",
+            main("connector"),
+            main("state"),
+            main("since"),
+            main("probes"),
+            main("next_probe_at"),
+            main("reason"),
         ],
-        &table,
         &rows,
     )?;
     Ok(0)
@@ -265,29 +219,17 @@ pub(super) async fn rejected(
 ) -> anyhow::Result<i32> {
     let store = open_existing(config).await?;
     let rows = store.rejected_terminations().await?;
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.employee_id.clone(),
-                r.effective_at.clone(),
-                r.batch_id.to_string(),
-                r.rejected_by.clone().unwrap_or_default(),
-                r.rejected_at.clone(),
-            ]
-        })
-        .collect();
-    emit(
+    list(
         out,
         format,
         &[
-            "employee",
-            "effective_at",
-            "batch",
-            "rejected_by",
-            "rejected_at",
+            extra("termination_id"),
+            main("employee_id"),
+            main("effective_at"),
+            main("batch_id"),
+            main("rejected_by"),
+            main("rejected_at"),
         ],
-        &table,
         &rows,
     )?;
     Ok(0)
