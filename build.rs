@@ -1,6 +1,7 @@
 //! Rebuilds the crate when a migration is added or changed: `sqlx::migrate!` embeds the `migrations/`
-//! directory at compile time, and cargo does not watch it by itself.
+//! and `migrations_postgres/` directories at compile time, and cargo does not watch them by itself.
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations_postgres");
 }
