@@ -268,6 +268,68 @@ mod real_server {
             .unwrap_or_default()
     }
 
+    /// With `reactivate_on_rehire`, a rehire between stages gives the account back: deactivated on the
+    /// leave date, active again after the rehire, and the deletion never runs.
+    #[tokio::test]
+    async fn a_rehire_after_the_deactivation_reactivates_the_account() {
+        let server = ScimServer::start().await;
+        let ann = server
+            .create(json!({"userName": "ann", "active": true}))
+            .await;
+        let dir = server.workspace(
+            "account = \"{username}\"\nreactivate_on_rehire = true\n\n[[connector.stage]]\naction = \"deactivate\"\nafter = \"0d\"\n\n\
+             [[connector.stage]]\naction = \"delete\"\nafter = \"30d\"\n",
+        );
+        let text = std::fs::read_to_string(dir.path().join("offboard.toml")).unwrap();
+        let t = TestApp::in_dir(dir, &text).await;
+        let today = t.clock.now().format("%Y-%m-%d");
+        t.write_feed(&format!("e1,ann@example.org,ann,,Ann,{today},Terminated\n"));
+        t.poll().await;
+        t.drain().await;
+        assert_eq!(server.get(&ann).await.unwrap()["active"], false);
+
+        t.write_feed(&format!("e1,ann@example.org,ann,,Ann,{today},Active\n"));
+        let s = t.poll().await;
+        assert_eq!((s.rescinded, s.reactivations), (1, 1), "{s:?}");
+        t.drain().await;
+        assert_eq!(
+            server.get(&ann).await.unwrap()["active"],
+            true,
+            "access given back"
+        );
+        t.advance(Duration::from_secs(31 * 86_400));
+        t.drain().await;
+        assert!(server.get(&ann).await.is_some(), "the deletion never runs");
+        let mut stages: Vec<(String, String, Option<String>)> = t
+            .removals()
+            .await
+            .into_iter()
+            .map(|r| (r.stage, r.state, r.outcome))
+            .collect();
+        stages.sort();
+        assert_eq!(
+            stages,
+            [
+                (
+                    "deactivate".into(),
+                    "done".into(),
+                    Some("deactivated".into())
+                ),
+                (
+                    "delete".into(),
+                    "cancelled".into(),
+                    Some("cancelled".into())
+                ),
+                (
+                    "reactivate".into(),
+                    "done".into(),
+                    Some("reactivated".into())
+                ),
+            ]
+        );
+        assert_eq!(t.events("reactivation_planned").await.len(), 1);
+    }
+
     /// Inactive accounts on a real SCIM server: the app's last-login export is read; the account unused
     /// for over 180 days is deactivated, the one in use is not, a row without a last login is rejected,
     /// and reading the same export again changes nothing.

@@ -38,6 +38,12 @@ pub(crate) trait KindConfig: Sized {
     /// The actions a `[[connector.stage]]` of this connector may name, in the order stages may run them.
     fn stage_actions(&self) -> Vec<&'static str>;
 
+    /// Whether a rehire after this connector deactivated the account makes it active again (a
+    /// `reactivate` removal); off unless the kind offers it and the connector turns it on.
+    fn reactivates(&self) -> bool {
+        false
+    }
+
     /// Whether the connector's removal without stages deletes the account (and with it the person's
     /// data): a legal hold makes such a removal wait.
     fn deletes(&self) -> bool;
@@ -164,6 +170,13 @@ macro_rules! connector_kinds {
             pub fn stage_actions(&self) -> Vec<&'static str> {
                 match self {
                     $(Self::$variant(c) => $crate::connectors::KindConfig::stage_actions(c),)+
+                }
+            }
+
+            /// Whether a rehire reactivates a deactivated account (`KindConfig::reactivates`).
+            pub fn reactivates(&self) -> bool {
+                match self {
+                    $(Self::$variant(c) => $crate::connectors::KindConfig::reactivates(c),)+
                 }
             }
 

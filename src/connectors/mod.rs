@@ -139,6 +139,9 @@ pub enum RemovalOutcome {
     /// The account is gone, and an earlier attempt of this removal had sent the call that removes
     /// it but lost the answer (a reset, a timeout, a kill): most likely that call removed it.
     RemovedUnconfirmed,
+    /// The account, deactivated by an earlier stage, was made active again (a rehire, with the
+    /// connector's `reactivate_on_rehire`).
+    Reactivated,
 }
 
 impl RemovalOutcome {
@@ -149,9 +152,14 @@ impl RemovalOutcome {
             Self::Deactivated => "deactivated",
             Self::AlreadyAbsent => "already_absent",
             Self::RemovedUnconfirmed => "removed_unconfirmed",
+            Self::Reactivated => "reactivated",
         }
     }
 }
+
+/// The stage of a removal that gives access back: made by a rehire after a deactivation, on a connector
+/// whose kind can (`KindConfig::reactivates`).
+pub const REACTIVATE: &str = "reactivate";
 
 /// A vendor connector (design §3). `resolve` only reads; `remove` acts and must be idempotent.
 ///

@@ -401,6 +401,31 @@ impl Ingest {
         on_tx!(self.tx, ingest::done_connectors(termination_id))
     }
 
+    /// The connectors on which a termination's account was deactivated and not deleted since:
+    /// (connector, account).
+    pub async fn deactivated(
+        &mut self,
+        termination_id: i64,
+    ) -> Result<Vec<(String, Option<String>)>, Error> {
+        on_tx!(self.tx, ingest::deactivated(termination_id))
+    }
+
+    /// Queues the reactivation of a rehired person's deactivated account on `connector` (stage
+    /// `reactivate`, due now); its id, or `None` when one exists already.
+    pub async fn add_reactivation(
+        &mut self,
+        termination_id: i64,
+        connector: &str,
+        account: Option<&str>,
+        batch_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, Error> {
+        on_tx!(
+            self.tx,
+            ingest::add_reactivation(termination_id, connector, account, batch_id, now)
+        )
+    }
+
     /// Every removal of a termination: connector, stage, state, due time and account, in connector
     /// and stage order.
     pub async fn removals_of(

@@ -83,6 +83,8 @@ pub struct Claimed {
     pub connector: String,
     /// The stage's action ("" for a connector without stages).
     pub stage: String,
+    /// The stage's place in its connector's list (0: the one that removes access).
+    pub stage_index: i64,
     /// The account key, if the template could be rendered.
     pub account: Option<String>,
     /// This attempt's number (the fence).

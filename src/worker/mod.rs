@@ -564,6 +564,13 @@ impl Workers {
                     remote_id: None,
                 };
             }
+            // A rehired person's account to give back is gone: a human must restore their access.
+            Ok(Resolution::NotFound) if claim.stage == crate::connectors::REACTIVATE => {
+                return Completion::Failed {
+                    error: "the account to reactivate is gone: restore the person's access by hand"
+                        .into(),
+                };
+            }
             Ok(Resolution::NotFound) => {
                 return Completion::Done {
                     outcome: RemovalOutcome::AlreadyAbsent.as_str().into(),
@@ -590,13 +597,17 @@ impl Workers {
                 reason: format!("excluded: never_remove matches {pattern}"),
             };
         }
-        // The HR record may have changed since the claim: never act on a rescinded termination.
-        let checked = self
-            .store
-            .termination_is_active(claim.termination_id)
-            .await
-            .map_err(|e| (e, "re-checking the termination failed"))
-            .map(|active| (!active).then_some("rescinded before the call"));
+        // The HR record may have changed since the claim: never act on a rescinded termination (a
+        // reactivation exists because of the rescind).
+        let checked = if claim.stage == crate::connectors::REACTIVATE {
+            Ok(None)
+        } else {
+            self.store
+                .termination_is_active(claim.termination_id)
+                .await
+                .map_err(|e| (e, "re-checking the termination failed"))
+                .map(|active| (!active).then_some("rescinded before the call"))
+        };
         // Then the account is bound before the call that acts (unless an earlier attempt did).
         let checked = match (checked, &claim.bound) {
             (Ok(None), None) => {
@@ -661,7 +672,8 @@ impl Workers {
             (_, Completion::Cancelled { .. }) => AttemptResult::Cancelled,
         };
         self.metrics.attempt(&claim.connector, result);
-        if result == AttemptResult::Done {
+        // Time to revoke is the first stage's: a later deletion or a reactivation is not.
+        if result == AttemptResult::Done && claim.stage_index == 0 {
             let seconds =
                 (self.clock.now() - claim.effective_at).num_milliseconds() as f64 / 1000.0;
             self.metrics.time_to_revoke(&claim.connector, seconds);

@@ -36,6 +36,8 @@ pub struct ScimConfig {
     pub entitlements_path: String,
     /// Limit for one whole HTTP request.
     pub timeout: Duration,
+    /// A rehire after this connector deactivated the account makes it active again (PATCH active=true).
+    pub reactivate_on_rehire: bool,
 }
 
 /// How a scim connector authenticates.
@@ -120,6 +122,7 @@ pub(crate) struct RawScim {
     actions: Option<Vec<String>>,
     entitlements_path: Option<String>,
     timeout: Option<String>,
+    reactivate_on_rehire: Option<bool>,
 }
 
 /// The scim `auth` table as serde reads it.
@@ -231,6 +234,7 @@ impl KindConfig for ScimConfig {
             actions,
             entitlements_path,
             timeout,
+            reactivate_on_rehire: raw.reactivate_on_rehire.unwrap_or(false),
         })
     }
 
@@ -240,6 +244,10 @@ impl KindConfig for ScimConfig {
 
     fn deletes(&self) -> bool {
         self.actions.contains(&ScimAction::Delete)
+    }
+
+    fn reactivates(&self) -> bool {
+        self.reactivate_on_rehire
     }
 
     fn limit_scope(&self) -> Option<String> {

@@ -426,6 +426,15 @@ impl ScimConnector {
         target: &Target,
         account: &RemoteAccount,
     ) -> Result<RemovalOutcome, ConnectorError> {
+        if target.stage == super::REACTIVATE {
+            return match self.set_active(target, &account.id, true).await? {
+                Step::Gone => Err(ConnectorError::new(
+                    Fault::Unsendable,
+                    "the account to reactivate is gone: restore access by hand".to_string(),
+                )),
+                Step::Done | Step::Skipped => Ok(RemovalOutcome::Reactivated),
+            };
+        }
         let actions = &self.actions_for(target);
         let goal = if actions.contains(&ScimAction::Delete) {
             RemovalOutcome::Removed
@@ -460,10 +469,20 @@ impl ScimConnector {
     }
 
     async fn deactivate(&self, target: &Target, id: &str) -> Result<Step, ConnectorError> {
+        self.set_active(target, id, false).await
+    }
+
+    /// PATCH `replace active` to `active`; the answer's user, when there is one, must say so.
+    async fn set_active(
+        &self,
+        target: &Target,
+        id: &str,
+        active: bool,
+    ) -> Result<Step, ConnectorError> {
         const OP: &str = "PATCH /Users/{id} active";
         let body = json!({
             "schemas": [PATCH_OP_SCHEMA],
-            "Operations": [{"op": "replace", "path": "active", "value": false}],
+            "Operations": [{"op": "replace", "path": "active", "value": active}],
         });
         let url = self.user_url(id)?;
         let response = self
@@ -474,13 +493,14 @@ impl ScimConnector {
             207 => Err(partial(OP)),
             200..=299 => {
                 if let Some(user) = read_optional_resource(&response, OP)?
-                    && attr(&user, "active").and_then(parse_bool) == Some(true)
+                    && attr(&user, "active").and_then(parse_bool) == Some(!active)
                 {
                     return Err(ConnectorError::new(
                         Fault::NotApplied,
                         format!(
-                            "{OP}: HTTP {} but the user is still active",
-                            response.status
+                            "{OP}: HTTP {} but the user is still {}",
+                            response.status,
+                            if active { "inactive" } else { "active" }
                         ),
                     ));
                 }
@@ -989,6 +1009,7 @@ mod tests {
                 actions,
                 entitlements_path: path.into(),
                 timeout: Duration::from_secs(1),
+                reactivate_on_rehire: false,
             },
             std::sync::Arc::new(Limiter::unlimited()),
             Clock::system(),

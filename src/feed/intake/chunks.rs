@@ -378,6 +378,11 @@ impl Rescinded<'_> {
             lines.push(line(Some(connector), "cancelled", Some(note)));
         }
         summary.removals_cancelled += cancelled.len() as u64;
+        for (connector, account) in ingest.deactivated(termination_id).await? {
+            summary
+                .deactivated
+                .push((termination_id, employee_id.to_string(), connector, account));
+        }
         let done = ingest.done_connectors(termination_id).await?;
         if !done.is_empty() {
             summary.rehired_after_removal += 1;

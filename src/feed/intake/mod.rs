@@ -122,6 +122,12 @@ pub struct BatchSummary {
     pub excluded: u64,
     /// People rehired after at least one removal was already done.
     pub rehired_after_removal: u64,
+    /// Accounts a rehire gives back: reactivations queued (connectors with `reactivate_on_rehire`).
+    pub reactivations: u64,
+    /// The rescinded terminations with a deactivated account, found while the batch is applied:
+    /// (termination, employee, connector, account); queued once every chunk is written.
+    #[serde(skip)]
+    pub deactivated: Vec<(i64, String, String, Option<String>)>,
     /// Whether the mass-removal guard held the batch for approval.
     pub held: bool,
     /// The guard's limit for this batch.
@@ -516,6 +522,42 @@ async fn ingest_in(
                 {
                     summary.replanned += 1;
                 }
+            }
+        }
+    }
+
+    // A rehire gives back what a deactivation took, on connectors that reactivate: a removal of its
+    // own (stage `reactivate`), queued now that every chunk's ids are taken.
+    if let Planning::Connectors(connectors) = &planning {
+        for (termination_id, employee, connector, account) in
+            std::mem::take(&mut summary.deactivated)
+        {
+            if !connectors
+                .iter()
+                .any(|c| c.name == connector && c.kind.reactivates())
+            {
+                continue;
+            }
+            if let Some(id) = ingest
+                .add_reactivation(
+                    termination_id,
+                    &connector,
+                    account.as_deref(),
+                    batch_id,
+                    now,
+                )
+                .await?
+            {
+                summary.reactivations += 1;
+                chain.push(
+                    now,
+                    Entry::daemon("reactivation_planned")
+                        .employee(&employee)
+                        .connector(&connector)
+                        .removal(id)
+                        .batch(batch_id)
+                        .detail(json!({"termination_id": termination_id, "to": "pending", "reason": "rehired after deactivation"})),
+                );
             }
         }
     }

@@ -206,6 +206,50 @@ pub(in crate::store) async fn removals_of(
     .await
 }
 
+/// The connectors on which a termination's account was deactivated and not deleted since.
+pub(in crate::store) async fn deactivated(
+    tx: &mut Tx,
+    termination_id: i64,
+) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT DISTINCT r.connector, r.account FROM removals r \
+         WHERE r.termination_id = $1 AND r.state = 'done' AND r.outcome = 'deactivated' \
+           AND NOT EXISTS (SELECT 1 FROM removals d WHERE d.termination_id = r.termination_id \
+                           AND d.connector = r.connector AND d.state = 'done' \
+                           AND d.outcome IN ('removed', 'removed_unconfirmed')) \
+         ORDER BY r.connector",
+    )
+    .bind(termination_id)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Queues a reactivation (stage `reactivate`, after every stage, due now) with the next id; `None`
+/// when the termination has one on the connector already.
+pub(in crate::store) async fn add_reactivation(
+    tx: &mut Tx,
+    termination_id: i64,
+    connector: &str,
+    account: Option<&str>,
+    batch_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO removals (id, termination_id, connector, stage, stage_index, account, state, due_at, \
+                               batch_id, created_at, updated_at) \
+         SELECT COALESCE(MAX(id), 0) + 1, $1, $2, 'reactivate', 1000, $3, 'pending', $4, $5, $4, $4 \
+         FROM removals WHERE true \
+         ON CONFLICT (termination_id, connector, stage) DO NOTHING RETURNING id",
+    )
+    .bind(termination_id)
+    .bind(connector)
+    .bind(account)
+    .bind(ts(now))
+    .bind(batch_id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
 /// Stores what a batch did.
 pub(in crate::store) async fn set_counts(
     tx: &mut Tx,

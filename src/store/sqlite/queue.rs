@@ -21,7 +21,7 @@ const CLAIM_SQL: &str = "UPDATE removals SET state = 'running', attempts = attem
      lease_expires_at = ?2, updated_at = ?3 \
      WHERE id IN (SELECT id FROM removals WHERE state = 'pending' AND due_at <= ?6 AND connector = ?4 \
                   ORDER BY due_at, id LIMIT ?5) \
-     RETURNING id, termination_id, connector, stage, account, attempts, retry_base, credential_refusals, due_at, \
+     RETURNING id, termination_id, connector, stage, stage_index, account, attempts, retry_base, credential_refusals, due_at, \
        remote_id, bound_key, remove_sent_at, \
        (SELECT json_object('effective_at', t.effective_at, 'employee_id', p.employee_id, 'email', p.email, \
                            'username', p.username, 'upn', p.upn, 'display_name', p.display_name, \
