@@ -327,3 +327,42 @@ async fn inactive_accounts_go_through_the_guard_and_never_remove() {
     let held = t.app.store.held_batches().await.unwrap();
     assert_eq!(held.len(), 1);
 }
+
+#[tokio::test]
+async fn a_json_export_in_the_shape_of_a_scim_list_is_read_with_pointers() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::write_script(dir.path(), "remove.sh", LOGS);
+    std::fs::write(dir.path().join("feed.csv"), crate::helpers::HEADER).unwrap();
+    let connector = "[[connector]]\nname = \"app\"\nkind = \"exec\"\nprogram = \"remove.sh\"\n\n\
+        [connector.inactive]\nafter = \"90d\"\npath = \"users.json\"\naccount_column = \"userName\"\n\
+        last_login_column = \"/meta/lastLogin\"\n";
+    let t = TestApp::in_dir(dir, &crate::helpers::config_text(connector)).await;
+    let day = |days: i64| (t.clock.now() - chrono::Duration::days(days)).to_rfc3339();
+    std::fs::write(
+        t.path("users.json"),
+        serde_json::json!({"Resources": [
+            {"userName": "old@example.org", "meta": {"lastLogin": day(120)}},
+            {"userName": "new@example.org", "meta": {"lastLogin": day(3)}},
+            {"userName": "never@example.org", "meta": {}},
+            {"userName": ["not", "a", "string"], "meta": {"lastLogin": day(120)}},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    offboard::app::scan_inactive(&t.app.store, &t.app.config, t.clock.now()).await;
+    let removals = t.removals().await;
+    assert_eq!(removals.len(), 1, "{removals:?}");
+    assert_eq!(removals[0].employee_id, "inactive:app:old@example.org");
+    let rejects = t.app.store.rejected_rows(None).await.unwrap();
+    let faults: Vec<(i64, Option<String>, String)> = rejects
+        .iter()
+        .map(|r| (r.row, r.field.clone(), r.reason.clone()))
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            (3, Some("last_login".into()), "missing".into()),
+            (4, Some("account".into()), "wrong_type".into()),
+        ]
+    );
+}

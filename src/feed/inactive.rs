@@ -1,4 +1,5 @@
-//! Inactive accounts: an app's last-login export (`[connector.inactive]`), read like a feed. An
+//! Inactive accounts: an app's last-login export (`[connector.inactive]`: CSV, or JSON when the file
+//! ends in `.json`), read like a feed. An
 //! account unused for longer than the connector's `after` becomes a leaver of its own (employee id
 //! `inactive:CONNECTOR:ACCOUNT`, termination source `inactive`, effective when it became inactive:
 //! the last login plus `after`), through the same intake, guard, `never_remove`, plan, approval and
@@ -17,6 +18,59 @@ use crate::store::Store;
 /// The employee id an inactive account is a leaver under.
 pub fn employee_id(connector: &str, account: &str) -> String {
     format!("inactive:{connector}:{account}")
+}
+
+/// One record of an export: its number, its line (CSV), and the value of each asked column or why not.
+type ExportRow = (u64, Option<u64>, Vec<Result<String, Reason>>);
+
+/// The records of a JSON export: an array of objects, or a SCIM list (`{"Resources": [...]}`); each
+/// column is a key of the record, or a JSON pointer into it when it starts with `/` (e.g.
+/// `/meta/lastLogin`). A string is trimmed, a number taken as written; absent, null or blank is
+/// missing.
+fn json_records(bytes: &[u8], columns: &[&str]) -> Result<Vec<ExportRow>, String> {
+    let document: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let items = match &document {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Object(o) => match o.get("Resources") {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => {
+                return Err(
+                    "expected an array of records or a SCIM list with \"Resources\"".into(),
+                );
+            }
+        },
+        _ => return Err("expected an array of records or a SCIM list with \"Resources\"".into()),
+    };
+    Ok(items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let values = columns
+                .iter()
+                .map(|column| {
+                    let value = if column.starts_with('/') {
+                        item.pointer(column)
+                    } else {
+                        item.get(*column)
+                    };
+                    match value {
+                        None | Some(serde_json::Value::Null) => Err(Reason::Missing),
+                        Some(serde_json::Value::String(v)) if v.trim().is_empty() => {
+                            Err(Reason::Missing)
+                        }
+                        Some(serde_json::Value::String(v)) if v.chars().any(char::is_control) => {
+                            Err(Reason::ControlChar)
+                        }
+                        Some(serde_json::Value::String(v)) => Ok(v.trim().to_string()),
+                        Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+                        Some(_) => Err(Reason::WrongType),
+                    }
+                })
+                .collect();
+            (i as u64 + 1, None, values)
+        })
+        .collect())
 }
 
 /// The scan of one connector's export, as a batch and the accounts its records stand for.
@@ -40,16 +94,28 @@ fn read(
             connector.name
         )
     })?;
-    let values = crate::feed::csv::read_columns(
-        &bytes,
-        &[&inactive.account_column, &inactive.last_login_column],
-    )
-    .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let columns = [
+        inactive.account_column.as_str(),
+        inactive.last_login_column.as_str(),
+    ];
+    let json = inactive
+        .path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let values: Vec<ExportRow> = if json {
+        json_records(&bytes, &columns).map_err(|e| anyhow::anyhow!("{path}: {e}"))?
+    } else {
+        crate::feed::csv::read_columns(&bytes, &columns)
+            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?
+            .into_iter()
+            .map(|ColumnValues { row, line, values }| (row, Some(line), values))
+            .collect()
+    };
     let after = chrono::Duration::from_std(inactive.after)?;
     let mut seen = std::collections::HashSet::new();
     let mut accounts = Vec::with_capacity(values.len());
     let mut records = Vec::with_capacity(values.len());
-    for ColumnValues { row, line, values } in values {
+    for (row, line, values) in values {
         let mut faults = Vec::new();
         let account = match &values[0] {
             Ok(a) => Some(a.clone()),
@@ -105,11 +171,7 @@ fn read(
                 Err(faults)
             }
         };
-        records.push(Record {
-            row,
-            line: Some(line),
-            result,
-        });
+        records.push(Record { row, line, result });
     }
     Ok(Scan {
         batch: Batch {
