@@ -593,3 +593,54 @@ async fn behind_a_proxy_only_its_addresses_name_the_person_and_four_eyes_holds()
     let _ = stop.send(true);
     running.join.await.unwrap().unwrap();
 }
+
+/// The time-to-revoke page serves figures the console read in the background (so a large database
+/// never makes it wait), and the overview lists legal holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_to_revoke_is_read_ahead_and_the_overview_lists_legal_holds() {
+    let proxied = "[console]\nlisten = \"127.0.0.1:0\"\nauth = \"proxy\"\ntrusted_proxies = [\"127.0.0.1\"]\nviewers = [\"*\"]\n";
+    let t = daemon(proxied).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = t.app.clone().start(stopped).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", running.console_addr.unwrap().port());
+    let http = reqwest::Client::new();
+    let page = |path: &'static str| {
+        let request = http
+            .get(format!("{base}{path}"))
+            .header("X-Forwarded-User", "zoe");
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let asked_at = t.clock.now();
+    let revoke = page("/revoke").await;
+    let as_of = revoke
+        .split("as of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no 'as of' time: {revoke}"));
+    assert!(
+        as_of < asked_at,
+        "read before it was asked for: as of {as_of}, asked at {asked_at}"
+    );
+
+    let stages = offboard::config::hold_stages(&t.app.config.connectors);
+    t.app
+        .store
+        .hold_add(
+            "e2",
+            "matter 7",
+            None,
+            "cli",
+            &stages,
+            "legal",
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    let overview = page("/").await;
+    assert!(overview.contains("Legal holds (1)"), "{overview}");
+    assert!(overview.contains("matter 7"), "{overview}");
+    stop.send(true).unwrap();
+    running.join.await.unwrap().unwrap();
+}
