@@ -282,6 +282,38 @@ async fn the_feed_places_and_lifts_a_hold_through_an_attribute() {
         [pair("deactivate", "done"), pair("delete", "done")]
     );
 
+    // An operator's enqueue of the same person carries no attribute: it lifts nothing.
+    let batch = offboard::feed::intake::Batch {
+        source: offboard::feed::intake::BatchSource::Cli,
+        source_ref: None,
+        actor: "ops".into(),
+        content_sha256: None,
+        records: vec![offboard::feed::intake::Record {
+            row: 1,
+            line: None,
+            result: Ok(offboard::domain::FeedRow {
+                person: offboard::domain::Person {
+                    employee_id: "e5".into(),
+                    email: Some("e5@example.org".into()),
+                    ..Default::default()
+                },
+                status: offboard::domain::HrStatus::Terminated {
+                    effective_at: t.clock.now(),
+                },
+            }),
+        }],
+    };
+    offboard::feed::intake::ingest(
+        &t.app.store,
+        &t.app.config.connectors,
+        &t.app.config.safety,
+        batch,
+        t.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.app.store.holds().await.unwrap().len(), 1, "still held");
+
     // The feed clears the attribute: the hold ends and the deletion runs.
     feed("");
     t.poll().await;

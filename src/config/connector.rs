@@ -91,12 +91,17 @@ pub fn hold_stages(connectors: &[ConnectorConfig]) -> Vec<(String, Vec<String>)>
     connectors
         .iter()
         .map(|c| {
-            let stages = c
+            let mut stages: Vec<String> = c
                 .stages
                 .iter()
                 .filter(|s| c.destructive(&s.action))
                 .map(|s| s.action.clone())
                 .collect();
+            // Removals queued before the connector had stages are of stage "": held too when the
+            // connector's own removal deletes.
+            if c.kind.deletes() && !stages.iter().any(String::is_empty) {
+                stages.push(String::new());
+            }
             (c.name.clone(), stages)
         })
         .collect()

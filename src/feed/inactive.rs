@@ -154,7 +154,9 @@ fn read(
                     ..Person::default()
                 };
                 accounts.push(account);
-                let became_inactive = last_login + after;
+                let became_inactive = last_login
+                    .checked_add_signed(after)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 Ok(FeedRow {
                     person,
                     status: if became_inactive <= now {

@@ -114,8 +114,10 @@ impl Store {
         }
         let mut chain = Chain::start(&mut tx).await?;
         for employee_id in &people {
-            on_tx!(tx, holds::release(employee_id, audit::DAEMON, now))?;
-            release(&mut tx, &mut chain, employee_id, audit::DAEMON, now).await?;
+            // Another replica may have released it meanwhile: audit only what this one did.
+            if on_tx!(tx, holds::release(employee_id, audit::DAEMON, now))? > 0 {
+                release(&mut tx, &mut chain, employee_id, audit::DAEMON, now).await?;
+            }
         }
         chain.write(&mut tx).await?;
         tx.announce_work().await?;
@@ -138,9 +140,23 @@ pub async fn sync_feed_holds(
     now: DateTime<Utc>,
 ) -> anyhow::Result<(usize, usize)> {
     const FEED: &str = "feed";
+    // A hold whose `until` has passed ends first (as the daemon would end it), so the feed can place
+    // its own where it still flags the person.
+    for employee_id in on_tx!(tx, holds::expired(now))? {
+        if on_tx!(tx, holds::release(&employee_id, audit::DAEMON, now))? > 0 {
+            release(tx, chain, &employee_id, audit::DAEMON, now).await?;
+        }
+    }
     let open = on_tx!(tx, holds::open_in_tx())?;
-    let open: std::collections::HashMap<&str, &Hold> =
-        open.iter().map(|h| (h.employee_id.as_str(), h)).collect();
+    let open: std::collections::HashMap<&str, &Hold> = open
+        .iter()
+        .filter(|h| {
+            h.until
+                .as_deref()
+                .is_none_or(|u| super::parse_ts(u).is_ok_and(|u| u > now))
+        })
+        .map(|h| (h.employee_id.as_str(), h))
+        .collect();
     let mut placed = 0;
     for employee_id in flagged.iter().filter(|e| !open.contains_key(e.as_str())) {
         let reason = format!("feed attribute {attribute}");

@@ -665,6 +665,12 @@ impl Store {
         Ok(status.as_deref() == Some("active"))
     }
 
+    /// Whether the person of a (rescinded) termination is terminated again: a reactivation must not
+    /// give a leaver their access back.
+    pub async fn terminated_again(&self, termination_id: i64) -> anyhow::Result<bool> {
+        Ok(on_pool!(self, queue::terminated_again(termination_id))?)
+    }
+
     /// Lists removals, oldest due first.
     pub async fn removals(&self, filter: &RemovalFilter) -> anyhow::Result<Vec<RemovalView>> {
         Ok(on_pool!(self, queue::list(filter))?)

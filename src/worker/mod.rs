@@ -548,6 +548,12 @@ impl Workers {
                     ),
                 };
             }
+            (Ok(Resolution::NotFound), Some(_)) if claim.stage == crate::connectors::REACTIVATE => {
+                return Completion::Failed {
+                    error: "the account to reactivate is gone: restore the person's access by hand"
+                        .into(),
+                };
+            }
             (Ok(Resolution::NotFound), Some(binding)) => {
                 return Completion::Done {
                     outcome: RemovalOutcome::RemovedUnconfirmed.as_str().into(),
@@ -600,7 +606,12 @@ impl Workers {
         // The HR record may have changed since the claim: never act on a rescinded termination (a
         // reactivation exists because of the rescind).
         let checked = if claim.stage == crate::connectors::REACTIVATE {
-            Ok(None)
+            // ...unless the person left again since: then their access stays removed.
+            self.store
+                .terminated_again(claim.termination_id)
+                .await
+                .map_err(|e| (e, "re-checking the person's terminations failed"))
+                .map(|again| again.then_some("terminated again: the account is not reactivated"))
         } else {
             self.store
                 .termination_is_active(claim.termination_id)

@@ -659,6 +659,12 @@ impl super::Connector for ScimConnector {
     }
 
     fn describe_removal(&self, target: &Target, account: &RemoteAccount) -> String {
+        if target.stage == super::REACTIVATE {
+            return format!(
+                "would reactivate (PATCH replace active=true) SCIM user {}",
+                account.id
+            );
+        }
         let steps: Vec<String> = self
             .actions_for(target)
             .iter()

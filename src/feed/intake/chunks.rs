@@ -224,14 +224,22 @@ impl<'a> Applying<'a> {
                         Planning::Connectors(connectors) => connectors,
                         Planning::Accounts { connector, .. } => std::slice::from_ref(connector),
                     };
+                    // An account's removals (import, inactivity) start at the effective time, later
+                    // stages as long after it as in the connector's list (`decide_account`).
+                    let accounts = matches!(self.planning, Planning::Accounts { .. });
                     let due: Vec<(&str, &str, DateTime<Utc>)> = connectors
                         .iter()
                         .flat_map(|c| {
                             c.stages.iter().map(move |s| {
+                                let after = if accounts {
+                                    s.after.saturating_sub(c.grace)
+                                } else {
+                                    s.after
+                                };
                                 (
                                     c.name.as_str(),
                                     s.action.as_str(),
-                                    planner::due_at(effective_at, s.after),
+                                    planner::due_at(effective_at, after),
                                 )
                             })
                         })

@@ -353,13 +353,19 @@ async fn ingest_in(
     if let (Some(attribute), Planning::Connectors(_)) = (&safety.legal_hold_attribute, &planning) {
         for &i in &slots {
             if let Ok(row) = &records[i].result {
+                // The feed maps the attribute, so a row without it (an empty cell) clears it; a
+                // push says something only when it carries the attribute; an operator's enqueue,
+                // an import or a scan never places or lifts a hold.
                 let value = row.person.attributes.get(attribute).map(String::as_str);
-                let target = if value.is_some_and(SafetyConfig::holds) {
-                    &mut flagged
-                } else {
-                    &mut cleared
-                };
-                target.push(row.person.employee_id.clone());
+                match (batch.source, value) {
+                    (BatchSource::Feed | BatchSource::Push, Some(v)) if SafetyConfig::holds(v) => {
+                        flagged.push(row.person.employee_id.clone());
+                    }
+                    (BatchSource::Feed, _) | (BatchSource::Push, Some(_)) => {
+                        cleared.push(row.person.employee_id.clone());
+                    }
+                    _ => {}
+                }
             }
         }
     }

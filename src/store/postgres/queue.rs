@@ -244,6 +244,20 @@ pub(in crate::store) async fn termination_status(
         .await
 }
 
+/// Whether the person of a termination has an active termination now (a later one, after a rescind).
+pub(in crate::store) async fn terminated_again(
+    pool: &PgPool,
+    termination_id: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM terminations a JOIN terminations t ON t.employee_id = a.employee_id \
+         WHERE t.id = $1 AND a.status = 'active')",
+    )
+    .bind(termination_id)
+    .fetch_one(pool)
+    .await
+}
+
 /// Removals as the CLI lists them, oldest due first.
 pub(in crate::store) async fn list(
     pool: &PgPool,
