@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, AuditRow};
+use crate::audit;
 use crate::checkpoint::{Checkpoint, SigningKey};
 use crate::config::Config;
 use crate::report::{self, ReportFilter, ReportRow};
@@ -77,14 +77,10 @@ pub async fn build(
     .await?;
     let last_seq = rows.iter().map(|r| r.seq).max().unwrap_or(0);
     let checkpoint = covering_checkpoint(config, last_seq)?;
-    let removal_ids = removal_ids(&rows);
     let apps: Vec<Value> = removals
         .iter()
         .map(|r| {
-            let id = removal_ids
-                .iter()
-                .find(|(connector, _)| connector == &r.connector)
-                .map(|(_, id)| *id);
+            let id = Some(r.removal_id);
             let calls: Vec<Value> = rows
                 .iter()
                 .filter(|row| row.event == "vendor_call" && id.is_some() && row.removal_id == id)
@@ -135,19 +131,6 @@ pub async fn build(
         evidence_sha256,
         signature,
     }))
-}
-
-/// Each connector's removal id, from the rows that name one.
-fn removal_ids(rows: &[AuditRow]) -> Vec<(String, i64)> {
-    let mut ids: Vec<(String, i64)> = Vec::new();
-    for row in rows {
-        if let (Some(connector), Some(id)) = (&row.connector, row.removal_id)
-            && !ids.iter().any(|(c, _)| c == connector)
-        {
-            ids.push((connector.clone(), id));
-        }
-    }
-    ids
 }
 
 /// The first checkpoint of the configured file that covers row `seq`, if any.

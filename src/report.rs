@@ -25,6 +25,8 @@ pub struct ReportFilter {
 /// One removal in the report.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReportRow {
+    /// The removal this row is about (a staged connector's first stage).
+    pub removal_id: i64,
     /// The leaver.
     pub employee_id: String,
     /// The connector.
@@ -209,6 +211,7 @@ pub async fn build(
             .remove(&(r.termination_id, r.connector.clone()))
             .map(|l| l.join("; "));
         rows.push(ReportRow {
+            removal_id: r.removal_id,
             stage: (!r.stage.is_empty()).then(|| r.stage.clone()),
             later_stages,
             employee_id: r.employee_id,
@@ -273,6 +276,7 @@ pub fn print(out: &mut impl Write, report: &Report, format: Format) -> anyhow::R
         out,
         format,
         &[
+            extra("removal_id"),
             main("employee_id"),
             main("connector"),
             extra("stage"),

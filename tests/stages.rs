@@ -106,6 +106,24 @@ async fn each_stage_is_a_removal_of_its_own_due_after_its_delay() {
     );
     assert!(row.time_to_revoke_seconds.unwrap() < 86_400, "{row:?}");
     assert_eq!(report.summary.removals, 1);
+
+    // The evidence record's removal is the first stage's, with that stage's own calls.
+    let signed = offboard::evidence::build(&t.app.store, &t.app.config, "e1", t.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let removals = signed.evidence["removals"].as_array().unwrap();
+    assert_eq!(removals.len(), 1);
+    assert_eq!(removals[0]["removal_id"], row.removal_id);
+    let first = t
+        .removals()
+        .await
+        .into_iter()
+        .find(|r| r.stage == "deactivate")
+        .unwrap();
+    assert_eq!(row.removal_id, first.id);
+    let calls = removals[0]["vendor_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "the deactivation's one call: {calls:?}");
 }
 
 #[tokio::test]

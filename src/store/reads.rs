@@ -102,6 +102,8 @@ pub struct ReportSource {
     pub received_at: String,
     /// feed, push or cli.
     pub source: String,
+    /// The removal.
+    pub removal_id: i64,
     /// The connector.
     pub connector: String,
     /// The stage's action ("" for a connector without stages).

@@ -109,8 +109,8 @@ pub(in crate::store) async fn report_sources(
     connector: Option<&str>,
 ) -> anyhow::Result<Vec<ReportSource>> {
     Ok(sqlx::query_as(
-        "SELECT t.id AS termination_id, t.employee_id, t.effective_at, b.received_at, t.source, r.connector, r.stage, \
-                r.stage_index, r.due_at, r.state, r.outcome, r.finished_at, r.remove_sent_at, r.last_error, rb.held AS batch_held \
+        "SELECT t.id AS termination_id, t.employee_id, t.effective_at, b.received_at, t.source, r.id AS removal_id, r.connector, \
+                r.stage, r.stage_index, r.due_at, r.state, r.outcome, r.finished_at, r.remove_sent_at, r.last_error, rb.held AS batch_held \
          FROM terminations t JOIN batches b ON b.id = t.batch_id \
          JOIN removals r ON r.termination_id = t.id JOIN batches rb ON rb.id = r.batch_id \
          WHERE ($1 IS NULL OR t.effective_at >= $1) AND ($2 IS NULL OR t.effective_at < $2) \
