@@ -107,17 +107,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let people = on_tx!(tx, holds::expired(now))?;
+        let mut chain = Chain::start(&mut tx).await?;
+        let people = end_expired(&mut tx, &mut chain, now).await?;
         if people.is_empty() {
             tx.rollback().await?;
             return Ok(people);
-        }
-        let mut chain = Chain::start(&mut tx).await?;
-        for employee_id in &people {
-            // Another replica may have released it meanwhile: audit only what this one did.
-            if on_tx!(tx, holds::release(employee_id, audit::DAEMON, now))? > 0 {
-                release(&mut tx, &mut chain, employee_id, audit::DAEMON, now).await?;
-            }
         }
         chain.write(&mut tx).await?;
         tx.announce_work().await?;
@@ -141,22 +135,11 @@ pub async fn sync_feed_holds(
 ) -> anyhow::Result<(usize, usize)> {
     const FEED: &str = "feed";
     // A hold whose `until` has passed ends first (as the daemon would end it), so the feed can place
-    // its own where it still flags the person.
-    for employee_id in on_tx!(tx, holds::expired(now))? {
-        if on_tx!(tx, holds::release(&employee_id, audit::DAEMON, now))? > 0 {
-            release(tx, chain, &employee_id, audit::DAEMON, now).await?;
-        }
-    }
+    // its own where it still flags the person; every open hold left is in force.
+    end_expired(tx, chain, now).await?;
     let open = on_tx!(tx, holds::open_in_tx())?;
-    let open: std::collections::HashMap<&str, &Hold> = open
-        .iter()
-        .filter(|h| {
-            h.until
-                .as_deref()
-                .is_none_or(|u| super::parse_ts(u).is_ok_and(|u| u > now))
-        })
-        .map(|h| (h.employee_id.as_str(), h))
-        .collect();
+    let open: std::collections::HashMap<&str, &Hold> =
+        open.iter().map(|h| (h.employee_id.as_str(), h)).collect();
     let mut placed = 0;
     for employee_id in flagged.iter().filter(|e| !open.contains_key(e.as_str())) {
         let reason = format!("feed attribute {attribute}");
@@ -187,6 +170,23 @@ pub async fn sync_feed_holds(
         put_on_hold(tx, chain, stages, FEED, now).await?;
     }
     Ok((placed, lifted))
+}
+
+/// In a write transaction: ends the holds whose `until` has passed (as the daemon), their removals
+/// pending again; returns the people this transaction released (another replica may have been first).
+async fn end_expired(
+    tx: &mut Tx,
+    chain: &mut Chain,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let mut released = Vec::new();
+    for employee_id in on_tx!(tx, holds::expired(now))? {
+        if on_tx!(tx, holds::release(&employee_id, audit::DAEMON, now))? > 0 {
+            release(tx, chain, &employee_id, audit::DAEMON, now).await?;
+            released.push(employee_id);
+        }
+    }
+    Ok(released)
 }
 
 /// In a write transaction: puts the pending removals of `stages` whose person is under a hold in
